@@ -1,0 +1,1 @@
+"""The HTTP API: thin routes over workflow start, query, signal, cancel and DB reads."""

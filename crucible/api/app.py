@@ -1,0 +1,62 @@
+"""The FastAPI application: ``uvicorn crucible.api.app:app`` or ``crucible api``.
+
+Clients (the Temporal client, the database engine) are built by the lifespan, once
+per process, so importing this module connects to nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+import crucible
+from crucible.api.errors import install_error_handlers
+from crucible.api.metrics import ApiMetrics, MetricsMiddleware
+from crucible.api.routes import events, health, runs
+from crucible.core.config import Settings, load_settings
+from crucible.core.db import create_engine
+from crucible.core.store import RunStore
+from crucible.core.temporal import connect
+
+DESCRIPTION = """\
+Start runs, follow their events, cancel them and send them signals.
+
+Every run's id is its Temporal workflow id, so the same id works here, in the
+`crucible` CLI and in the Temporal Web UI.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API. ``settings`` default to the environment's, read at startup."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resolved = settings or load_settings()
+        engine = create_engine(resolved.effective_database_url)
+        app.state.settings = resolved
+        app.state.store = RunStore(engine)
+        app.state.temporal = await connect(resolved, lazy=True)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Crucible",
+        version=crucible.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.metrics = ApiMetrics(CollectorRegistry())
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(runs.router)
+    app.include_router(events.router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,37 @@
+"""Dependencies of the routes, built once by the app's lifespan."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from temporalio.client import Client
+
+from crucible.api.service import RunService
+from crucible.core.config import Settings
+from crucible.core.store import RunStore
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_store(request: Request) -> RunStore:
+    store: RunStore = request.app.state.store
+    return store
+
+
+def get_temporal(request: Request) -> Client:
+    client: Client = request.app.state.temporal
+    return client
+
+
+def get_run_service(request: Request) -> RunService:
+    return RunService(get_store(request), get_temporal(request))
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[RunStore, Depends(get_store)]
+TemporalDep = Annotated[Client, Depends(get_temporal)]
+RunServiceDep = Annotated[RunService, Depends(get_run_service)]

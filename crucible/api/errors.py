@@ -1,0 +1,87 @@
+"""The one place where errors become HTTP responses.
+
+Validation errors keep FastAPI's shape, 422 ``{"detail": [{"loc", "msg", "type"}]}``;
+every other error is ``{"detail": "message"}``. An outside system that does not
+answer gives 503 naming it, never 500.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from temporalio.service import RPCError, RPCStatusCode
+
+from crucible.core.errors import (
+    DependencyUnavailableError,
+    InvalidRequestError,
+    RunClosedError,
+    RunNotFoundError,
+)
+
+log = logging.getLogger(__name__)
+
+_TEMPORAL_DOWN = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
+
+
+def _detail(status_code: int, message: str) -> JSONResponse:
+    return JSONResponse(status_code=status_code, content={"detail": message})
+
+
+def unavailable(component: str, reason: str) -> JSONResponse:
+    log.warning("%s unavailable: %s", component, reason)
+    return JSONResponse(
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        content={"detail": f"{component} is unavailable", "component": component},
+        headers={"Retry-After": "5"},
+    )
+
+
+def temporal_error(exc: RPCError) -> JSONResponse:
+    if exc.status in _TEMPORAL_DOWN:
+        return unavailable("temporal", exc.message)
+    if exc.status == RPCStatusCode.NOT_FOUND:
+        return _detail(status.HTTP_404_NOT_FOUND, exc.message)
+    log.error("Temporal rejected a request: %s (%s)", exc.message, exc.status)
+    return _detail(status.HTTP_502_BAD_GATEWAY, f"Temporal rejected the request: {exc.message}")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RunNotFoundError)
+    async def _not_found(_: Request, exc: RunNotFoundError) -> JSONResponse:
+        return _detail(status.HTTP_404_NOT_FOUND, str(exc))
+
+    @app.exception_handler(RunClosedError)
+    async def _closed(_: Request, exc: RunClosedError) -> JSONResponse:
+        return _detail(status.HTTP_409_CONFLICT, str(exc))
+
+    @app.exception_handler(InvalidRequestError)
+    async def _invalid(_: Request, exc: InvalidRequestError) -> JSONResponse:
+        return JSONResponse(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            content={"detail": [{"loc": list(e.loc), "msg": e.msg, "type": e.type} for e in exc.errors]},
+        )
+
+    @app.exception_handler(DependencyUnavailableError)
+    async def _dependency(_: Request, exc: DependencyUnavailableError) -> JSONResponse:
+        return unavailable(exc.component, exc.reason)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(PoolTimeoutError)
+    async def _database(_: Request, exc: Exception) -> JSONResponse:
+        return unavailable("postgres", str(getattr(exc, "orig", None) or exc).strip())
+
+    @app.exception_handler(DBAPIError)
+    async def _database_api(_: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:
+            return unavailable("postgres", str(exc.orig).strip())
+        log.exception("database error", exc_info=exc)
+        return _detail(status.HTTP_500_INTERNAL_SERVER_ERROR, "internal database error")
+
+    @app.exception_handler(RPCError)
+    async def _temporal(_: Request, exc: RPCError) -> JSONResponse:
+        return temporal_error(exc)

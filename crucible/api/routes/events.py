@@ -1,0 +1,112 @@
+"""A run's event log: polling and Server-Sent Events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from sqlalchemy.exc import SQLAlchemyError
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from crucible.api.deps import RunServiceDep, SettingsDep, StoreDep
+from crucible.api.models import EventList, EventPublic
+from crucible.api.routes.runs import API_PREFIX, RunIdPath
+from crucible.api.service import RunService
+from crucible.core.errors import InvalidRequestError
+from crucible.core.store import RunStore
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix=f"{API_PREFIX}/runs", tags=["events"])
+
+#: A quiet stream asks Temporal this often whether the run closed without its log.
+RECONCILE_EVERY_S = 5.0
+STREAM_PAGE = 500
+PING_S = 15
+
+
+@router.get("/{run_id}/events", response_model=EventList, summary="Poll a run's events")
+async def list_events(
+    run_id: RunIdPath,
+    store: StoreDep,
+    runs: RunServiceDep,
+    after: Annotated[int, Query(ge=0, description="Return events with seq greater than this.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> EventList:
+    run = await runs.get(run_id)
+    events = await store.list_events(run_id, after=after, limit=limit)
+    if not events:
+        run = await runs.refresh(run)
+        if run.last_seq > after:  # the log was closed just now
+            events = await store.list_events(run_id, after=after, limit=limit)
+    terminal = await store.terminal_seq(run_id)
+    seen = events[-1].seq if events else after
+    return EventList(
+        items=[EventPublic.of(e) for e in events],
+        next_cursor=str(seen) if len(events) == limit else None,
+        done=terminal is not None and terminal <= seen,
+    )
+
+
+def _resume_point(last_event_id: str | None, after: int) -> int:
+    if last_event_id is None or not last_event_id.strip():
+        return after
+    try:
+        return max(int(last_event_id), 0)
+    except ValueError as exc:
+        raise InvalidRequestError.one(
+            ("header", "Last-Event-ID"), "must be the seq of an event (an integer)"
+        ) from exc
+
+
+@router.get(
+    "/{run_id}/events/stream",
+    summary="Follow a run's events live (Server-Sent Events)",
+    response_description="`text/event-stream`: `id: <seq>`, `event: <type>`, `data: <envelope>`. "
+    "Ends after the run's terminal event; resumes from `Last-Event-ID`.",
+    response_class=EventSourceResponse,
+)
+async def stream_events(
+    run_id: RunIdPath,
+    store: StoreDep,
+    runs: RunServiceDep,
+    settings: SettingsDep,
+    after: Annotated[int, Query(ge=0, description="Start after this seq.")] = 0,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> EventSourceResponse:
+    await runs.get(run_id)
+    start = _resume_point(last_event_id, after)
+    return EventSourceResponse(_follow(run_id, start, store, runs, settings.sse_poll_interval_s), ping=PING_S)
+
+
+async def _follow(
+    run_id: str, after: int, store: RunStore, runs: RunService, interval: float
+) -> AsyncIterator[ServerSentEvent]:
+    terminal = await store.terminal_seq(run_id)
+    if terminal is not None and terminal <= after:
+        return
+    quiet = 0.0
+    while True:
+        try:
+            events = await store.list_events(run_id, after=after, limit=STREAM_PAGE)
+            if not events and quiet >= RECONCILE_EVERY_S:
+                quiet = 0.0
+                await runs.refresh(await runs.get(run_id))
+                events = await store.list_events(run_id, after=after, limit=STREAM_PAGE)
+        except SQLAlchemyError as exc:
+            # The stream outlives a database blip; the client keeps its connection.
+            log.warning("event stream of %s waiting for the database: %s", run_id, exc)
+            await asyncio.sleep(interval * 4)
+            continue
+        for event in events:
+            yield ServerSentEvent(data=json.dumps(event.envelope()), event=event.type, id=str(event.seq))
+            after = event.seq
+            if event.is_terminal:
+                return
+        if not events:
+            quiet += interval
+            await asyncio.sleep(interval)

@@ -1,0 +1,93 @@
+"""Runs of every kind: list, read, cancel, signal."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query, status
+
+from crucible.api.deps import RunServiceDep, SettingsDep, StoreDep
+from crucible.api.kinds import KINDS
+from crucible.api.models import Accepted, RunList, RunPublic
+from crucible.core.config import Settings
+from crucible.core.errors import InvalidRequestError
+from crucible.core.runs import RunStatus
+from crucible.core.store import InvalidCursorError
+from crucible.core.tables import Run
+from crucible.core.temporal import workflow_ui_url
+
+API_PREFIX = "/api/v1"
+
+router = APIRouter(prefix=f"{API_PREFIX}/runs", tags=["runs"])
+
+RunIdPath = Annotated[str, Path(description="The run id, e.g. `qa-3f2c…`.", max_length=200)]
+
+
+def public(run: Run, settings: Settings) -> RunPublic:
+    return RunPublic.of(run, api_prefix=API_PREFIX, temporal_ui_url=workflow_ui_url(settings, run.run_id))
+
+
+@router.get("", response_model=RunList, summary="List runs, newest first")
+async def list_runs(
+    store: StoreDep,
+    settings: SettingsDep,
+    kind: Annotated[str | None, Query(description="Only runs of this kind.")] = None,
+    status_: Annotated[
+        RunStatus | None, Query(alias="status", description="Only runs with this status.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+) -> RunList:
+    if kind is not None and kind not in KINDS:
+        raise InvalidRequestError.one(
+            ("query", "kind"), f"unknown kind {kind!r}; one of: {', '.join(sorted(KINDS))}"
+        )
+    try:
+        page = await store.list_runs(kind=kind, status=status_, limit=limit, cursor=cursor)
+    except InvalidCursorError as exc:
+        raise InvalidRequestError.one(("query", "cursor"), str(exc)) from exc
+    return RunList(items=[public(run, settings) for run in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/{run_id}", response_model=RunPublic, summary="A run's status, state, verdict and summary")
+async def get_run(run_id: RunIdPath, runs: RunServiceDep, settings: SettingsDep) -> RunPublic:
+    return public(await runs.refresh(await runs.get(run_id)), settings)
+
+
+@router.post(
+    "/{run_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    summary="Request cancellation of a running run",
+    responses={404: {"description": "No such run"}, 409: {"description": "The run has finished"}},
+)
+async def cancel_run(run_id: RunIdPath, runs: RunServiceDep) -> Accepted:
+    await runs.cancel(run_id)
+    return Accepted(run_id=run_id, detail="cancellation requested")
+
+
+_SIGNAL_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@router.post(
+    "/{run_id}/signals/{name}",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    summary="Send a signal (abort, approve, resolve, …) to a running run",
+    responses={
+        404: {"description": "No such run"},
+        409: {"description": "The run has finished"},
+        422: {"description": "The run's kind has no such signal, or the body does not fit it"},
+    },
+)
+async def signal_run(
+    run_id: RunIdPath,
+    name: Annotated[str, Path(description="The signal's name.", max_length=64)],
+    runs: RunServiceDep,
+    body: Annotated[dict[str, Any] | None, Body(description="The signal's argument.")] = None,
+) -> Accepted:
+    if not _SIGNAL_NAME.match(name):
+        raise InvalidRequestError.one(("path", "name"), "signal names are lower_snake_case")
+    await runs.signal(run_id, name, body)
+    return Accepted(run_id=run_id, detail=f"signal {name!r} sent")

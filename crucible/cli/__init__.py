@@ -1,0 +1,79 @@
+"""The ``crucible`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+
+from crucible.cli.runs import runs_app
+
+app = typer.Typer(
+    name="crucible",
+    help="Durable test orchestration on Temporal.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(runs_app, name="runs")
+
+
+@app.command()
+def dev() -> None:
+    """Start the whole stack in the foreground: Temporal, PostgreSQL, Kafka, worker, API.
+
+    Parts named by TEMPORAL_ADDRESS, DATABASE_URL or KAFKA_BOOTSTRAP_SERVERS are used as
+    given instead of started. Ctrl-C stops everything.
+    """
+    from crucible.core.config import load_settings
+    from crucible.core.logs import configure_logging
+    from crucible.stack.dev import run_dev
+
+    settings = load_settings(use_stack_env=False)
+    configure_logging(settings.log_level)
+    raise typer.Exit(asyncio.run(run_dev(settings)))
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker. With the CRUCIBLE_HOME of a running `crucible dev`, it joins that stack."""
+    from crucible.worker import main as worker_main
+
+    worker_main()
+
+
+@app.command()
+def api() -> None:
+    """Serve the HTTP API (CRUCIBLE_API_HOST, CRUCIBLE_API_PORT)."""
+    import uvicorn
+
+    from crucible.core.config import load_settings
+    from crucible.core.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        "crucible.api.app:app",
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level=settings.log_level.lower(),
+        log_config=None,
+        timeout_graceful_shutdown=3,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database (DATABASE_URL) up to the latest schema."""
+    from crucible.core import migrate as migrations
+    from crucible.core.config import load_settings
+    from crucible.core.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    migrations.upgrade(settings.effective_database_url)
+    typer.echo("database is up to date")
+
+
+def main() -> None:
+    app()

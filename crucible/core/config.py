@@ -1,0 +1,136 @@
+"""Settings: the only place in Crucible that reads the environment.
+
+Every option is an environment variable. Those that name an outside system keep
+the names its own tools use (``TEMPORAL_ADDRESS``, ``DATABASE_URL``,
+``KAFKA_BOOTSTRAP_SERVERS``); the rest start with ``CRUCIBLE_``.
+
+A process started with ``CRUCIBLE_HOME`` pointing at the state folder of a running
+``crucible dev`` also reads ``$CRUCIBLE_HOME/stack.env``, which that stack writes,
+so a worker started by hand joins it. Variables set in the environment win over
+the file.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HOME = Path(".crucible")
+STACK_ENV_FILE = "stack.env"
+
+
+def _alias(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Crucible's configuration, read from the environment once per process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CRUCIBLE_", extra="ignore", populate_by_name=True, frozen=True
+    )
+
+    home: Path = Field(DEFAULT_HOME, description="State folder: databases, logs, stack.env.")
+    log_level: str = Field("INFO", description="Log level of the worker, API and dev stack.")
+    dev_mode: bool = Field(True, description="Development defaults (embedded parts allowed).")
+
+    # API
+    api_host: str = Field("127.0.0.1", description="Address the API binds to.")
+    api_port: int = Field(8000, ge=1, le=65535, description="Port of the API.")
+    api_url: str | None = Field(None, description="Where the CLI reaches the API.")
+    sse_poll_interval_s: float = Field(0.5, gt=0, description="How often a live stream looks for new events.")
+
+    # Temporal
+    temporal_address: str | None = Field(
+        None,
+        validation_alias=_alias("TEMPORAL_ADDRESS", "CRUCIBLE_TEMPORAL_ADDRESS"),
+        description="host:port of an existing Temporal frontend; unset starts the dev server.",
+    )
+    temporal_namespace: str = Field(
+        "default", validation_alias=_alias("TEMPORAL_NAMESPACE", "CRUCIBLE_TEMPORAL_NAMESPACE")
+    )
+    temporal_port: int = Field(7233, ge=1, le=65535)
+    temporal_ui_port: int = Field(8233, ge=1, le=65535)
+    temporal_metrics_port: int = Field(7235, ge=1, le=65535)
+    temporal_ui_url: str | None = Field(None, description="Base URL of the Temporal Web UI.")
+    task_queue: str = Field("crucible", description="Task queue the worker polls.")
+
+    # PostgreSQL
+    database_url: SecretStr | None = Field(
+        None,
+        validation_alias=_alias("DATABASE_URL", "CRUCIBLE_DATABASE_URL"),
+        description="SQLAlchemy URL (postgresql+psycopg://…); unset starts the embedded server.",
+    )
+    postgres_port: int = Field(55432, ge=1, le=65535)
+
+    # Kafka
+    kafka_bootstrap_servers: str | None = Field(
+        None,
+        validation_alias=_alias("KAFKA_BOOTSTRAP_SERVERS", "CRUCIBLE_KAFKA_BOOTSTRAP_SERVERS"),
+        description="Comma-separated brokers; unset starts the embedded broker.",
+    )
+    kafka_port: int = Field(19092, ge=1, le=65535)
+    kafka_events_topic: str = Field("crucible.events")
+    kafka_idempotence: bool = Field(True, description="Use Kafka's idempotent producer.")
+
+    # Worker
+    worker_metrics_port: int = Field(9464, ge=0, le=65535, description="0 picks a free port.")
+    worker_shutdown_grace_s: float = Field(30.0, ge=0, description="Grace for in-flight activities.")
+
+    @cached_property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def stack_env_path(self) -> Path:
+        return self.home_dir / STACK_ENV_FILE
+
+    @property
+    def effective_api_url(self) -> str:
+        host = "127.0.0.1" if self.api_host in ("0.0.0.0", "::") else self.api_host
+        return (self.api_url or f"http://{host}:{self.api_port}").rstrip("/")
+
+    @property
+    def effective_temporal_address(self) -> str:
+        return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
+    @property
+    def effective_temporal_ui_url(self) -> str:
+        return (self.temporal_ui_url or f"http://127.0.0.1:{self.temporal_ui_port}").rstrip("/")
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.postgres_port}/crucible"
+
+    @property
+    def effective_kafka_bootstrap_servers(self) -> str:
+        return self.kafka_bootstrap_servers or f"127.0.0.1:{self.kafka_port}"
+
+
+def load_settings(*, use_stack_env: bool = True, **overrides: Any) -> Settings:
+    """Read the settings from the environment (and, by default, ``stack.env``).
+
+    Args:
+        use_stack_env: also read ``$CRUCIBLE_HOME/stack.env`` (variables set in the
+            environment still win). ``crucible dev`` itself turns this off, since it
+            writes that file.
+        overrides: values that win over everything else, for tests and the dev stack.
+    """
+    env_file: Path | None = None
+    if use_stack_env:
+        home = Path(os.environ.get("CRUCIBLE_HOME", str(DEFAULT_HOME))).expanduser()
+        candidate = home / STACK_ENV_FILE
+        env_file = candidate if candidate.is_file() else None
+    return Settings(_env_file=env_file, **overrides)
+
+
+def environment() -> dict[str, str]:
+    """A copy of this process's environment, for starting child processes."""
+    return dict(os.environ)

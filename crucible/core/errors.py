@@ -1,0 +1,58 @@
+"""Crucible's exceptions. The API maps each to an HTTP status in one place.
+
+CrucibleError
+├── RunNotFoundError        no run with that id (404)
+├── RunClosedError          the run has already finished (409)
+├── InvalidRequestError     a request field is wrong; names the field (422)
+└── DependencyUnavailableError   Temporal, PostgreSQL or Kafka does not answer (503)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Self
+
+
+class CrucibleError(Exception):
+    """Root of Crucible's exceptions."""
+
+
+class RunNotFoundError(CrucibleError):
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id!r} not found")
+        self.run_id = run_id
+
+
+class RunClosedError(CrucibleError):
+    def __init__(self, run_id: str, status: str) -> None:
+        super().__init__(f"run {run_id!r} has already finished with status {status}")
+        self.run_id = run_id
+        self.status = status
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One wrong field: where it is (FastAPI's ``loc``), what is wrong, a type tag."""
+
+    loc: tuple[str | int, ...]
+    msg: str
+    type: str = "value_error"
+
+
+class InvalidRequestError(CrucibleError):
+    """A request that parses but asks for something impossible; lists every wrong field."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{'.'.join(map(str, e.loc))}: {e.msg}" for e in errors))
+        self.errors = errors
+
+    @classmethod
+    def one(cls, loc: tuple[str | int, ...], msg: str, *, type: str = "value_error") -> Self:
+        return cls([FieldError(loc, msg, type)])
+
+
+class DependencyUnavailableError(CrucibleError):
+    def __init__(self, component: str, reason: str) -> None:
+        super().__init__(f"{component} is unavailable: {reason}")
+        self.component = component
+        self.reason = reason

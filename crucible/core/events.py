@@ -1,0 +1,70 @@
+"""The event vocabulary and the envelope every run's event log uses.
+
+The envelope is ``{"run_id", "seq", "type", "at", "data"}``; ``seq`` counts from 1
+with no gaps, and the last event of every run is one of :data:`TERMINAL_EVENTS`.
+See ``docs/events.md``. This module is imported by workflow code, so it uses the
+standard library only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from crucible.core.runs import RunSnapshot
+
+
+class EventType:
+    """Names of events. Kinds of run add their own lifecycle events."""
+
+    REQUESTED = "REQUESTED"
+    SPEC_FETCHED = "SPEC_FETCHED"
+    SCENARIO_CREATED = "SCENARIO_CREATED"
+    EXECUTION_SUCCESS = "EXECUTION_SUCCESS"
+    EXECUTION_FAILED = "EXECUTION_FAILED"
+    AI_FAILED = "AI_FAILED"
+    AI_SUCCESS = "AI_SUCCESS"
+    QA_EVAL_DONE = "QA_EVAL_DONE"
+    STATE_CHANGED = "STATE_CHANGED"
+    PROGRESS = "PROGRESS"
+    COMPLETE = "COMPLETE"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+#: Every run's log ends with exactly one of these.
+TERMINAL_EVENTS: frozenset[str] = frozenset({EventType.COMPLETE, EventType.FAILED, EventType.CANCELLED})
+
+
+@dataclass
+class RunEvent:
+    """One entry of a run's event log: the envelope."""
+
+    run_id: str
+    seq: int
+    type: str
+    at: datetime
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.type in TERMINAL_EVENTS
+
+    def envelope(self) -> dict[str, Any]:
+        """The JSON-ready envelope, as the API, SSE and Kafka carry it."""
+        return {
+            "run_id": self.run_id,
+            "seq": self.seq,
+            "type": self.type,
+            "at": self.at.isoformat(),
+            "data": self.data,
+        }
+
+
+@dataclass
+class RecordEventsInput:
+    """A batch of a run's events, with the run's row as it stands after them."""
+
+    run: RunSnapshot
+    events: list[RunEvent]

@@ -1,0 +1,70 @@
+"""Runs: the ids, kinds and status vocabulary every kind of run shares.
+
+A run's id is its Temporal workflow id, ``<kind>-<32 hex digits>``, so the same id
+works in the API, the CLI and the Temporal Web UI. This module is imported by
+workflow code, so it uses the standard library only.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+#: The kinds of run Crucible knows, each also the prefix of its run ids.
+RUN_KINDS: tuple[str, ...] = ("qa", "batch", "pipeline", "saga", "chaos", "flow", "test")
+
+DEFAULT_ORG = "default"
+DEFAULT_TEAM = "default"
+
+_RUN_ID = re.compile(r"^(?P<kind>[a-z][a-z0-9]*)-[0-9a-f]{32}$")
+
+
+class RunStatus(StrEnum):
+    """Where a run stands in Temporal's view."""
+
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    TERMINATED = "TERMINATED"
+    TIMED_OUT = "TIMED_OUT"
+
+    @property
+    def is_closed(self) -> bool:
+        return self is not RunStatus.RUNNING
+
+
+def new_run_id(kind: str, *, unique: uuid.UUID | None = None) -> str:
+    """Build the id of a new run of ``kind``.
+
+    Workflow code passes ``unique=workflow.uuid4()`` so the id is replay-safe.
+    """
+    if not re.fullmatch(r"[a-z][a-z0-9]*", kind):
+        raise ValueError(f"invalid run kind {kind!r}")
+    return f"{kind}-{(unique or uuid.uuid4()).hex}"
+
+
+def kind_of(run_id: str) -> str | None:
+    """The kind encoded in a run id, or None when it is not a run id."""
+    match = _RUN_ID.match(run_id)
+    return match["kind"] if match else None
+
+
+@dataclass
+class RunSnapshot:
+    """What the run's row says about it, written with each batch of its events."""
+
+    run_id: str
+    kind: str
+    org_id: str = DEFAULT_ORG
+    team_id: str = DEFAULT_TEAM
+    status: RunStatus = RunStatus.RUNNING
+    state: str | None = None
+    verdict: str | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+    closed_at: datetime | None = None

@@ -1,0 +1,57 @@
+"""Database tables. Alembic migrations in ``crucible/migrations`` create them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, Text, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+
+def _tz(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_column=Column(DateTime(timezone=True), nullable=nullable, index=index))
+
+
+class RunBase(SQLModel):
+    run_id: str = Field(sa_column=Column(Text, primary_key=True))
+    kind: str = Field(sa_column=Column(Text, nullable=False))
+    org_id: str = Field(sa_column=Column(Text, nullable=False))
+    team_id: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(sa_column=Column(Text, nullable=False))
+    state: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    verdict: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    summary: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=Column(JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    )
+    created_at: datetime = _tz()
+    updated_at: datetime = _tz()
+    closed_at: datetime | None = _tz(nullable=True)
+    last_seq: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+
+
+class Run(RunBase, table=True):
+    """One row per run; the workflow keeps it current with each batch of events."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_created", text("created_at DESC"), text("run_id DESC")),
+        Index("ix_runs_kind_status", "kind", "status"),
+    )
+
+
+class RunEventRow(SQLModel, table=True):
+    """One entry of a run's event log; (run_id, seq) is the idempotency key."""
+
+    __tablename__ = "run_events"
+
+    run_id: str = Field(sa_column=Column(Text, primary_key=True))
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    type: str = Field(sa_column=Column(Text, nullable=False))
+    at: datetime = _tz()
+    data: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=Column(JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    )

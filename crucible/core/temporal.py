@@ -1,0 +1,89 @@
+"""Connecting to Temporal, and the search attributes every run carries."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from urllib.parse import quote
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.runtime import Runtime
+from temporalio.service import RPCError
+
+from crucible.core.config import Settings
+
+log = logging.getLogger(__name__)
+
+ORG_KEY = SearchAttributeKey.for_keyword("CrucibleOrg")
+TEAM_KEY = SearchAttributeKey.for_keyword("CrucibleTeam")
+KIND_KEY = SearchAttributeKey.for_keyword("CrucibleKind")
+SEARCH_ATTRIBUTES = (ORG_KEY, TEAM_KEY, KIND_KEY)
+
+
+def run_search_attributes(*, kind: str, org_id: str, team_id: str) -> TypedSearchAttributes:
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(KIND_KEY, kind),
+            SearchAttributePair(ORG_KEY, org_id),
+            SearchAttributePair(TEAM_KEY, team_id),
+        ]
+    )
+
+
+def workflow_ui_url(settings: Settings, run_id: str) -> str:
+    """A link that opens the run in the Temporal Web UI."""
+    namespace = quote(settings.temporal_namespace, safe="")
+    return f"{settings.effective_temporal_ui_url}/namespaces/{namespace}/workflows/{quote(run_id, safe='')}"
+
+
+async def connect(
+    settings: Settings,
+    *,
+    lazy: bool = False,
+    runtime: Runtime | None = None,
+    wait_s: float = 0,
+) -> Client:
+    """Connect to Temporal, retrying for up to ``wait_s`` seconds while it starts."""
+    deadline = asyncio.get_running_loop().time() + wait_s
+    while True:
+        try:
+            return await Client.connect(
+                settings.effective_temporal_address,
+                namespace=settings.temporal_namespace,
+                lazy=lazy,
+                runtime=runtime,
+            )
+        except RuntimeError as exc:
+            if asyncio.get_running_loop().time() >= deadline:
+                raise
+            log.info("waiting for Temporal at %s: %s", settings.effective_temporal_address, exc)
+            await asyncio.sleep(1)
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> None:
+    """Register Crucible's search attributes in ``namespace`` unless they exist."""
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    known = set(existing.custom_attributes) | set(existing.system_attributes)
+    missing = {key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in SEARCH_ATTRIBUTES}
+    missing = {name: kind for name, kind in missing.items() if name not in known}
+    if not missing:
+        return
+    try:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+        )
+        log.info("registered search attributes %s", ", ".join(sorted(missing)))
+    except RPCError as exc:
+        log.warning(
+            "could not register search attributes %s (%s); ask the cluster's operator to add them",
+            ", ".join(sorted(missing)),
+            exc.message,
+        )

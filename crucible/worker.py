@@ -1,0 +1,135 @@
+"""The worker: registers every workflow and activity and polls Crucible's task queue.
+
+Clients (database engine, Kafka producer) are built once here and injected into the
+activity classes. On SIGTERM or SIGINT the worker stops polling and gives in-flight
+activities ``CRUCIBLE_WORKER_SHUTDOWN_GRACE_S`` seconds to finish before cancelling
+them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.worker import Worker
+
+from crucible.activities.events import EventActivities
+from crucible.core.config import Settings, load_settings
+from crucible.core.db import create_engine
+from crucible.core.kafka import EventPublisher
+from crucible.core.logs import configure_logging
+from crucible.core.store import RunStore
+from crucible.core.temporal import connect, ensure_search_attributes
+
+log = logging.getLogger("crucible.worker")
+
+#: Every workflow Crucible runs. Each kind of run adds its class here.
+WORKFLOWS: list[type] = []
+
+
+@dataclass
+class WorkerDeps:
+    """The long-lived clients that activities use, one of each per worker process."""
+
+    store: RunStore
+    publisher: EventPublisher
+
+
+def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
+    """Every activity, bound to the worker's clients."""
+    events = EventActivities(deps.store, deps.publisher)
+    return [events.record_events]
+
+
+def build_worker(
+    client: Client,
+    deps: WorkerDeps,
+    *,
+    task_queue: str,
+    workflows: Sequence[type] = (),
+    shutdown_grace: timedelta = timedelta(seconds=30),
+) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[*WORKFLOWS, *workflows],
+        activities=build_activities(deps),
+        graceful_shutdown_timeout=shutdown_grace,
+    )
+
+
+def _metrics_port(requested: int) -> int:
+    """``requested`` if it is free, else a free port (a second worker on one machine)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", requested))
+        except OSError:
+            log.warning("metrics port %d is taken; choosing a free one", requested)
+            sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """Run a worker until ``stop`` is set (or SIGTERM/SIGINT arrives)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    port = _metrics_port(settings.worker_metrics_port)
+    runtime = Runtime(
+        telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(
+                bind_address=f"127.0.0.1:{port}",
+                counters_total_suffix=True,
+                durations_as_seconds=True,
+            )
+        )
+    )
+    log.info("worker metrics at http://127.0.0.1:%d/metrics", port)
+    client = await connect(settings, runtime=runtime, wait_s=60)
+    await ensure_search_attributes(client, settings.temporal_namespace)
+
+    async with AsyncExitStack() as stack:
+        engine = create_engine(settings.effective_database_url)
+        stack.push_async_callback(engine.dispose)
+        publisher = EventPublisher(
+            settings.effective_kafka_bootstrap_servers,
+            topic=settings.kafka_events_topic,
+            idempotence=settings.kafka_idempotence,
+        )
+        stack.push_async_callback(publisher.stop)
+        worker = build_worker(
+            client,
+            WorkerDeps(store=RunStore(engine), publisher=publisher),
+            task_queue=settings.task_queue,
+            shutdown_grace=timedelta(seconds=settings.worker_shutdown_grace_s),
+        )
+        log.info(
+            "worker polling task queue %r on %s (namespace %s)",
+            settings.task_queue,
+            settings.effective_temporal_address,
+            settings.temporal_namespace,
+        )
+        async with worker:
+            await stop.wait()
+            log.info(
+                "shutting down: in-flight activities have %.0f s to finish",
+                settings.worker_shutdown_grace_s,
+            )
+    log.info("worker stopped")
+
+
+def main() -> None:
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    asyncio.run(run_worker(settings))

@@ -1,0 +1,1 @@
+"""Deterministic workflow code only: one module per kind of run."""

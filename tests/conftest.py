@@ -1,0 +1,138 @@
+"""Session-wide real parts: Temporal dev server, PostgreSQL, the Kafka broker, the API."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from crucible.api.app import create_app
+from crucible.api.kinds import register_kind
+from crucible.core.config import Settings, load_settings
+from crucible.core.db import create_engine
+from crucible.core.kafka import EventPublisher
+from crucible.core.store import RunStore
+from crucible.core.temporal import SEARCH_ATTRIBUTES
+from crucible.stack.services import temporal_cli
+from crucible.worker import WorkerDeps, build_worker
+from tests.support.probe import PROBE_KIND, ProbeWorkflow
+from tests.support.servers import ApiServer, KafkaBroker, PostgresServer
+
+EVENTS_TOPIC = "crucible.events"
+
+register_kind(PROBE_KIND, {"proceed": ProbeWorkflow.proceed})
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli(),
+        search_attributes=SEARCH_ATTRIBUTES,
+        dev_server_log_level="error",
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+@pytest.fixture(scope="session")
+async def postgres(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[PostgresServer]:
+    pg = await PostgresServer.launch(tmp_path_factory.mktemp("postgres"))
+    yield pg
+    await pg.stop()
+
+
+@pytest.fixture(scope="session")
+async def kafka(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[KafkaBroker]:
+    broker = await KafkaBroker.launch(tmp_path_factory.mktemp("kafka"), topic=EVENTS_TOPIC)
+    yield broker
+    await broker.stop()
+
+
+def make_settings(
+    *, home: object, temporal: Client, postgres: PostgresServer, kafka: KafkaBroker
+) -> Settings:
+    return load_settings(
+        use_stack_env=False,
+        home=home,
+        temporal_address=temporal.service_client.config.target_host,
+        database_url=postgres.url,
+        kafka_bootstrap_servers=kafka.bootstrap,
+        kafka_idempotence=False,
+        kafka_events_topic=EVENTS_TOPIC,
+        sse_poll_interval_s=0.05,
+        temporal_ui_url="http://127.0.0.1:8233",
+    )
+
+
+@pytest.fixture(scope="session")
+def settings(
+    tmp_path_factory: pytest.TempPathFactory,
+    client: Client,
+    postgres: PostgresServer,
+    kafka: KafkaBroker,
+) -> Settings:
+    return make_settings(
+        home=tmp_path_factory.mktemp("home"), temporal=client, postgres=postgres, kafka=kafka
+    )
+
+
+@pytest.fixture(scope="session")
+async def store(settings: Settings) -> AsyncIterator[RunStore]:
+    engine = create_engine(settings.effective_database_url)
+    yield RunStore(engine)
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def publisher(settings: Settings) -> AsyncIterator[EventPublisher]:
+    pub = EventPublisher(
+        settings.effective_kafka_bootstrap_servers, topic=EVENTS_TOPIC, idempotence=False
+    )
+    yield pub
+    await pub.stop()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"tq-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def worker(
+    client: Client, store: RunStore, publisher: EventPublisher, task_queue: str
+) -> AsyncIterator[Worker]:
+    """A worker with Crucible's real activities and the probe workflow, on its own queue."""
+    w = build_worker(
+        client,
+        WorkerDeps(store=store, publisher=publisher),
+        task_queue=task_queue,
+        workflows=[ProbeWorkflow],
+        shutdown_grace=timedelta(seconds=1),
+    )
+    async with w:
+        yield w
+
+
+@pytest.fixture(scope="session")
+async def api_server(settings: Settings) -> AsyncIterator[ApiServer]:
+    server = ApiServer(create_app(settings))
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def api(api_server: ApiServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api_server.url, timeout=30) as http:
+        yield http

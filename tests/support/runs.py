@@ -1,0 +1,59 @@
+"""Starting probe runs and reading what they wrote, for the tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from temporalio.client import Client, WorkflowHandle
+
+from crucible.core.events import TERMINAL_EVENTS
+from crucible.core.runs import DEFAULT_ORG, DEFAULT_TEAM, new_run_id
+from crucible.core.store import RunStore, fetch_all_events
+from crucible.core.temporal import run_search_attributes
+from tests.support.probe import PROBE_KIND, ProbeInput, ProbeWorkflow
+
+
+async def start_probe(
+    client: Client, task_queue: str, probe: ProbeInput | None = None
+) -> WorkflowHandle[ProbeWorkflow, int]:
+    return await client.start_workflow(
+        ProbeWorkflow.run,
+        probe or ProbeInput(),
+        id=new_run_id(PROBE_KIND),
+        task_queue=task_queue,
+        search_attributes=run_search_attributes(
+            kind=PROBE_KIND, org_id=DEFAULT_ORG, team_id=DEFAULT_TEAM
+        ),
+    )
+
+
+async def wait_for_event(store: RunStore, run_id: str, event_type: str, timeout: float = 20) -> None:
+    """Wait until the run's log holds an event of ``event_type``."""
+    async with asyncio.timeout(timeout):
+        while True:
+            if any(e.type == event_type for e in await fetch_all_events(store, run_id)):
+                return
+            await asyncio.sleep(0.05)
+
+
+async def kafka_events(bootstrap: str, topic: str, run_id: str, timeout: float = 20) -> list[dict[str, Any]]:
+    """Every envelope of ``run_id`` on the topic (repeats included), up to its terminal event."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    found: list[dict[str, Any]] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while not any(e["type"] in TERMINAL_EVENTS for e in found):
+                batches = await consumer.getmany(timeout_ms=200)
+                for records in batches.values():
+                    for record in records:
+                        if record.key == run_id.encode():
+                            found.append(json.loads(record.value))
+    finally:
+        await consumer.stop()
+    return found

@@ -96,9 +96,7 @@ async def store(settings: Settings) -> AsyncIterator[RunStore]:
 
 @pytest.fixture(scope="session")
 async def publisher(settings: Settings) -> AsyncIterator[EventPublisher]:
-    pub = EventPublisher(
-        settings.effective_kafka_bootstrap_servers, topic=EVENTS_TOPIC, idempotence=False
-    )
+    pub = EventPublisher(settings.effective_kafka_bootstrap_servers, topic=EVENTS_TOPIC, idempotence=False)
     yield pub
     await pub.stop()
 

@@ -21,6 +21,7 @@ from crucible.core.errors import (
     RunClosedError,
     RunNotFoundError,
 )
+from crucible.core.temporal import is_connect_failure
 
 log = logging.getLogger(__name__)
 
@@ -85,3 +86,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RPCError)
     async def _temporal(_: Request, exc: RPCError) -> JSONResponse:
         return temporal_error(exc)
+
+    @app.exception_handler(RuntimeError)
+    async def _runtime(_: Request, exc: RuntimeError) -> JSONResponse:
+        if is_connect_failure(exc):
+            return unavailable("temporal", str(exc))
+        log.exception("unexpected error", exc_info=exc)
+        return _detail(status.HTTP_500_INTERNAL_SERVER_ERROR, "internal error")

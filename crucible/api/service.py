@@ -13,9 +13,10 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from crucible.api.kinds import KINDS
 from crucible.core.errors import FieldError, InvalidRequestError, RunClosedError, RunNotFoundError
-from crucible.core.runs import RunStatus
+from crucible.core.runs import DEFAULT_ORG, DEFAULT_TEAM, RunStatus, kind_of
 from crucible.core.store import RunStore
 from crucible.core.tables import Run
+from crucible.core.temporal import KIND_KEY, ORG_KEY, TEAM_KEY, is_connect_failure
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,38 @@ class RunService:
         return self.client.get_workflow_handle(run_id)
 
     async def get(self, run_id: str) -> Run:
+        """The run's row; for a run whose workflow has not written yet, Temporal's view of it."""
         run = await self.store.get_run(run_id)
+        if run is None:
+            run = await self._from_temporal(run_id)
         if run is None:
             raise RunNotFoundError(run_id)
         return run
+
+    async def _from_temporal(self, run_id: str) -> Run | None:
+        kind = kind_of(run_id)
+        if kind is None:
+            return None
+        try:
+            description = await self._handle(run_id).describe(rpc_timeout=DESCRIBE_TIMEOUT)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+        attributes = description.typed_search_attributes
+        status = (
+            _STATUS.get(description.status, RunStatus.RUNNING) if description.status else RunStatus.RUNNING
+        )
+        return Run(
+            run_id=run_id,
+            kind=attributes.get(KIND_KEY) or kind,
+            org_id=attributes.get(ORG_KEY) or DEFAULT_ORG,
+            team_id=attributes.get(TEAM_KEY) or DEFAULT_TEAM,
+            status=status.value,
+            created_at=description.start_time,
+            updated_at=description.start_time,
+            closed_at=description.close_time,
+        )
 
     async def temporal_status(self, run_id: str) -> RunStatus | None:
         """Temporal's status of the run; None when Temporal does not know it."""
@@ -68,8 +97,10 @@ class RunService:
             return run
         try:
             status = await self.temporal_status(run.run_id)
-        except RPCError as exc:
-            log.warning("Temporal did not answer for %s: %s", run.run_id, exc.message)
+        except (RPCError, RuntimeError) as exc:
+            if isinstance(exc, RuntimeError) and not is_connect_failure(exc):
+                raise
+            log.warning("Temporal did not answer about %s: %s", run.run_id, exc)
             return run
         if status is None or not status.is_closed:
             return run

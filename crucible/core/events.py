@@ -9,7 +9,7 @@ standard library only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from crucible.core.runs import RunSnapshot
@@ -37,6 +37,11 @@ class EventType:
 TERMINAL_EVENTS: frozenset[str] = frozenset({EventType.COMPLETE, EventType.FAILED, EventType.CANCELLED})
 
 
+def format_time(at: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z``, the one timestamp format of events everywhere."""
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 @dataclass
 class RunEvent:
     """One entry of a run's event log: the envelope."""
@@ -57,7 +62,7 @@ class RunEvent:
             "run_id": self.run_id,
             "seq": self.seq,
             "type": self.type,
-            "at": self.at.isoformat(),
+            "at": format_time(self.at),
             "data": self.data,
         }
 

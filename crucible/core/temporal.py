@@ -26,6 +26,11 @@ KIND_KEY = SearchAttributeKey.for_keyword("CrucibleKind")
 SEARCH_ATTRIBUTES = (ORG_KEY, TEAM_KEY, KIND_KEY)
 
 
+def is_connect_failure(exc: BaseException) -> bool:
+    """True for the error a lazily connected client raises while Temporal is unreachable."""
+    return isinstance(exc, RuntimeError) and str(exc).startswith("Failed client connect")
+
+
 def run_search_attributes(*, kind: str, org_id: str, team_id: str) -> TypedSearchAttributes:
     return TypedSearchAttributes(
         [

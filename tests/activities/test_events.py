@@ -50,7 +50,9 @@ async def test_a_repeated_write_lands_once_in_postgres_and_again_on_kafka(
     assert await env.run(sink.record_events, _batch(run_id, ["COMPLETE"], first_seq=3)) == 1
 
     assert [(e.seq, e.type) for e in await fetch_all_events(store, run_id)] == [
-        (1, "REQUESTED"), (2, "STEP"), (3, "COMPLETE")
+        (1, "REQUESTED"),
+        (2, "STEP"),
+        (3, "COMPLETE"),
     ]
     on_kafka = await kafka_events(kafka.bootstrap, EVENTS_TOPIC, run_id)
     assert [e["seq"] for e in on_kafka] == [1, 2, 1, 2, 3]  # at least once, in order per write

@@ -13,7 +13,9 @@ from crucible.core.store import InvalidCursorError, RunStore, fetch_all_events
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def batch(run_id: str, seqs: range, *, state: str | None = None, status=RunStatus.RUNNING) -> RecordEventsInput:
+def batch(
+    run_id: str, seqs: range, *, state: str | None = None, status=RunStatus.RUNNING
+) -> RecordEventsInput:
     return RecordEventsInput(
         run=RunSnapshot(run_id=run_id, kind="probe", state=state, status=status, created_at=T0),
         events=[

@@ -24,9 +24,7 @@ async def start_probe(
         probe or ProbeInput(),
         id=new_run_id(PROBE_KIND),
         task_queue=task_queue,
-        search_attributes=run_search_attributes(
-            kind=PROBE_KIND, org_id=DEFAULT_ORG, team_id=DEFAULT_TEAM
-        ),
+        search_attributes=run_search_attributes(kind=PROBE_KIND, org_id=DEFAULT_ORG, team_id=DEFAULT_TEAM),
     )
 
 

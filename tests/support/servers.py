@@ -35,9 +35,7 @@ class PostgresServer:
 
     async def start(self) -> None:
         await asyncio.to_thread(self.server.prepare)
-        self.process = ManagedProcess(
-            self.server.spec(log_path=self.log_path, restart=False), echo=_quiet
-        )
+        self.process = ManagedProcess(self.server.spec(log_path=self.log_path, restart=False), echo=_quiet)
         await self.process.start()
         await self.server.wait_ready(timeout=60)
 

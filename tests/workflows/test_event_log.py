@@ -106,7 +106,13 @@ async def test_a_failed_write_is_retried_without_gaps(client: Client, task_queue
         await handle.result()
 
     assert [e.type for e in sink.events] == [
-        "REQUESTED", "STEP", "STEP", "STEP", "STATE_CHANGED", "PROCEEDED", "COMPLETE"
+        "REQUESTED",
+        "STEP",
+        "STEP",
+        "STEP",
+        "STATE_CHANGED",
+        "PROCEEDED",
+        "COMPLETE",
     ]
     assert [e.seq for e in sink.events] == list(range(1, 8))
     assert len(sink.batches) == 5  # every batch was written exactly once, after its failed first try

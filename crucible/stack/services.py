@@ -45,6 +45,8 @@ def free_port() -> int:
 
 def ensure_port_free(port: int, *, what: str, setting: str) -> None:
     with socket.socket() as sock:
+        # As the servers themselves do, so that connections in TIME_WAIT from the last run don't count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError as exc:

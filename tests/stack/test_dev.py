@@ -1,0 +1,161 @@
+"""`crucible dev` end to end: up, healthy, joined by a second worker, restarted, stopped clean."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+
+from crucible.core.config import load_settings
+from crucible.core.db import create_engine
+from crucible.core.kafka import EventPublisher
+from crucible.core.store import RunStore
+from crucible.worker import WorkerDeps, build_worker
+from tests.support.dev import Child, alive, dev_environment, live_processes_mentioning
+from tests.support.probe import ProbeInput, ProbeWorkflow
+from tests.support.runs import start_probe
+
+pytestmark = pytest.mark.timeout(240)
+
+
+async def worker_pollers(client: Client, task_queue: str) -> set[str]:
+    response = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace="default",
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+        )
+    )
+    return {poller.identity for poller in response.pollers}
+
+
+async def test_dev_runs_supervises_and_stops_the_whole_stack(tmp_path: Path) -> None:
+    home = tmp_path / "state"
+    env = dev_environment(home)
+    api_url = f"http://127.0.0.1:{env['CRUCIBLE_API_PORT']}"
+    started = time.monotonic()
+    dev = await Child.start("dev", env=env)
+    extra_worker: Child | None = None
+    try:
+        await dev.wait_for(r"^Crucible is up\.", timeout=90)
+        async with httpx.AsyncClient(timeout=10) as http:
+            assert (await http.get(f"{api_url}/healthz")).status_code == 200
+        assert time.monotonic() - started < 60
+        assert f"API docs       {api_url}/docs" in dev.output
+        assert f"Temporal UI    http://127.0.0.1:{env['CRUCIBLE_TEMPORAL_UI_PORT']}" in dev.output
+
+        stack_env = (home / "stack.env").read_text()
+        for key in (
+            "TEMPORAL_ADDRESS",
+            "DATABASE_URL",
+            "KAFKA_BOOTSTRAP_SERVERS",
+            "CRUCIBLE_KAFKA_IDEMPOTENCE=false",
+        ):
+            assert key in stack_env
+        assert oct((home / "stack.env").stat().st_mode & 0o777) == "0o600"
+
+        # A second `crucible dev` on the same state folder is refused, clearly.
+        second = await Child.start("dev", env=env)
+        assert await second.wait(timeout=30) == 1
+        assert "in use by a running `crucible dev`" in second.output
+
+        # A worker started by hand with only CRUCIBLE_HOME joins the stack.
+        hand_env = {k: v for k, v in env.items() if not k.startswith("CRUCIBLE_")}
+        hand_env["CRUCIBLE_HOME"] = str(home)
+        hand_env["CRUCIBLE_WORKER_METRICS_PORT"] = env["CRUCIBLE_WORKER_METRICS_PORT"]
+        extra_worker = await Child.start("worker", env=hand_env)
+        await extra_worker.wait_for(r"worker polling task queue 'crucible'", timeout=60)
+        assert "is taken; choosing a free one" in extra_worker.output  # the dev worker holds it
+        async with httpx.AsyncClient(timeout=10) as http:
+            metrics = await http.get(f"http://127.0.0.1:{env['CRUCIBLE_WORKER_METRICS_PORT']}/metrics")
+            assert "temporal_worker_task_slots_available" in metrics.text
+            assert "crucible_api_requests_total" in (await http.get(f"{api_url}/metrics")).text
+        client = await Client.connect(f"127.0.0.1:{env['CRUCIBLE_TEMPORAL_PORT']}")
+        async with asyncio.timeout(30):
+            while len(await worker_pollers(client, "crucible")) < 2:
+                await asyncio.sleep(0.5)
+        assert await extra_worker.terminate() == 0
+
+        # A crashed worker is restarted, and the crash shows in the log.
+        pids = dev.child_pids()
+        first_worker = pids["worker"][-1]
+        mark = len(dev.lines)
+        os.kill(first_worker, signal.SIGKILL)
+        await dev.wait_for(
+            r"^worker\s*\| \[crucible\] exited unexpectedly with code -9; restarting", start=mark
+        )
+        await dev.wait_for(r"^worker\s*\| \[crucible\] started \(pid \d+\)", start=mark)
+        assert dev.child_pids()["worker"][-1] != first_worker
+        assert "exited unexpectedly" in (home / "logs" / "worker.log").read_text()
+
+        # SIGTERM stops everything within 10 s and leaves nothing behind.
+        all_pids = [pid for group in dev.child_pids().values() for pid in group]
+        stopping = time.monotonic()
+        assert await dev.terminate(timeout=30) == 0
+        assert time.monotonic() - stopping < 10
+        assert not [pid for pid in all_pids if alive(pid)]
+        assert live_processes_mentioning(str(home)) == []
+        assert not (home / "stack.env").exists()
+    finally:
+        if extra_worker is not None:
+            await extra_worker.kill()
+        await dev.kill()
+
+
+async def test_a_restarted_stack_keeps_its_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "state"
+    env = dev_environment(home)
+    api_url = f"http://127.0.0.1:{env['CRUCIBLE_API_PORT']}"
+    dev = await Child.start("dev", env=env)
+    try:
+        await dev.wait_for(r"^Crucible is up\.", timeout=90)
+
+        # Join the stack the way a hand-started worker does: through stack.env.
+        monkeypatch.setenv("CRUCIBLE_HOME", str(home))
+        for name in ("TEMPORAL_ADDRESS", "DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS"):
+            monkeypatch.delenv(name, raising=False)
+        settings = load_settings()
+        assert settings.temporal_address == f"127.0.0.1:{env['CRUCIBLE_TEMPORAL_PORT']}"
+        assert settings.kafka_idempotence is False
+
+        client = await Client.connect(settings.effective_temporal_address)
+        engine = create_engine(settings.effective_database_url)
+        publisher = EventPublisher(
+            settings.effective_kafka_bootstrap_servers, topic=settings.kafka_events_topic, idempotence=False
+        )
+        try:
+            worker = build_worker(
+                client, WorkerDeps(RunStore(engine), publisher), task_queue="probe", workflows=[ProbeWorkflow]
+            )
+            async with worker:
+                handle = await start_probe(client, "probe", ProbeInput(steps=2))
+                await handle.result()
+        finally:
+            await publisher.stop()
+            await engine.dispose()
+        assert await dev.terminate() == 0
+
+        dev = await Child.start("dev", env=env)
+        await dev.wait_for(r"^Crucible is up\.", timeout=90)
+        async with httpx.AsyncClient(base_url=api_url, timeout=10) as http:
+            listed = (await http.get("/api/v1/runs")).json()["items"]
+            assert [r["run_id"] for r in listed] == [handle.id]
+            run = (await http.get(f"/api/v1/runs/{handle.id}")).json()
+            assert (run["status"], run["last_seq"]) == ("COMPLETED", 4)
+            events = (await http.get(f"/api/v1/runs/{handle.id}/events")).json()
+            assert [e["type"] for e in events["items"]] == ["REQUESTED", "STEP", "STEP", "COMPLETE"]
+        restarted = await Client.connect(settings.effective_temporal_address)
+        description = await restarted.get_workflow_handle(handle.id).describe()
+        assert description.status is not None and description.status.name == "COMPLETED"
+        assert await dev.terminate() == 0
+    finally:
+        await dev.kill()

@@ -17,8 +17,14 @@ runs_app = typer.Typer(help="List, inspect, follow, cancel and signal runs.", no
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
 RunArg = Annotated[str, typer.Argument(help="The run id, e.g. qa-3f2c….", show_default=False)]
 
-console = Console()
-errors = Console(stderr=True)
+
+def console() -> Console:
+    return Console(highlight=False)
+
+
+def errors() -> Console:
+    return Console(stderr=True, highlight=False)
+
 
 #: Exit codes: 0 success, 1 the API refused (or the watched run did not complete), 2 no API.
 EXIT_REFUSED = 1
@@ -32,7 +38,7 @@ def _api_url() -> str:
 
 
 def _fail(message: str, code: int = EXIT_REFUSED) -> NoReturn:
-    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    errors().print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -100,11 +106,11 @@ def list_runs(
             run["verdict"] or "",
             _short_time(run["created_at"]),
         )
-    console.print(table)
+    console().print(table)
     if not page["items"]:
-        console.print("no runs")
+        console().print("no runs")
     if page["next_cursor"]:
-        console.print(f"more: crucible runs list --cursor {page['next_cursor']}")
+        console().print(f"more: crucible runs list --cursor {page['next_cursor']}")
 
 
 @runs_app.command("show")
@@ -121,10 +127,10 @@ def show_run(run_id: RunArg, as_json: JsonOpt = False) -> None:
         table.add_row(key, _short_time(run.get(key)))
     table.add_row("events", str(run["last_seq"]))
     table.add_row("web ui", run["temporal_ui_url"])
-    console.print(table)
+    console().print(table)
     if run["summary"]:
-        console.print("summary:")
-        console.print_json(data=run["summary"])
+        console().print("summary:")
+        console().print_json(data=run["summary"])
 
 
 def _sse(response: httpx.Response) -> Iterator[dict[str, str]]:
@@ -177,7 +183,7 @@ def watch_run(run_id: RunArg, as_json: JsonOpt = False) -> None:
             retries += 1
             if retries > 10:
                 _fail(f"lost the event stream: {exc}", EXIT_UNREACHABLE)
-            errors.print(f"stream interrupted ({exc}); resuming after event {last_seq}…")
+            errors().print(f"stream interrupted ({exc}); resuming after event {last_seq}…")
             time.sleep(min(retries, 5))
 
 
@@ -186,7 +192,7 @@ def _print_event(envelope: dict[str, Any], as_json: bool) -> None:
         typer.echo(json.dumps(envelope))
         return
     data = json.dumps(envelope["data"], separators=(",", ":")) if envelope["data"] else ""
-    console.print(
+    console().print(
         f"[dim]{envelope['seq']:>5}  {_short_time(envelope['at'])[11:]}[/dim]  "
         f"[bold]{envelope['type']:<18}[/bold] {data}",
         highlight=False,
@@ -201,7 +207,7 @@ def cancel_run(run_id: RunArg, as_json: JsonOpt = False) -> None:
     if as_json:
         _print_json(result)
     else:
-        console.print(f"{run_id}: {result['detail']}")
+        console().print(f"{run_id}: {result['detail']}")
 
 
 @runs_app.command("signal")
@@ -224,4 +230,4 @@ def signal_run(
     if as_json:
         _print_json(result)
     else:
-        console.print(f"{run_id}: {result['detail']}")
+        console().print(f"{run_id}: {result['detail']}")

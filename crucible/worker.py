@@ -56,13 +56,15 @@ def build_worker(
     *,
     task_queue: str,
     workflows: Sequence[type] = (),
+    activities: Sequence[Callable[..., Any]] = (),
     shutdown_grace: timedelta = timedelta(seconds=30),
 ) -> Worker:
+    """A worker with every Crucible workflow and activity, plus any given here."""
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[*WORKFLOWS, *workflows],
-        activities=build_activities(deps),
+        activities=[*build_activities(deps), *activities],
         graceful_shutdown_timeout=shutdown_grace,
     )
 

@@ -15,7 +15,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from crucible.core.config import load_settings
+from crucible.core.config import Settings, load_settings
 from crucible.core.db import create_engine
 from crucible.core.kafka import EventPublisher
 from crucible.core.store import RunStore
@@ -23,6 +23,7 @@ from crucible.worker import WorkerDeps, build_worker
 from tests.support.dev import Child, alive, dev_environment, live_processes_mentioning
 from tests.support.probe import ProbeInput, ProbeWorkflow
 from tests.support.runs import start_probe
+from tests.support.servers import KafkaBroker
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -156,6 +157,30 @@ async def test_a_restarted_stack_keeps_its_runs(tmp_path: Path, monkeypatch: pyt
         restarted = await Client.connect(settings.effective_temporal_address)
         description = await restarted.get_workflow_handle(handle.id).describe()
         assert description.status is not None and description.status.name == "COMPLETED"
+        assert await dev.terminate() == 0
+    finally:
+        await dev.kill()
+
+
+async def test_parts_named_in_the_environment_are_used_not_started(
+    tmp_path: Path, settings: Settings, kafka: KafkaBroker
+) -> None:
+    home = tmp_path / "state"
+    env = dev_environment(home)
+    env.update(
+        TEMPORAL_ADDRESS=settings.effective_temporal_address,
+        DATABASE_URL=settings.effective_database_url,
+        KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap,
+        CRUCIBLE_KAFKA_IDEMPOTENCE="false",
+    )
+    dev = await Child.start("dev", env=env)
+    try:
+        await dev.wait_for(r"^Crucible is up\.", timeout=90)
+        assert set(dev.child_pids()) == {"worker", "api"}
+        assert f"TEMPORAL_ADDRESS={settings.effective_temporal_address}" in (home / "stack.env").read_text()
+        async with httpx.AsyncClient(timeout=10) as http:
+            health = await http.get(f"http://127.0.0.1:{env['CRUCIBLE_API_PORT']}/healthz")
+            assert health.status_code == 200, health.text
         assert await dev.terminate() == 0
     finally:
         await dev.kill()

@@ -1,0 +1,24 @@
+"""Saved histories still replay: the shared event log stays deterministic for running workflows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from tests.support.probe import ProbeWorkflow
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("probe_*.json"))
+
+
+def test_the_recorded_paths_are_all_there() -> None:
+    assert {p.stem for p in HISTORIES} == {"probe_proceeded", "probe_failed", "probe_cancelled"}
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
+async def test_history_replays(path: Path) -> None:
+    history = WorkflowHistory.from_json("replay", path.read_text())
+    result = await Replayer(workflows=[ProbeWorkflow]).replay_workflow(history)
+    assert result.replay_failure is None

@@ -37,7 +37,6 @@ class Settings(BaseSettings):
 
     home: Path = Field(DEFAULT_HOME, description="State folder: databases, logs, stack.env.")
     log_level: str = Field("INFO", description="Log level of the worker, API and dev stack.")
-    dev_mode: bool = Field(True, description="Development defaults (embedded parts allowed).")
 
     # API
     api_host: str = Field("127.0.0.1", description="Address the API binds to.")

@@ -87,8 +87,12 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
         )
         log.info("registered search attributes %s", ", ".join(sorted(missing)))
     except RPCError as exc:
+        commands = "; ".join(
+            f"temporal operator search-attribute create --namespace {namespace} --name {name} --type Keyword"
+            for name in sorted(missing)
+        )
         log.warning(
-            "could not register search attributes %s (%s); ask the cluster's operator to add them",
-            ", ".join(sorted(missing)),
+            "could not register search attributes (%s); ask the cluster's operator to run: %s",
             exc.message,
+            commands,
         )

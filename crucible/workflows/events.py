@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import FailureError
+from temporalio.exceptions import FailureError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from crucible.activities.events import EventActivities
@@ -120,11 +120,13 @@ class RunEventLog:
         """
         try:
             result = await body()
-        except asyncio.CancelledError:
-            await self.close(EventType.CANCELLED, {"reason": "cancelled"})
-            raise
-        except FailureError as exc:
-            await self.close(EventType.FAILED, {"reason": type(exc).__name__, "message": str(exc)})
+        except (asyncio.CancelledError, FailureError) as exc:
+            # Temporal reports a cancellation as such even when it surfaces through an
+            # activity or child workflow; the log says the same as Temporal will.
+            if is_cancelled_exception(exc):
+                await self.close(EventType.CANCELLED, {"reason": "cancelled"})
+            else:
+                await self.close(EventType.FAILED, {"reason": type(exc).__name__, "message": str(exc)})
             raise
         if self.run.status is RunStatus.RUNNING:
             await self.close(EventType.COMPLETE)

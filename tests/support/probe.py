@@ -6,9 +6,11 @@ workflows.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
+from datetime import timedelta
 
-from temporalio import workflow
+from temporalio import activity, workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -23,6 +25,15 @@ class ProbeInput:
     steps: int = 3
     wait_for_proceed: bool = False
     fail_with: str | None = None
+    hold_in_activity: bool = False
+
+
+@activity.defn
+async def hold() -> None:
+    """Heartbeats until cancelled: an activity in flight when the run is cancelled."""
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(0.1)
 
 
 @dataclass
@@ -49,6 +60,11 @@ class ProbeWorkflow:
             for n in range(1, input.steps + 1):
                 log.emit("STEP", {"n": n})
             await log.flush()
+            if input.hold_in_activity:
+                await log.set_state("Holding")
+                await workflow.execute_activity(
+                    hold, start_to_close_timeout=timedelta(minutes=5), heartbeat_timeout=timedelta(seconds=2)
+                )
             if input.wait_for_proceed:
                 await log.set_state("Waiting")
                 await workflow.wait_condition(lambda: self._proceed is not None)

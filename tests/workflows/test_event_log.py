@@ -13,7 +13,7 @@ from temporalio.worker import Worker
 
 from crucible.core.events import RecordEventsInput, RunEvent
 from crucible.core.runs import RunStatus
-from tests.support.probe import ProbeInput, ProbeWorkflow, ProceedInput
+from tests.support.probe import ProbeInput, ProbeWorkflow, ProceedInput, hold
 from tests.support.runs import start_probe
 
 
@@ -41,7 +41,7 @@ class Sink:
 async def sink(client: Client, task_queue: str) -> AsyncIterator[Sink]:
     sink = Sink()
     async with Worker(
-        client, task_queue=task_queue, workflows=[ProbeWorkflow], activities=[sink.record_events]
+        client, task_queue=task_queue, workflows=[ProbeWorkflow], activities=[sink.record_events, hold]
     ):
         yield sink
 
@@ -90,6 +90,22 @@ async def test_cancelling_ends_the_log_with_cancelled(client: Client, task_queue
 
     assert [e.type for e in sink.events][-1] == "CANCELLED"
     assert [e.seq for e in sink.events] == list(range(1, len(sink.events) + 1))
+    assert sink.batches[-1].run.status is RunStatus.CANCELLED
+
+
+async def test_cancelling_during_an_activity_ends_the_log_with_cancelled(
+    client: Client, task_queue: str, sink: Sink
+) -> None:
+    handle = await start_probe(client, task_queue, ProbeInput(steps=1, hold_in_activity=True))
+    async with asyncio.timeout(10):
+        while not any(e.data.get("to") == "Holding" for e in sink.events):
+            await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)  # the activity is running now
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    assert isinstance(failure.value.cause, CancelledError)  # Temporal: cancelled, not failed
+    assert sink.events[-1].type == "CANCELLED"
     assert sink.batches[-1].run.status is RunStatus.CANCELLED
 
 

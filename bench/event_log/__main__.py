@@ -1,0 +1,3 @@
+from bench.event_log.main import main
+
+main()

@@ -80,8 +80,17 @@ def _metrics_port(requested: int) -> int:
         return int(sock.getsockname()[1])
 
 
-async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
-    """Run a worker until ``stop`` is set (or SIGTERM/SIGINT arrives)."""
+async def run_worker(
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+    workflows: Sequence[type] = (),
+    activities: Sequence[Callable[..., Any]] = (),
+) -> None:
+    """Run a worker until ``stop`` is set (or SIGTERM/SIGINT arrives).
+
+    ``workflows`` and ``activities`` are registered besides Crucible's own.
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -114,6 +123,8 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
             client,
             WorkerDeps(store=RunStore(engine), publisher=publisher),
             task_queue=settings.task_queue,
+            workflows=workflows,
+            activities=activities,
             shutdown_grace=timedelta(seconds=settings.worker_shutdown_grace_s),
         )
         log.info(

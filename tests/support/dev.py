@@ -46,11 +46,12 @@ class Child:
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
-    async def start(cls, *args: str, env: dict[str, str]) -> Child:
+    async def start(cls, *args: str, env: dict[str, str], module: str = "crucible") -> Child:
+        """``python -m <module> <args>``, by default the ``crucible`` command."""
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "crucible",
+            module,
             *args,
             env=env,
             stdin=asyncio.subprocess.DEVNULL,

@@ -25,15 +25,17 @@ class ProbeInput:
     steps: int = 3
     wait_for_proceed: bool = False
     fail_with: str | None = None
-    hold_in_activity: bool = False
+    hold_s: float = 0
 
 
 @activity.defn
-async def hold() -> None:
-    """Heartbeats until cancelled: an activity in flight when the run is cancelled."""
-    while True:
+async def hold(seconds: float) -> int:
+    """An activity that stays in flight for ``seconds``, heartbeating; returns its attempt."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
         activity.heartbeat()
         await asyncio.sleep(0.1)
+    return activity.info().attempt
 
 
 @dataclass
@@ -60,11 +62,15 @@ class ProbeWorkflow:
             for n in range(1, input.steps + 1):
                 log.emit("STEP", {"n": n})
             await log.flush()
-            if input.hold_in_activity:
+            if input.hold_s:
                 await log.set_state("Holding")
-                await workflow.execute_activity(
-                    hold, start_to_close_timeout=timedelta(minutes=5), heartbeat_timeout=timedelta(seconds=2)
+                attempt = await workflow.execute_activity(
+                    hold,
+                    input.hold_s,
+                    start_to_close_timeout=timedelta(minutes=5),
+                    heartbeat_timeout=timedelta(seconds=2),
                 )
+                await log.record("HELD", {"attempt": attempt})
             if input.wait_for_proceed:
                 await log.set_state("Waiting")
                 await workflow.wait_condition(lambda: self._proceed is not None)

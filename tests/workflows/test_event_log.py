@@ -96,7 +96,7 @@ async def test_cancelling_ends_the_log_with_cancelled(client: Client, task_queue
 async def test_cancelling_during_an_activity_ends_the_log_with_cancelled(
     client: Client, task_queue: str, sink: Sink
 ) -> None:
-    handle = await start_probe(client, task_queue, ProbeInput(steps=1, hold_in_activity=True))
+    handle = await start_probe(client, task_queue, ProbeInput(steps=1, hold_s=300))
     async with asyncio.timeout(10):
         while not any(e.data.get("to") == "Holding" for e in sink.events):
             await asyncio.sleep(0.05)

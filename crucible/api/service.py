@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHandle
 from temporalio.client import WorkflowExecutionStatus as ClientStatus
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -51,26 +51,28 @@ class RunService:
             raise RunNotFoundError(run_id)
         return run
 
-    async def _from_temporal(self, run_id: str) -> Run | None:
-        kind = kind_of(run_id)
-        if kind is None:
-            return None
+    async def _describe(self, run_id: str) -> WorkflowExecutionDescription | None:
+        """Temporal's description of the run's workflow; None when Temporal does not know it."""
         try:
-            description = await self._handle(run_id).describe(rpc_timeout=DESCRIBE_TIMEOUT)
+            return await self._handle(run_id).describe(rpc_timeout=DESCRIBE_TIMEOUT)
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 return None
             raise
+
+    async def _from_temporal(self, run_id: str) -> Run | None:
+        kind = kind_of(run_id)
+        description = await self._describe(run_id) if kind else None
+        if kind is None or description is None:
+            return None
         attributes = description.typed_search_attributes
-        status = (
-            _STATUS.get(description.status, RunStatus.RUNNING) if description.status else RunStatus.RUNNING
-        )
+        status = _STATUS.get(description.status) if description.status else None
         return Run(
             run_id=run_id,
             kind=attributes.get(KIND_KEY) or kind,
             org_id=attributes.get(ORG_KEY) or DEFAULT_ORG,
             team_id=attributes.get(TEAM_KEY) or DEFAULT_TEAM,
-            status=status.value,
+            status=(status or RunStatus.RUNNING).value,
             created_at=description.start_time,
             updated_at=description.start_time,
             closed_at=description.close_time,
@@ -78,13 +80,10 @@ class RunService:
 
     async def temporal_status(self, run_id: str) -> RunStatus | None:
         """Temporal's status of the run; None when Temporal does not know it."""
-        try:
-            description = await self._handle(run_id).describe(rpc_timeout=DESCRIBE_TIMEOUT)
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                return None
-            raise
-        return _STATUS.get(description.status) if description.status else None
+        description = await self._describe(run_id)
+        if description is None or description.status is None:
+            return None
+        return _STATUS.get(description.status)
 
     async def refresh(self, run: Run) -> Run:
         """Bring a run that the database still shows as running up to date with Temporal.

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, literal, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
 from crucible.core.db import session_factory
@@ -61,10 +61,6 @@ class RunStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._sessions = session_factory(engine)
-
-    @property
-    def sessions(self) -> async_sessionmaker[AsyncSession]:
-        return self._sessions
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
@@ -128,13 +124,6 @@ class RunStore:
                 )
             )
         return new_events
-
-    async def register(self, run: Run) -> None:
-        """Insert a run's row before its workflow writes one (a no-op if it exists)."""
-        async with self._sessions() as session, session.begin():
-            await session.execute(
-                insert(Run).values(run.model_dump()).on_conflict_do_nothing(index_elements=["run_id"])
-            )
 
     async def get_run(self, run_id: str) -> Run | None:
         async with self._sessions() as session:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import resource
+from collections.abc import Mapping
 from pathlib import Path
 
 _PROC = Path("/proc")
@@ -36,29 +37,34 @@ def _stat_fields(pid: int) -> list[str] | None:
     return raw[raw.rindex(")") + 2 :].split()
 
 
-def tree_cpu_seconds(root: int) -> float:
-    """CPU time of ``root`` and every live descendant, plus their reaped children.
+def tree_cpu_seconds(roots: Mapping[str, int]) -> dict[str, float]:
+    """CPU time of each root process and its live descendants, plus their reaped children.
 
     PostgreSQL runs one process per connection, so its cost is the whole tree's.
     """
     parents: dict[int, int] = {}
-    times: dict[int, int] = {}
+    ticks: dict[int, int] = {}
     for entry in _PROC.iterdir():
         if not entry.name.isdigit():
             continue
         fields = _stat_fields(int(entry.name))
         if fields is None:
             continue
-        # After the name: state, ppid (index 1), …, utime, stime, cutime, cstime (11–14).
+        # After the name: state, ppid (index 1), …, utime, stime, cutime, cstime (11 to 14).
         parents[int(entry.name)] = int(fields[1])
-        times[int(entry.name)] = sum(int(value) for value in fields[11:15])
-    tree = {root}
-    grew = True
-    while grew:
-        more = {pid for pid, ppid in parents.items() if ppid in tree} - tree
-        grew = bool(more)
-        tree |= more
-    return sum(times.get(pid, 0) for pid in tree) / _TICKS
+        ticks[int(entry.name)] = sum(int(value) for value in fields[11:15])
+    children: dict[int, list[int]] = {}
+    for pid, ppid in parents.items():
+        children.setdefault(ppid, []).append(pid)
+    result: dict[str, float] = {}
+    for name, root in roots.items():
+        total, todo = 0, [root]
+        while todo:
+            pid = todo.pop()
+            total += ticks.get(pid, 0)
+            todo.extend(children.get(pid, ()))
+        result[name] = total / _TICKS
+    return result
 
 
 def own_cpu_seconds() -> float:

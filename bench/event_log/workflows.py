@@ -38,7 +38,7 @@ def events_per_run(input: EventLogBenchInput) -> int:
 
 
 def plan_events(input: EventLogBenchInput) -> tuple[PlannedEvent, list[PlannedEvent], PlannedEvent]:
-    """The events of one run: ``REQUESTED``, ``steps`` × ``STEP``, ``COMPLETE``."""
+    """The events of one run: ``REQUESTED``, ``steps`` times ``STEP``, ``COMPLETE``."""
     filler = "x" * input.data_bytes
     steps = [("STEP", {"n": n, "detail": filler}) for n in range(1, input.steps + 1)]
     return (EventType.REQUESTED, {"steps": input.steps}), steps, (EventType.COMPLETE, {"steps": input.steps})

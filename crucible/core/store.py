@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, literal, select, tuple_
+from sqlalchemy import Table, bindparam, func, literal, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
@@ -21,6 +21,32 @@ from crucible.core.runs import RunStatus
 from crucible.core.tables import Run, RunEventRow
 
 _CLOSING_EVENT = {RunStatus.COMPLETED: EventType.COMPLETE, RunStatus.CANCELLED: EventType.CANCELLED}
+
+
+# The hot path's statements are Core statements built once, so SQLAlchemy compiles
+# them once; the ORM would recompile a bulk insert for every batch.
+_EVENTS: Table = RunEventRow.__table__  # type: ignore[attr-defined]
+_RUNS: Table = Run.__table__  # type: ignore[attr-defined]
+_INSERT_EVENTS = (
+    insert(_EVENTS).on_conflict_do_nothing(index_elements=["run_id", "seq"]).returning(_EVENTS.c.seq)
+)
+_PAGE = (
+    select(_EVENTS.c.seq, _EVENTS.c.type, _EVENTS.c.at, _EVENTS.c.data)
+    .where(_EVENTS.c.run_id == bindparam("run_id"), _EVENTS.c.seq > bindparam("after"))
+    .order_by(_EVENTS.c.seq)
+    .limit(bindparam("limit"))
+)
+_TERMINAL = select(func.min(_EVENTS.c.seq)).where(
+    _EVENTS.c.run_id == bindparam("run_id"), _EVENTS.c.type.in_(TERMINAL_EVENTS)
+)
+_UPDATABLE = ("status", "state", "verdict", "summary", "updated_at", "closed_at", "last_seq")
+_upsert = insert(_RUNS)
+#: A run's row only moves forward: a late retry of an older batch changes nothing.
+_UPSERT_RUN = _upsert.on_conflict_do_update(
+    index_elements=["run_id"],
+    set_={name: _upsert.excluded[name] for name in _UPDATABLE},
+    where=_RUNS.c.last_seq <= _upsert.excluded.last_seq,
+)
 
 
 class InvalidCursorError(ValueError):
@@ -47,10 +73,6 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise InvalidCursorError("cursor is not one this API returned") from exc
 
 
-def _event(row: RunEventRow) -> RunEvent:
-    return RunEvent(run_id=row.run_id, seq=row.seq, type=row.type, at=row.at, data=row.data)
-
-
 class RunStore:
     """Runs and events in PostgreSQL.
 
@@ -73,56 +95,27 @@ class RunStore:
         run = batch.run
         now = datetime.now(UTC)
         last_seq = max(event.seq for event in batch.events)
-        async with self._sessions() as session, session.begin():
-            inserted = await session.execute(
-                insert(RunEventRow)
-                .values(
-                    [
-                        {
-                            "run_id": e.run_id,
-                            "seq": e.seq,
-                            "type": e.type,
-                            "at": e.at,
-                            "data": e.data,
-                        }
-                        for e in batch.events
-                    ]
-                )
-                .on_conflict_do_nothing(index_elements=["run_id", "seq"])
-                .returning(col(RunEventRow.seq))
-            )
-            new_events = len(inserted.all())
-            values: dict[str, Any] = {
-                "run_id": run.run_id,
-                "kind": run.kind,
-                "org_id": run.org_id,
-                "team_id": run.team_id,
-                "status": run.status.value,
-                "state": run.state,
-                "verdict": run.verdict,
-                "summary": run.summary,
-                "created_at": run.created_at or now,
-                "updated_at": now,
-                "closed_at": run.closed_at,
-                "last_seq": last_seq,
-            }
-            stmt = insert(Run).values(values)
-            updatable = (
-                "status",
-                "state",
-                "verdict",
-                "summary",
-                "updated_at",
-                "closed_at",
-                "last_seq",
-            )
-            await session.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["run_id"],
-                    set_={name: stmt.excluded[name] for name in updatable},
-                    where=col(Run.last_seq) <= stmt.excluded.last_seq,
-                )
-            )
+        events = [
+            {"run_id": e.run_id, "seq": e.seq, "type": e.type, "at": e.at, "data": e.data}
+            for e in batch.events
+        ]
+        row = {
+            "run_id": run.run_id,
+            "kind": run.kind,
+            "org_id": run.org_id,
+            "team_id": run.team_id,
+            "status": run.status.value,
+            "state": run.state,
+            "verdict": run.verdict,
+            "summary": run.summary,
+            "created_at": run.created_at or now,
+            "updated_at": now,
+            "closed_at": run.closed_at,
+            "last_seq": last_seq,
+        }
+        async with self.engine.begin() as conn:
+            new_events = len((await conn.execute(_INSERT_EVENTS, events)).all())
+            await conn.execute(_UPSERT_RUN, row)
         return new_events
 
     async def get_run(self, run_id: str) -> Run | None:
@@ -156,22 +149,22 @@ class RunStore:
         return RunPage(items=rows, next_cursor=next_cursor)
 
     async def list_events(self, run_id: str, *, after: int = 0, limit: int = 100) -> list[RunEvent]:
-        query = (
-            select(RunEventRow)
-            .where(col(RunEventRow.run_id) == run_id, col(RunEventRow.seq) > after)
-            .order_by(col(RunEventRow.seq))
-            .limit(limit)
-        )
-        async with self._sessions() as session:
-            return [_event(row) for row in (await session.execute(query)).scalars().all()]
+        return (await self.event_page(run_id, after=after, limit=limit))[0]
+
+    async def event_page(
+        self, run_id: str, *, after: int = 0, limit: int = 100
+    ) -> tuple[list[RunEvent], int | None]:
+        """Events after ``after``, in order, and the seq of the run's terminal event if any."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(_PAGE, {"run_id": run_id, "after": after, "limit": limit})
+            events = [RunEvent(run_id=run_id, seq=r.seq, type=r.type, at=r.at, data=r.data) for r in rows]
+            terminal = (await conn.execute(_TERMINAL, {"run_id": run_id})).scalar_one_or_none()
+        return events, terminal
 
     async def terminal_seq(self, run_id: str) -> int | None:
         """The seq of the run's terminal event, if its log has one."""
-        query = select(func.min(RunEventRow.seq)).where(
-            col(RunEventRow.run_id) == run_id, col(RunEventRow.type).in_(TERMINAL_EVENTS)
-        )
-        async with self._sessions() as session:
-            return (await session.execute(query)).scalar_one_or_none()
+        async with self.engine.connect() as conn:
+            return (await conn.execute(_TERMINAL, {"run_id": run_id})).scalar_one_or_none()
 
     async def close_run(self, run_id: str, *, status: RunStatus, data: dict[str, Any]) -> RunEvent | None:
         """End the log of a run whose workflow closed without writing its terminal event.

@@ -38,12 +38,11 @@ async def list_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EventList:
     run = await runs.get(run_id)
-    events = await store.list_events(run_id, after=after, limit=limit)
-    if not events:
+    events, terminal = await store.event_page(run_id, after=after, limit=limit)
+    if not events and terminal is None:
         run = await runs.refresh(run)
         if run.last_seq > after:  # the log was closed just now
-            events = await store.list_events(run_id, after=after, limit=limit)
-    terminal = await store.terminal_seq(run_id)
+            events, terminal = await store.event_page(run_id, after=after, limit=limit)
     seen = events[-1].seq if events else after
     return EventList(
         items=[EventPublic.of(e) for e in events],
@@ -86,13 +85,12 @@ async def stream_events(
 async def _follow(
     run_id: str, after: int, store: RunStore, runs: RunService, interval: float
 ) -> AsyncIterator[ServerSentEvent]:
-    terminal = await store.terminal_seq(run_id)
-    if terminal is not None and terminal <= after:
-        return
     quiet = 0.0
     while True:
         try:
-            events = await store.list_events(run_id, after=after, limit=STREAM_PAGE)
+            events, terminal = await store.event_page(run_id, after=after, limit=STREAM_PAGE)
+            if terminal is not None and terminal <= after:
+                return  # the client has seen the end already
             if not events and quiet >= RECONCILE_EVERY_S:
                 quiet = 0.0
                 await runs.refresh(await runs.get(run_id))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from typer.testing import CliRunner, Result
 
 from crucible.cli import app
 from crucible.core.store import RunStore
+from tests.support.dev import Child
 from tests.support.probe import ProbeInput
 from tests.support.runs import start_probe, wait_for_event
 from tests.support.servers import ApiServer
@@ -49,17 +51,18 @@ async def test_list_and_show(cli, client: Client, worker: Worker, task_queue: st
 
 
 async def test_watch_follows_a_run_to_its_end(
-    cli, client: Client, worker: Worker, task_queue: str, store: RunStore
+    cli, client: Client, worker: Worker, task_queue: str, store: RunStore, api_server: ApiServer
 ) -> None:
     handle = await start_probe(client, task_queue, ProbeInput(steps=1, wait_for_proceed=True))
-    watching = asyncio.create_task(cli("runs", "watch", handle.id, "--json"))
-    await wait_for_event(store, handle.id, "STATE_CHANGED")
+    # A real process: it watches while the next command runs, as in two terminals.
+    env = {**os.environ, "CRUCIBLE_API_URL": api_server.url}
+    watching = await Child.start("runs", "watch", handle.id, "--json", env=env)
+    await watching.wait_for(r'"type": "STATE_CHANGED"', timeout=30)
     signalled = await cli("runs", "signal", handle.id, "proceed", '{"note": "from the cli"}')
     assert signalled.exit_code == 0, signalled.output
 
-    watched = await asyncio.wait_for(watching, 30)
-    assert watched.exit_code == 0, watched.output
-    events = [json.loads(line) for line in watched.output.splitlines()]
+    assert await watching.wait(timeout=30) == 0, watching.output
+    events = [json.loads(line) for line in watching.lines]
     assert [e["type"] for e in events] == ["REQUESTED", "STEP", "STATE_CHANGED", "PROCEEDED", "COMPLETE"]
     assert events[3]["data"] == {"note": "from the cli"}
 

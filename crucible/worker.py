@@ -25,6 +25,7 @@ from temporalio.worker import Worker
 from crucible.activities.events import EventActivities
 from crucible.core.config import Settings, load_settings
 from crucible.core.db import create_engine
+from crucible.core.exits import exit_without_teardown
 from crucible.core.kafka import EventPublisher
 from crucible.core.logs import configure_logging
 from crucible.core.store import RunStore
@@ -146,3 +147,4 @@ def main() -> None:
     settings = load_settings()
     configure_logging(settings.log_level)
     asyncio.run(run_worker(settings))
+    exit_without_teardown(0)

@@ -16,6 +16,7 @@ from crucible.api.app import create_app
 from crucible.api.kinds import register_kind
 from crucible.core.config import Settings, load_settings
 from crucible.core.db import create_engine
+from crucible.core.exits import exit_without_teardown
 from crucible.core.kafka import EventPublisher
 from crucible.core.store import RunStore
 from crucible.core.temporal import SEARCH_ATTRIBUTES
@@ -25,6 +26,7 @@ from tests.support.probe import PROBE_KIND, ProbeWorkflow
 from tests.support.servers import ApiServer, KafkaBroker, PostgresServer
 
 EVENTS_TOPIC = "crucible.events"
+_EXIT_STATUS = pytest.StashKey[int]()
 
 register_kind(PROBE_KIND, {"proceed": ProbeWorkflow.proceed})
 
@@ -134,3 +136,15 @@ async def api_server(settings: Settings) -> AsyncIterator[ApiServer]:
 async def api(api_server: ApiServer) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=api_server.url, timeout=30) as http:
         yield http
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # Leave without interpreter teardown, where the Temporal SDK's threads can abort the
+    # process after every test passed (see crucible.core.exits). The status is pytest's own.
+    if _EXIT_STATUS in config.stash:
+        exit_without_teardown(config.stash[_EXIT_STATUS])

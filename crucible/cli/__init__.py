@@ -7,6 +7,7 @@ import asyncio
 import typer
 
 from crucible.cli.runs import runs_app
+from crucible.core.exits import exit_without_teardown
 
 app = typer.Typer(
     name="crucible",
@@ -31,7 +32,7 @@ def dev() -> None:
 
     settings = load_settings(use_stack_env=False)
     configure_logging(settings.log_level)
-    raise typer.Exit(asyncio.run(run_dev(settings)))
+    exit_without_teardown(asyncio.run(run_dev(settings)))
 
 
 @app.command()
@@ -60,6 +61,7 @@ def api() -> None:
         log_config=None,
         timeout_graceful_shutdown=3,
     )
+    exit_without_teardown(0)
 
 
 @app.command()

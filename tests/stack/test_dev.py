@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import time
@@ -10,9 +9,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from crucible.core.config import Settings, load_settings
@@ -28,15 +24,15 @@ from tests.support.servers import KafkaBroker
 pytestmark = pytest.mark.timeout(240)
 
 
-async def worker_pollers(client: Client, task_queue: str) -> set[str]:
-    response = await client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(
-            namespace="default",
-            task_queue=TaskQueue(name=task_queue),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-        )
+def activity_pollers(metrics: str) -> float:
+    """Activity pollers on the `crucible` task queue, from a worker's Temporal SDK metrics."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("temporal_num_pollers{")
+        and 'poller_type="activity_task"' in line
+        and 'task_queue="crucible"' in line
     )
-    return {poller.identity for poller in response.pollers}
 
 
 async def test_dev_runs_supervises_and_stops_the_whole_stack(tmp_path: Path) -> None:
@@ -74,16 +70,15 @@ async def test_dev_runs_supervises_and_stops_the_whole_stack(tmp_path: Path) -> 
         hand_env["CRUCIBLE_HOME"] = str(home)
         hand_env["CRUCIBLE_WORKER_METRICS_PORT"] = env["CRUCIBLE_WORKER_METRICS_PORT"]
         extra_worker = await Child.start("worker", env=hand_env)
-        await extra_worker.wait_for(r"worker polling task queue 'crucible'", timeout=60)
+        temporal = f"127.0.0.1:{env['CRUCIBLE_TEMPORAL_PORT']}"
+        await extra_worker.wait_for(rf"worker polling task queue 'crucible' on {temporal}", timeout=60)
         assert "is taken; choosing a free one" in extra_worker.output  # the dev worker holds it
-        async with httpx.AsyncClient(timeout=10) as http:
-            metrics = await http.get(f"http://127.0.0.1:{env['CRUCIBLE_WORKER_METRICS_PORT']}/metrics")
-            assert "temporal_worker_task_slots_available" in metrics.text
+        own_port = (await extra_worker.wait_for(r"worker metrics at http://127.0.0.1:(\d+)/metrics"))[1]
+        async with httpx.AsyncClient(timeout=10) as http, asyncio.timeout(30):
+            for port in (env["CRUCIBLE_WORKER_METRICS_PORT"], own_port):  # both are polling
+                while activity_pollers((await http.get(f"http://127.0.0.1:{port}/metrics")).text) == 0:
+                    await asyncio.sleep(0.2)
             assert "crucible_api_requests_total" in (await http.get(f"{api_url}/metrics")).text
-        client = await Client.connect(f"127.0.0.1:{env['CRUCIBLE_TEMPORAL_PORT']}")
-        async with asyncio.timeout(30):
-            while len(await worker_pollers(client, "crucible")) < 2:
-                await asyncio.sleep(0.5)
         assert await extra_worker.terminate() == 0
 
         # A crashed worker is restarted, and the crash shows in the log.

@@ -23,8 +23,7 @@ app.add_typer(runs_app, name="runs")
 def dev() -> None:
     """Start the whole stack in the foreground: Temporal, PostgreSQL, Kafka, worker, API.
 
-    Parts named by TEMPORAL_ADDRESS, DATABASE_URL or KAFKA_BOOTSTRAP_SERVERS are used as
-    given instead of started. Ctrl-C stops everything.
+    Parts named by TEMPORAL_ADDRESS, DATABASE_URL or KAFKA_BOOTSTRAP_SERVERS are used as given instead of started. Ctrl-C stops everything.
     """
     from crucible.core.config import load_settings
     from crucible.core.logs import configure_logging

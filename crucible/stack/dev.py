@@ -80,7 +80,10 @@ class DevStack:
 
     def _check_ports(self) -> None:
         s = self.settings
-        wanted = [(s.api_port, "the API", "CRUCIBLE_API_PORT")]
+        wanted = [
+            (s.api_port, "the API", "CRUCIBLE_API_PORT"),
+            (s.worker_metrics_port, "the worker's metrics", "CRUCIBLE_WORKER_METRICS_PORT"),
+        ]
         if s.database_url is None:
             wanted.append((s.postgres_port, "PostgreSQL", "CRUCIBLE_POSTGRES_PORT"))
         if s.kafka_bootstrap_servers is None:

@@ -15,6 +15,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 app.add_typer(runs_app, name="runs")
 
@@ -23,7 +24,8 @@ app.add_typer(runs_app, name="runs")
 def dev() -> None:
     """Start the whole stack in the foreground: Temporal, PostgreSQL, Kafka, worker, API.
 
-    Parts named by TEMPORAL_ADDRESS, DATABASE_URL or KAFKA_BOOTSTRAP_SERVERS are used as given instead of started. Ctrl-C stops everything.
+    Parts named by TEMPORAL_ADDRESS, DATABASE_URL or KAFKA_BOOTSTRAP_SERVERS are used as
+    given instead of started. Ctrl-C stops everything.
     """
     from crucible.core.config import load_settings
     from crucible.core.logs import configure_logging

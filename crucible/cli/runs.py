@@ -12,7 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-runs_app = typer.Typer(help="List, inspect, follow, cancel and signal runs.", no_args_is_help=True)
+runs_app = typer.Typer(
+    help="List, inspect, follow, cancel and signal runs.", no_args_is_help=True, rich_markup_mode="markdown"
+)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
 RunArg = Annotated[str, typer.Argument(help="The run id, e.g. qa-3f2c….", show_default=False)]

@@ -9,13 +9,14 @@ them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import socket
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.client import Client
@@ -28,10 +29,15 @@ from crucible.core.db import create_engine
 from crucible.core.exits import exit_without_teardown
 from crucible.core.kafka import EventPublisher
 from crucible.core.logs import configure_logging
+from crucible.core.reconcile import RunReconciler
 from crucible.core.store import RunStore
 from crucible.core.temporal import connect, ensure_search_attributes
 
 log = logging.getLogger("crucible.worker")
+
+#: The first sweep for ended runs looks this far back; later ones overlap a little.
+SWEEP_FIRST_LOOKBACK = timedelta(days=1)
+SWEEP_OVERLAP = timedelta(minutes=1)
 
 #: Every workflow Crucible runs. Each kind of run adds its class here.
 WORKFLOWS: list[type] = []
@@ -81,6 +87,24 @@ def _metrics_port(requested: int) -> int:
         return int(sock.getsockname()[1])
 
 
+async def sweep_ended_runs(reconciler: RunReconciler, interval_s: float, stop: asyncio.Event) -> None:
+    """Every ``interval_s``, close the logs of runs Temporal ended without them (0: never)."""
+    if interval_s <= 0:
+        return
+    since = datetime.now(UTC) - SWEEP_FIRST_LOOKBACK
+    while not stop.is_set():
+        started = datetime.now(UTC)
+        try:
+            closed = await reconciler.sweep(since=since)
+            if closed:
+                log.info("closed the logs of %d runs that Temporal ended", closed)
+            since = started - SWEEP_OVERLAP  # visibility lags a little behind
+        except Exception as exc:
+            log.warning("could not look for runs that Temporal ended: %s", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)
+
+
 async def run_worker(
     settings: Settings,
     *,
@@ -120,9 +144,10 @@ async def run_worker(
             idempotence=settings.kafka_idempotence,
         )
         stack.push_async_callback(publisher.stop)
+        deps = WorkerDeps(store=RunStore(engine), publisher=publisher)
         worker = build_worker(
             client,
-            WorkerDeps(store=RunStore(engine), publisher=publisher),
+            deps,
             task_queue=settings.task_queue,
             workflows=workflows,
             activities=activities,
@@ -134,12 +159,15 @@ async def run_worker(
             settings.effective_temporal_address,
             settings.temporal_namespace,
         )
+        reconciler = RunReconciler(deps.store, client, publisher)
+        sweeping = asyncio.create_task(sweep_ended_runs(reconciler, settings.reconcile_interval_s, stop))
         async with worker:
             await stop.wait()
             log.info(
                 "shutting down: in-flight activities have %.0f s to finish",
                 settings.worker_shutdown_grace_s,
             )
+        await sweeping
     log.info("worker stopped")
 
 

@@ -16,8 +16,11 @@ import crucible
 from crucible.api.errors import install_error_handlers
 from crucible.api.metrics import ApiMetrics, MetricsMiddleware
 from crucible.api.routes import events, health, runs
+from crucible.api.service import RefreshLimiter
 from crucible.core.config import Settings, load_settings
 from crucible.core.db import create_engine
+from crucible.core.kafka import EventPublisher
+from crucible.core.reconcile import RunReconciler
 from crucible.core.store import RunStore
 from crucible.core.temporal import connect
 
@@ -36,12 +39,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = settings or load_settings()
         engine = create_engine(resolved.effective_database_url)
+        publisher = EventPublisher(
+            resolved.effective_kafka_bootstrap_servers,
+            topic=resolved.kafka_events_topic,
+            idempotence=resolved.kafka_idempotence,
+        )
         app.state.settings = resolved
         app.state.store = RunStore(engine)
         app.state.temporal = await connect(resolved, lazy=True)
+        app.state.reconciler = RunReconciler(app.state.store, app.state.temporal, publisher)
+        app.state.refresh_limiter = RefreshLimiter()
         try:
             yield
         finally:
+            await publisher.stop()
             await engine.dispose()
 
     app = FastAPI(

@@ -28,7 +28,8 @@ def get_temporal(request: Request) -> Client:
 
 
 def get_run_service(request: Request) -> RunService:
-    return RunService(get_store(request), get_temporal(request))
+    state = request.app.state
+    return RunService(state.store, state.reconciler, state.refresh_limiter)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     # Worker
     worker_metrics_port: int = Field(9464, ge=0, le=65535, description="0 picks a free port.")
     worker_shutdown_grace_s: float = Field(30.0, ge=0, description="Grace for in-flight activities.")
+    reconcile_interval_s: float = Field(
+        30.0, ge=0, description="How often a worker looks for runs Temporal ended (0: never)."
+    )
 
     @cached_property
     def home_dir(self) -> Path:

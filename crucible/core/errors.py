@@ -4,7 +4,9 @@ CrucibleError
 ├── RunNotFoundError        no run with that id (404)
 ├── RunClosedError          the run has already finished (409)
 ├── InvalidRequestError     a request field is wrong; names the field (422)
-└── DependencyUnavailableError   Temporal, PostgreSQL or Kafka does not answer (503)
+├── InvalidCursorError      a list cursor this API did not hand out (crucible.core.store)
+├── DependencyUnavailableError   Temporal, PostgreSQL or Kafka does not answer (503)
+└── StackError              a part of `crucible dev` could not start (crucible.stack.services)
 """
 
 from __future__ import annotations

@@ -69,7 +69,20 @@ class RunEvent:
 
 @dataclass
 class RecordEventsInput:
-    """A batch of a run's events, with the run's row as it stands after them."""
+    """A batch of a run's events, with the run's row as it stands after them.
+
+    ``fence`` orders attempts: the workflow's history length when it wrote the batch.
+    """
 
     run: RunSnapshot
     events: list[RunEvent]
+    fence: int = 0
+
+
+@dataclass
+class RecordEventsResult:
+    """``written``: events new to (or replaced in) the store; ``abandoned``: the batch came
+    from an attempt that a later one has overtaken, so nothing was written."""
+
+    written: int
+    abandoned: bool = False

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaClient, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from crucible.core.events import RunEvent
 
@@ -61,8 +61,12 @@ class EventPublisher:
                 self._producer = producer
             return self._producer
 
-    async def publish(self, events: Sequence[RunEvent]) -> None:
-        """Send the events keyed by run id and wait until the broker has them all."""
+    async def publish(self, events: Sequence[RunEvent], *, fence: int = 0) -> None:
+        """Send the events keyed by run id and wait until the broker has them all.
+
+        Headers: ``type``, the event type; ``fence``, which orders the attempts of the
+        run's workflow (of two messages with one (run_id, seq), the higher fence is right).
+        """
         producer = await self._ensure_producer()
         try:
             sends = [
@@ -70,12 +74,14 @@ class EventPublisher:
                     self.topic,
                     encode_event(event),
                     key=event.run_id.encode(),
-                    headers=[("type", event.type.encode())],
+                    headers=[("type", event.type.encode()), ("fence", str(fence).encode())],
                 )
                 for event in events
             ]
             await asyncio.gather(*sends)
-        except BaseException:
+        except (KafkaError, OSError):
+            # The connection may be broken; the next attempt starts a fresh producer.
+            # (A cancelled send leaves the shared producer alone: other runs use it.)
             await self._drop(producer)
             raise
 

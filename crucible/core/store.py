@@ -16,19 +16,50 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
 from crucible.core.db import session_factory
-from crucible.core.events import TERMINAL_EVENTS, EventType, RecordEventsInput, RunEvent
+from crucible.core.errors import CrucibleError
+from crucible.core.events import (
+    TERMINAL_EVENTS,
+    EventType,
+    RecordEventsInput,
+    RecordEventsResult,
+    RunEvent,
+)
 from crucible.core.runs import RunStatus
 from crucible.core.tables import Run, RunEventRow
 
 _CLOSING_EVENT = {RunStatus.COMPLETED: EventType.COMPLETE, RunStatus.CANCELLED: EventType.CANCELLED}
 
 
+#: The fence of a log closed by Crucible after its workflow ended: no write can follow it.
+CLOSED_FENCE = 2**62
+
 # The hot path's statements are Core statements built once, so SQLAlchemy compiles
 # them once; the ORM would recompile a bulk insert for every batch.
 _EVENTS: Table = RunEventRow.__table__  # type: ignore[attr-defined]
 _RUNS: Table = Run.__table__  # type: ignore[attr-defined]
-_INSERT_EVENTS = (
-    insert(_EVENTS).on_conflict_do_nothing(index_elements=["run_id", "seq"]).returning(_EVENTS.c.seq)
+
+_UPDATABLE = ("status", "state", "verdict", "summary", "updated_at", "closed_at", "last_seq", "fence")
+_run = insert(_RUNS)
+#: A run's row only moves forward, by (fence, last_seq); the row lock it takes orders
+#: the writers of one run. No row returned means the batch is from an abandoned attempt.
+_UPSERT_RUN = _run.on_conflict_do_update(
+    index_elements=["run_id"],
+    set_={name: _run.excluded[name] for name in _UPDATABLE},
+    where=tuple_(_RUNS.c.fence, _RUNS.c.last_seq) <= tuple_(_run.excluded.fence, _run.excluded.last_seq),
+).returning(_RUNS.c.run_id)
+_event = insert(_EVENTS)
+#: The same seq from the same attempt changes nothing; from a later attempt it replaces
+#: what an abandoned attempt wrote.
+_UPSERT_EVENTS = _event.on_conflict_do_update(
+    index_elements=["run_id", "seq"],
+    set_={name: _event.excluded[name] for name in ("type", "at", "data", "fence")},
+    where=_EVENTS.c.fence < _event.excluded.fence,
+).returning(_EVENTS.c.seq)
+#: Events past this batch that only an abandoned attempt wrote.
+_DROP_ABANDONED = _EVENTS.delete().where(
+    _EVENTS.c.run_id == bindparam("run_id"),
+    _EVENTS.c.seq > bindparam("after"),
+    _EVENTS.c.fence < bindparam("fence"),
 )
 _PAGE = (
     select(_EVENTS.c.seq, _EVENTS.c.type, _EVENTS.c.at, _EVENTS.c.data)
@@ -36,20 +67,9 @@ _PAGE = (
     .order_by(_EVENTS.c.seq)
     .limit(bindparam("limit"))
 )
-_TERMINAL = select(func.min(_EVENTS.c.seq)).where(
-    _EVENTS.c.run_id == bindparam("run_id"), _EVENTS.c.type.in_(TERMINAL_EVENTS)
-)
-_UPDATABLE = ("status", "state", "verdict", "summary", "updated_at", "closed_at", "last_seq")
-_upsert = insert(_RUNS)
-#: A run's row only moves forward: a late retry of an older batch changes nothing.
-_UPSERT_RUN = _upsert.on_conflict_do_update(
-    index_elements=["run_id"],
-    set_={name: _upsert.excluded[name] for name in _UPDATABLE},
-    where=_RUNS.c.last_seq <= _upsert.excluded.last_seq,
-)
 
 
-class InvalidCursorError(ValueError):
+class InvalidCursorError(CrucibleError):
     """A list cursor that this store did not hand out."""
 
 
@@ -77,7 +97,9 @@ class RunStore:
     """Runs and events in PostgreSQL.
 
     Writes are idempotent: an event is keyed on ``(run_id, seq)``, and a run's row only
-    moves forward (a batch never overwrites a row that already reflects later events).
+    moves forward. Each batch carries a fence, the workflow's history length when it was
+    written, so a batch from a workflow task that Temporal later threw away (its run then
+    took another path) is replaced by the path the run really took.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -88,15 +110,28 @@ class RunStore:
         async with self.engine.connect() as conn:
             await conn.exec_driver_sql("SELECT 1")
 
-    async def record(self, batch: RecordEventsInput) -> int:
-        """Store a batch of events and the run's row; returns how many events were new."""
+    async def record(self, batch: RecordEventsInput) -> RecordEventsResult:
+        """Store a batch of events and the run's row, in one transaction.
+
+        A retried batch changes nothing. A batch with a higher fence (a later attempt of
+        the workflow task) replaces what a lower one wrote at the same seqs and drops the
+        lower one's events past them; a batch with a lower fence than the run's row is
+        from an abandoned attempt and is ignored.
+        """
         if not batch.events:
             raise ValueError("a batch carries at least one event")
         run = batch.run
         now = datetime.now(UTC)
         last_seq = max(event.seq for event in batch.events)
         events = [
-            {"run_id": e.run_id, "seq": e.seq, "type": e.type, "at": e.at, "data": e.data}
+            {
+                "run_id": e.run_id,
+                "seq": e.seq,
+                "type": e.type,
+                "at": e.at,
+                "data": e.data,
+                "fence": batch.fence,
+            }
             for e in batch.events
         ]
         row = {
@@ -112,11 +147,16 @@ class RunStore:
             "updated_at": now,
             "closed_at": run.closed_at,
             "last_seq": last_seq,
+            "fence": batch.fence,
         }
         async with self.engine.begin() as conn:
-            new_events = len((await conn.execute(_INSERT_EVENTS, events)).all())
-            await conn.execute(_UPSERT_RUN, row)
-        return new_events
+            if (await conn.execute(_UPSERT_RUN, row)).first() is None:
+                return RecordEventsResult(written=0, abandoned=True)
+            written = len((await conn.execute(_UPSERT_EVENTS, events)).all())
+            await conn.execute(
+                _DROP_ABANDONED, {"run_id": run.run_id, "after": last_seq, "fence": batch.fence}
+            )
+        return RecordEventsResult(written=written)
 
     async def get_run(self, run_id: str) -> Run | None:
         async with self._sessions() as session:
@@ -149,57 +189,61 @@ class RunStore:
         return RunPage(items=rows, next_cursor=next_cursor)
 
     async def list_events(self, run_id: str, *, after: int = 0, limit: int = 100) -> list[RunEvent]:
-        return (await self.event_page(run_id, after=after, limit=limit))[0]
-
-    async def event_page(
-        self, run_id: str, *, after: int = 0, limit: int = 100
-    ) -> tuple[list[RunEvent], int | None]:
-        """Events after ``after``, in order, and the seq of the run's terminal event if any."""
+        """Events with seq greater than ``after``, in order."""
         async with self.engine.connect() as conn:
             rows = await conn.execute(_PAGE, {"run_id": run_id, "after": after, "limit": limit})
-            events = [RunEvent(run_id=run_id, seq=r.seq, type=r.type, at=r.at, data=r.data) for r in rows]
-            terminal = (await conn.execute(_TERMINAL, {"run_id": run_id})).scalar_one_or_none()
-        return events, terminal
+            return [RunEvent(run_id=run_id, seq=r.seq, type=r.type, at=r.at, data=r.data) for r in rows]
 
-    async def terminal_seq(self, run_id: str) -> int | None:
-        """The seq of the run's terminal event, if its log has one."""
-        async with self.engine.connect() as conn:
-            return (await conn.execute(_TERMINAL, {"run_id": run_id})).scalar_one_or_none()
-
-    async def close_run(self, run_id: str, *, status: RunStatus, data: dict[str, Any]) -> RunEvent | None:
+    async def close_run(self, run: Run, *, status: RunStatus, data: dict[str, Any]) -> RunEvent | None:
         """End the log of a run whose workflow closed without writing its terminal event.
 
-        That happens when a workflow is terminated, times out, or fails outside its own
-        handling. The workflow can no longer write, so this is the log's only writer now.
-        Returns the event appended, or None when the log already had its terminal event.
+        That happens when a workflow is terminated or times out (perhaps before it wrote
+        anything: then ``run``, as Temporal describes it, becomes its row). The workflow
+        can no longer write, so this is the log's last writer; the row's fence shuts out
+        any late write of an abandoned attempt. Returns the event appended, or None when
+        the log already had its terminal event.
         """
-        event_type = _CLOSING_EVENT.get(status, EventType.FAILED)
         now = datetime.now(UTC)
-        async with self._sessions() as session, session.begin():
-            run = (
-                await session.execute(select(Run).where(col(Run.run_id) == run_id).with_for_update())
-            ).scalar_one_or_none()
-            if run is None:
-                return None
-            has_terminal = await session.execute(
-                select(col(RunEventRow.seq)).where(
-                    col(RunEventRow.run_id) == run_id, col(RunEventRow.type).in_(TERMINAL_EVENTS)
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(_RUNS).values(run.model_dump()).on_conflict_do_nothing(index_elements=["run_id"])
+            )
+            await conn.execute(select(_RUNS.c.run_id).where(_RUNS.c.run_id == run.run_id).with_for_update())
+            log = (
+                await conn.execute(
+                    select(
+                        func.coalesce(func.max(_EVENTS.c.seq), 0),
+                        func.count().filter(_EVENTS.c.type.in_(TERMINAL_EVENTS)),
+                    ).where(_EVENTS.c.run_id == run.run_id)
+                )
+            ).one()
+            last_seq, terminals = int(log[0]), int(log[1])
+            event = None
+            if not terminals:
+                event_type = _CLOSING_EVENT.get(status, EventType.FAILED)
+                event = RunEvent(run_id=run.run_id, seq=last_seq + 1, type=event_type, at=now, data=data)
+                await conn.execute(
+                    insert(_EVENTS).values(
+                        run_id=run.run_id,
+                        seq=event.seq,
+                        type=event.type,
+                        at=now,
+                        data=data,
+                        fence=CLOSED_FENCE,
+                    )
+                )
+                last_seq = event.seq
+            await conn.execute(
+                _RUNS.update()
+                .where(_RUNS.c.run_id == run.run_id)
+                .values(
+                    status=status.value,
+                    closed_at=func.coalesce(_RUNS.c.closed_at, now),
+                    updated_at=now,
+                    last_seq=last_seq,
+                    fence=CLOSED_FENCE,
                 )
             )
-            last = await session.execute(
-                select(func.coalesce(func.max(RunEventRow.seq), 0)).where(col(RunEventRow.run_id) == run_id)
-            )
-            last_seq = int(last.scalar_one())
-            event = None
-            if has_terminal.first() is None:
-                event = RunEvent(run_id=run_id, seq=last_seq + 1, type=event_type, at=now, data=data)
-                session.add(RunEventRow(run_id=run_id, seq=event.seq, type=event.type, at=now, data=data))
-                last_seq = event.seq
-            run.status = status.value
-            run.closed_at = run.closed_at or now
-            run.updated_at = now
-            run.last_seq = last_seq
-            session.add(run)
         return event
 
 

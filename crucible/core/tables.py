@@ -30,6 +30,7 @@ class RunBase(SQLModel):
     updated_at: datetime = _tz()
     closed_at: datetime | None = _tz(nullable=True)
     last_seq: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    fence: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
 
 
 class Run(RunBase, table=True):
@@ -55,3 +56,4 @@ class RunEventRow(SQLModel, table=True):
         default_factory=dict,
         sa_column=Column(JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     )
+    fence: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))

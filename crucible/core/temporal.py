@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 from urllib.parse import quote
 
 from temporalio.api.enums.v1 import IndexedValueType
@@ -11,12 +12,13 @@ from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError
 
 from crucible.core.config import Settings
+from crucible.core.runs import DEFAULT_ORG, DEFAULT_TEAM, new_run_id
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,31 @@ def run_search_attributes(*, kind: str, org_id: str, team_id: str) -> TypedSearc
             SearchAttributePair(TEAM_KEY, team_id),
         ]
     )
+
+
+async def start_run(
+    client: Client,
+    workflow_run: Any,
+    arg: Any,
+    *,
+    kind: str,
+    task_queue: str,
+    org_id: str = DEFAULT_ORG,
+    team_id: str = DEFAULT_TEAM,
+) -> WorkflowHandle[Any, Any]:
+    """Start a run: its id from :func:`new_run_id`, its org, team and kind as search attributes.
+
+    Args:
+        workflow_run: the workflow's run method, e.g. ``QaPackageRunWorkflow.run``.
+    """
+    handle: WorkflowHandle[Any, Any] = await client.start_workflow(
+        workflow_run,
+        arg,
+        id=new_run_id(kind),
+        task_queue=task_queue,
+        search_attributes=run_search_attributes(kind=kind, org_id=org_id, team_id=team_id),
+    )
+    return handle
 
 
 def workflow_ui_url(settings: Settings, run_id: str) -> str:
@@ -73,15 +100,15 @@ async def connect(
 
 async def ensure_search_attributes(client: Client, namespace: str) -> None:
     """Register Crucible's search attributes in ``namespace`` unless they exist."""
-    existing = await client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=namespace)
-    )
-    known = set(existing.custom_attributes) | set(existing.system_attributes)
     missing = {key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in SEARCH_ATTRIBUTES}
-    missing = {name: kind for name, kind in missing.items() if name not in known}
-    if not missing:
-        return
     try:
+        existing = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+        known = set(existing.custom_attributes) | set(existing.system_attributes)
+        missing = {name: kind for name, kind in missing.items() if name not in known}
+        if not missing:
+            return
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
         )

@@ -38,10 +38,11 @@ from crucible.stack.services import (
 
 log = logging.getLogger("crucible.stack")
 
-#: The dev worker's grace for in-flight activities, so the whole stack stops in 10 s.
-DEV_WORKER_GRACE_S = 5
-APP_STOP_S = 6.0
-INFRA_STOP_S = 3.0
+#: The dev worker's grace for in-flight activities, so the whole stack stops in 10 s:
+#: at most APP_STOP_S + INFRA_STOP_S + 2 * PUMP_DRAIN_S (0.3 s) = 9.6 s.
+DEV_WORKER_GRACE_S = 4
+APP_STOP_S = 5.0
+INFRA_STOP_S = 4.0
 
 
 @dataclass
@@ -283,6 +284,10 @@ async def run_dev(settings: Settings) -> int:
         return 0
     except StackError as exc:
         log.error("%s", exc)
+        return 1
+    except Exception as exc:  # a part that failed in a way we did not foresee: say which, briefly
+        log.error("the stack could not start: %s: %s", type(exc).__name__, exc)
+        log.debug("details", exc_info=exc)
         return 1
     finally:
         stopping.cancel()

@@ -31,6 +31,7 @@ BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 30.0
 STABLE_AFTER_S = 30.0
 TAIL_LINES = 40
+PUMP_DRAIN_S = 0.3
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -156,7 +157,10 @@ class ManagedProcess:
             os.killpg(self._proc.pid, sig)
 
     async def stop(self, timeout: float) -> int | None:
-        """Stop the child: its stop signal, then SIGKILL to its group after ``timeout``."""
+        """Stop the child: its stop signal, then SIGKILL to its group after ``timeout``.
+
+        Returns within ``timeout`` plus :data:`PUMP_DRAIN_S`.
+        """
         self._stopping = True
         if self._watcher is not None:
             self._watcher.cancel()
@@ -175,9 +179,9 @@ class ManagedProcess:
                     self._write(f"did not stop within {timeout:.0f} s; killing it", own=True)
             self._signal_group(signal.SIGKILL)  # whatever it started, too
             code = await proc.wait()
-            if self._pump is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait_for(self._pump, 1)
+            if self._pump is not None:  # the last lines of output, if they come at once
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(self._pump, PUMP_DRAIN_S)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None

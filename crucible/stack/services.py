@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from crucible.core.errors import CrucibleError
 from crucible.core.kafka import ensure_topic, ping_kafka
 from crucible.core.temporal import SEARCH_ATTRIBUTES
 from crucible.stack.process import ProcessSpec
@@ -33,7 +34,7 @@ log = logging.getLogger("crucible.stack")
 POSTGRES_SYSTEM_USER = "embedded_postgres"
 
 
-class StackError(RuntimeError):
+class StackError(CrucibleError):
     """A part of the stack could not be started; the message says what to do."""
 
 

@@ -45,9 +45,9 @@ async def test_a_repeated_write_lands_once_in_postgres_and_again_on_kafka(
     run_id = new_run_id("probe")
     env = ActivityEnvironment()
 
-    assert await env.run(sink.record_events, _batch(run_id, ["REQUESTED", "STEP"])) == 2
-    assert await env.run(sink.record_events, _batch(run_id, ["REQUESTED", "STEP"])) == 0
-    assert await env.run(sink.record_events, _batch(run_id, ["COMPLETE"], first_seq=3)) == 1
+    assert (await env.run(sink.record_events, _batch(run_id, ["REQUESTED", "STEP"]))).written == 2
+    assert (await env.run(sink.record_events, _batch(run_id, ["REQUESTED", "STEP"]))).written == 0
+    assert (await env.run(sink.record_events, _batch(run_id, ["COMPLETE"], first_seq=3))).written == 1
 
     assert [(e.seq, e.type) for e in await fetch_all_events(store, run_id)] == [
         (1, "REQUESTED"),
@@ -70,12 +70,12 @@ class FailsOnceAfterTheDatabase(EventPublisher):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.failed: set[tuple[str, int]] = set()
 
-    async def publish(self, events: Sequence[RunEvent]) -> None:
+    async def publish(self, events: Sequence[RunEvent], *, fence: int = 0) -> None:
         key = (events[0].run_id, events[0].seq)
         if key not in self.failed:
             self.failed.add(key)
             raise KafkaConnectionError("broker connection lost")
-        await super().publish(events)
+        await super().publish(events, fence=fence)
 
 
 async def test_a_run_whose_writes_are_retried_has_every_event_exactly_once(

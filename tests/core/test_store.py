@@ -6,30 +6,44 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from crucible.core.events import EventType, RecordEventsInput, RunEvent
+from crucible.core.events import EventType, RecordEventsInput, RecordEventsResult, RunEvent
 from crucible.core.runs import RunSnapshot, RunStatus, new_run_id
 from crucible.core.store import InvalidCursorError, RunStore, fetch_all_events
+from crucible.core.tables import Run
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def batch(
-    run_id: str, seqs: range, *, state: str | None = None, status=RunStatus.RUNNING
+    run_id: str,
+    seqs: range,
+    *,
+    state: str | None = None,
+    status=RunStatus.RUNNING,
+    fence: int = 0,
+    types: list[str] | None = None,
 ) -> RecordEventsInput:
     return RecordEventsInput(
         run=RunSnapshot(run_id=run_id, kind="probe", state=state, status=status, created_at=T0),
         events=[
-            RunEvent(run_id=run_id, seq=s, type="STEP", at=T0 + timedelta(seconds=s), data={"n": s})
-            for s in seqs
+            RunEvent(
+                run_id=run_id,
+                seq=s,
+                type=types[i] if types else "STEP",
+                at=T0 + timedelta(seconds=s),
+                data={"n": s},
+            )
+            for i, s in enumerate(seqs)
         ],
+        fence=fence,
     )
 
 
 async def test_a_retried_batch_changes_nothing(store: RunStore) -> None:
     run_id = new_run_id("probe")
-    assert await store.record(batch(run_id, range(1, 4))) == 3
-    assert await store.record(batch(run_id, range(1, 4))) == 0
-    assert await store.record(batch(run_id, range(3, 6))) == 2  # overlapping retry + new events
+    assert (await store.record(batch(run_id, range(1, 4)))).written == 3
+    assert (await store.record(batch(run_id, range(1, 4)))).written == 0
+    assert (await store.record(batch(run_id, range(3, 6)))).written == 2  # overlapping retry + new
 
     events = await fetch_all_events(store, run_id)
     assert [e.seq for e in events] == [1, 2, 3, 4, 5]
@@ -53,18 +67,65 @@ async def test_an_empty_batch_is_refused(store: RunStore) -> None:
         await store.record(RecordEventsInput(run=RunSnapshot(run_id="probe-x", kind="probe"), events=[]))
 
 
-async def test_close_run_ends_the_log_once(store: RunStore) -> None:
+async def test_a_later_attempt_replaces_what_an_abandoned_one_wrote(store: RunStore) -> None:
+    """Temporal threw a workflow task away after its local activities wrote (say a cancel
+    arrived as the run was completing); the retried task took another path."""
     run_id = new_run_id("probe")
-    await store.record(batch(run_id, range(1, 3)))
+    await store.record(batch(run_id, range(1, 2), fence=3, types=["REQUESTED"]))
+    abandoned = batch(run_id, range(2, 4), fence=7, types=["STEP", "COMPLETE"], status=RunStatus.COMPLETED)
+    await store.record(abandoned)
 
-    first = await store.close_run(run_id, status=RunStatus.TERMINATED, data={"reason": "terminated"})
-    second = await store.close_run(run_id, status=RunStatus.TERMINATED, data={"reason": "terminated"})
+    retried = batch(run_id, range(2, 3), fence=11, types=["CANCELLED"], status=RunStatus.CANCELLED)
+    assert (await store.record(retried)).written == 1
+
+    assert [(e.seq, e.type) for e in await fetch_all_events(store, run_id)] == [
+        (1, "REQUESTED"),
+        (2, "CANCELLED"),
+    ]
+    run = await store.get_run(run_id)
+    assert run is not None and (run.status, run.last_seq) == ("CANCELLED", 2)
+
+    # The abandoned attempt's worker, late, retries its write: it changes nothing.
+    assert await store.record(abandoned) == RecordEventsResult(written=0, abandoned=True)
+    assert [e.type for e in await fetch_all_events(store, run_id)] == ["REQUESTED", "CANCELLED"]
+
+
+async def test_close_run_ends_the_log_once_and_shuts_out_late_writes(store: RunStore) -> None:
+    run_id = new_run_id("probe")
+    await store.record(batch(run_id, range(1, 3), fence=5))
+    row = await store.get_run(run_id)
+    assert row is not None
+
+    first = await store.close_run(row, status=RunStatus.TERMINATED, data={"reason": "terminated"})
+    second = await store.close_run(row, status=RunStatus.TERMINATED, data={"reason": "terminated"})
 
     assert first is not None and (first.seq, first.type) == (3, EventType.FAILED)
     assert second is None
     run = await store.get_run(run_id)
     assert run is not None and run.status == "TERMINATED" and run.closed_at is not None
-    assert await store.terminal_seq(run_id) == 3
+    assert run.last_seq == 3
+
+    late = await store.record(batch(run_id, range(3, 5), fence=9))  # a write still in flight
+    assert late.abandoned
+    assert [e.type for e in await fetch_all_events(store, run_id)] == ["STEP", "STEP", "FAILED"]
+
+
+async def test_close_run_of_a_run_that_never_wrote(store: RunStore) -> None:
+    run_id = new_run_id("probe")
+    provisional = Run(
+        run_id=run_id,
+        kind="probe",
+        org_id="acme",
+        team_id="payments",
+        status="RUNNING",
+        created_at=T0,
+        updated_at=T0,
+    )
+    event = await store.close_run(provisional, status=RunStatus.TIMED_OUT, data={"reason": "timed_out"})
+    assert event is not None and (event.seq, event.type) == (1, "FAILED")
+    run = await store.get_run(run_id)
+    assert run is not None
+    assert (run.status, run.team_id, run.last_seq) == ("TIMED_OUT", "payments", 1)
 
 
 async def test_list_pages_through_every_run_once(store: RunStore) -> None:

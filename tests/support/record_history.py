@@ -14,7 +14,7 @@ from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from crucible.core.events import RecordEventsInput
+from crucible.core.events import RecordEventsInput, RecordEventsResult
 from crucible.core.temporal import SEARCH_ATTRIBUTES
 from crucible.stack.services import temporal_cli
 from tests.support.probe import ProbeInput, ProbeWorkflow, ProceedInput
@@ -24,8 +24,8 @@ HISTORIES = Path(__file__).resolve().parent.parent / "workflows" / "histories"
 
 
 @activity.defn(name="record_events")
-async def record_events(batch: RecordEventsInput) -> int:
-    return len(batch.events)
+async def record_events(batch: RecordEventsInput) -> RecordEventsResult:
+    return RecordEventsResult(written=len(batch.events))
 
 
 async def main() -> None:

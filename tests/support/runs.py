@@ -10,21 +10,21 @@ from aiokafka import AIOKafkaConsumer
 from temporalio.client import Client, WorkflowHandle
 
 from crucible.core.events import TERMINAL_EVENTS
-from crucible.core.runs import DEFAULT_ORG, DEFAULT_TEAM, new_run_id
 from crucible.core.store import RunStore, fetch_all_events
-from crucible.core.temporal import run_search_attributes
+from crucible.core.temporal import start_run
 from tests.support.probe import PROBE_KIND, ProbeInput, ProbeWorkflow
 
 
 async def start_probe(
-    client: Client, task_queue: str, probe: ProbeInput | None = None
+    client: Client, task_queue: str, probe: ProbeInput | None = None, *, team_id: str = "default"
 ) -> WorkflowHandle[ProbeWorkflow, int]:
-    return await client.start_workflow(
+    return await start_run(
+        client,
         ProbeWorkflow.run,
         probe or ProbeInput(),
-        id=new_run_id(PROBE_KIND),
+        kind=PROBE_KIND,
         task_queue=task_queue,
-        search_attributes=run_search_attributes(kind=PROBE_KIND, org_id=DEFAULT_ORG, team_id=DEFAULT_TEAM),
+        team_id=team_id,
     )
 
 

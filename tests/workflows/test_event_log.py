@@ -11,7 +11,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.worker import Worker
 
-from crucible.core.events import RecordEventsInput, RunEvent
+from crucible.core.events import RecordEventsInput, RecordEventsResult, RunEvent
 from crucible.core.runs import RunStatus
 from tests.support.probe import ProbeInput, ProbeWorkflow, ProceedInput, hold
 from tests.support.runs import start_probe
@@ -20,16 +20,21 @@ from tests.support.runs import start_probe
 class Sink:
     """Stands in for the real event sink; optionally fails the first try of each batch."""
 
-    def __init__(self, *, flaky: bool = False) -> None:
+    def __init__(self, *, flaky: bool = False, slow_end_s: float = 0) -> None:
         self.batches: list[RecordEventsInput] = []
         self.flaky = flaky
+        self.slow_end_s = slow_end_s
+        self.writing_end = asyncio.Event()
 
     @activity.defn(name="record_events")
-    async def record_events(self, batch: RecordEventsInput) -> int:
+    async def record_events(self, batch: RecordEventsInput) -> RecordEventsResult:
         if self.flaky and activity.info().attempt == 1:
             raise RuntimeError("the database went away")
+        if batch.events[-1].is_terminal:
+            self.writing_end.set()
+            await asyncio.sleep(self.slow_end_s)
         self.batches.append(batch)
-        return len(batch.events)
+        return RecordEventsResult(written=len(batch.events))
 
     @property
     def events(self) -> list[RunEvent]:
@@ -107,6 +112,24 @@ async def test_cancelling_during_an_activity_ends_the_log_with_cancelled(
     assert isinstance(failure.value.cause, CancelledError)  # Temporal: cancelled, not failed
     assert sink.events[-1].type == "CANCELLED"
     assert sink.batches[-1].run.status is RunStatus.CANCELLED
+
+
+async def test_a_cancel_while_the_end_is_written_does_not_change_the_end(
+    client: Client, task_queue: str
+) -> None:
+    sink = Sink(slow_end_s=1.0)
+    async with Worker(
+        client, task_queue=task_queue, workflows=[ProbeWorkflow], activities=[sink.record_events]
+    ):
+        handle = await start_probe(client, task_queue, ProbeInput(steps=1))
+        await asyncio.wait_for(sink.writing_end.wait(), 10)
+        await handle.cancel()
+        assert await handle.result() == 1  # it completed, as its log says
+
+    assert [e.type for e in sink.events] == ["REQUESTED", "STEP", "COMPLETE"]
+    assert sum(e.is_terminal for b in sink.batches for e in b.events) == 1
+    description = await handle.describe()
+    assert description.status is not None and description.status.name == "COMPLETED"
 
 
 async def test_a_failed_write_is_retried_without_gaps(client: Client, task_queue: str) -> None:

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
-from sqlalchemy.exc import SQLAlchemyError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from crucible.api.deps import RunServiceDep, SettingsDep, StoreDep
@@ -17,7 +16,9 @@ from crucible.api.models import EventList, EventPublic
 from crucible.api.routes.runs import API_PREFIX, RunIdPath
 from crucible.api.service import RunService
 from crucible.core.errors import InvalidRequestError
+from crucible.core.runs import RunStatus
 from crucible.core.store import RunStore
+from crucible.core.tables import Run
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +39,22 @@ async def list_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EventList:
     run = await runs.get(run_id)
-    events, terminal = await store.event_page(run_id, after=after, limit=limit)
-    if not events and terminal is None:
+    events = await store.list_events(run_id, after=after, limit=limit)
+    if not events and not _ended(run):
         run = await runs.refresh(run)
-        if run.last_seq > after:  # the log was closed just now
-            events, terminal = await store.event_page(run_id, after=after, limit=limit)
+        if _ended(run):  # Temporal ended it just now, and its log with it
+            events = await store.list_events(run_id, after=after, limit=limit)
     seen = events[-1].seq if events else after
     return EventList(
         items=[EventPublic.of(e) for e in events],
         next_cursor=str(seen) if len(events) == limit else None,
-        done=terminal is not None and terminal <= seen,
+        done=_ended(run) and seen >= run.last_seq,
     )
+
+
+def _ended(run: Run) -> bool:
+    """The run's log has its terminal event (which is always its last, at ``last_seq``)."""
+    return RunStatus(run.status).is_closed
 
 
 def _resume_point(last_event_id: str | None, after: int) -> int:
@@ -77,28 +83,28 @@ async def stream_events(
     after: Annotated[int, Query(ge=0, description="Start after this seq.")] = 0,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> EventSourceResponse:
-    await runs.get(run_id)
+    run = await runs.get(run_id)
     start = _resume_point(last_event_id, after)
-    return EventSourceResponse(_follow(run_id, start, store, runs, settings.sse_poll_interval_s), ping=PING_S)
+    return EventSourceResponse(_follow(run, start, store, runs, settings.sse_poll_interval_s), ping=PING_S)
 
 
 async def _follow(
-    run_id: str, after: int, store: RunStore, runs: RunService, interval: float
+    run: Run, after: int, store: RunStore, runs: RunService, interval: float
 ) -> AsyncIterator[ServerSentEvent]:
+    if _ended(run) and after >= run.last_seq:
+        return  # the client has seen the end already
     quiet = 0.0
     while True:
         try:
-            events, terminal = await store.event_page(run_id, after=after, limit=STREAM_PAGE)
-            if terminal is not None and terminal <= after:
-                return  # the client has seen the end already
+            events = await store.list_events(run.run_id, after=after, limit=STREAM_PAGE)
             if not events and quiet >= RECONCILE_EVERY_S:
                 quiet = 0.0
-                await runs.refresh(await runs.get(run_id))
-                events = await store.list_events(run_id, after=after, limit=STREAM_PAGE)
-        except SQLAlchemyError as exc:
-            # The stream outlives a database blip; the client keeps its connection.
-            log.warning("event stream of %s waiting for the database: %s", run_id, exc)
-            await asyncio.sleep(interval * 4)
+                if _ended(await runs.refresh(await runs.get(run.run_id), force=True)):
+                    events = await store.list_events(run.run_id, after=after, limit=STREAM_PAGE)
+        except Exception as exc:
+            # The stream outlives a database or Temporal blip; the client keeps its connection.
+            log.warning("event stream of %s waiting: %s", run.run_id, exc)
+            await asyncio.sleep(max(interval * 4, 1.0))
             continue
         for event in events:
             yield ServerSentEvent(data=json.dumps(event.envelope()), event=event.type, id=str(event.seq))

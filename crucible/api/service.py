@@ -89,8 +89,9 @@ class RunService:
     async def refresh(self, run: Run, *, force: bool = False) -> Run:
         """The run, closed first if Temporal ended it without its workflow writing the end.
 
-        Reads call this; it asks Temporal at most every few seconds per run, and when
-        Temporal does not answer, the database's view is returned as it is.
+        Reading a run asks Temporal each time (``force``); polling its events asks at most
+        every few seconds per run. When Temporal does not answer, the database's view is
+        returned as it is.
         """
         if RunStatus(run.status).is_closed or not (force or self.limiter.due(run.run_id)):
             return run

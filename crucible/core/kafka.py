@@ -8,6 +8,7 @@ order on one partition.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Sequence
@@ -22,6 +23,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PARTITIONS = 3
 REQUEST_TIMEOUT_MS = 10_000
+#: A batch that the broker has not taken by then fails, well within the write's activity timeout.
+PUBLISH_TIMEOUT_S = 10.0
+DROP_TIMEOUT_S = 2.0
 
 
 def encode_event(event: RunEvent) -> bytes:
@@ -36,10 +40,18 @@ class EventPublisher:
     restart without restarting the worker.
     """
 
-    def __init__(self, bootstrap_servers: str, *, topic: str, idempotence: bool) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        topic: str,
+        idempotence: bool,
+        publish_timeout_s: float = PUBLISH_TIMEOUT_S,
+    ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
         self.idempotence = idempotence
+        self.publish_timeout_s = publish_timeout_s
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
 
@@ -68,7 +80,8 @@ class EventPublisher:
         run's workflow (of two messages with one (run_id, seq), the higher fence is right).
         """
         producer = await self._ensure_producer()
-        try:
+
+        async def send_all() -> None:
             sends = [
                 await producer.send(
                     self.topic,
@@ -79,9 +92,13 @@ class EventPublisher:
                 for event in events
             ]
             await asyncio.gather(*sends)
-        except (KafkaError, OSError):
-            # The connection may be broken; the next attempt starts a fresh producer.
-            # (A cancelled send leaves the shared producer alone: other runs use it.)
+
+        try:
+            await asyncio.wait_for(send_all(), self.publish_timeout_s)
+        except (KafkaError, OSError, TimeoutError):
+            # The broker is unreachable or was restarted: drop this producer with its queued
+            # batches and stale metadata; the next attempt starts afresh. (A cancelled send
+            # leaves the shared producer alone: other runs are using it.)
             await self._drop(producer)
             raise
 
@@ -89,8 +106,15 @@ class EventPublisher:
         async with self._lock:
             if self._producer is producer:
                 self._producer = None
+        # A broken producer's stop() waits for its queued batches, which a broker that is
+        # down never takes; end its sender first, so that nothing it queued is sent later,
+        # with stale metadata, to a broker that has restarted in the meantime.
+        sender = getattr(producer, "_sender", None)
+        with contextlib.suppress(Exception):
+            if sender is not None:
+                await asyncio.wait_for(sender.close(), DROP_TIMEOUT_S)
         try:
-            await producer.stop()
+            await asyncio.wait_for(producer.stop(), DROP_TIMEOUT_S)
         except Exception:  # the producer is already broken; nothing more to release
             log.debug("stopping a failed Kafka producer raised", exc_info=True)
 

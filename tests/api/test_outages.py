@@ -15,9 +15,15 @@ from temporalio.client import Client
 
 from crucible.api.app import create_app
 from crucible.core.config import load_settings
+from crucible.core.db import create_engine
+from crucible.core.kafka import EventPublisher
+from crucible.core.store import RunStore, fetch_all_events
 from crucible.stack.process import ManagedProcess
 from crucible.stack.services import free_port, temporal_spec, wait_temporal_ready
+from crucible.worker import WorkerDeps, build_worker
 from tests.conftest import EVENTS_TOPIC, make_settings
+from tests.support.probe import ProbeInput, ProbeWorkflow, ProceedInput
+from tests.support.runs import kafka_events, start_probe, wait_for_event
 from tests.support.servers import ApiServer, KafkaBroker, PostgresServer
 
 
@@ -88,6 +94,66 @@ async def test_broker_down_gives_503_and_recovers(parts: Parts, http: httpx.Asyn
     finally:
         await parts.kafka.start()
     await healthy_again(http)
+
+
+@pytest.fixture
+async def outage_worker(parts: Parts, client: Client, task_queue: str) -> AsyncIterator[RunStore]:
+    """A worker whose PostgreSQL and broker are this module's, the ones the tests stop."""
+    engine = create_engine(parts.postgres.url)
+    # A send the broker has not taken within a second fails and drops the producer. (With
+    # a longer wait, a send queued before a restart of the embedded broker reaches it before
+    # the topic exists again, and the broker, unlike Kafka, files it where no reader finds it.)
+    publisher = EventPublisher(
+        parts.kafka.bootstrap, topic=EVENTS_TOPIC, idempotence=False, publish_timeout_s=1
+    )
+    store = RunStore(engine)
+    worker = build_worker(
+        client, WorkerDeps(store, publisher), task_queue=task_queue, workflows=[ProbeWorkflow]
+    )
+    async with worker:
+        yield store
+    await publisher.stop()
+    await engine.dispose()
+
+
+async def test_a_run_waits_for_postgres_and_loses_nothing(
+    parts: Parts, client: Client, task_queue: str, outage_worker: RunStore
+) -> None:
+    store = outage_worker
+    handle = await start_probe(client, task_queue, ProbeInput(steps=2, wait_for_proceed=True))
+    await wait_for_event(store, handle.id, "STATE_CHANGED")
+    await parts.postgres.stop()
+    try:
+        await handle.signal(ProbeWorkflow.proceed, ProceedInput(note="while the database is down"))
+        await asyncio.sleep(2)  # the run tries to write, and keeps trying
+        assert (await handle.describe()).status.name == "RUNNING"  # type: ignore[union-attr]
+    finally:
+        await parts.postgres.start()
+    assert await asyncio.wait_for(handle.result(), 60) == 2
+
+    events = await fetch_all_events(store, handle.id)
+    assert [e.type for e in events] == ["REQUESTED", "STEP", "STEP", "STATE_CHANGED", "PROCEEDED", "COMPLETE"]
+    assert [e.seq for e in events] == list(range(1, 7))
+
+
+async def test_a_run_waits_for_the_broker_and_publishes_after_it(
+    parts: Parts, client: Client, task_queue: str, outage_worker: RunStore
+) -> None:
+    store = outage_worker
+    handle = await start_probe(client, task_queue, ProbeInput(steps=1, wait_for_proceed=True))
+    await wait_for_event(store, handle.id, "STATE_CHANGED")
+    await parts.kafka.stop()
+    try:
+        await handle.signal(ProbeWorkflow.proceed, ProceedInput(note="while the broker is down"))
+        await asyncio.sleep(2)
+        assert (await handle.describe()).status.name == "RUNNING"  # type: ignore[union-attr]
+    finally:
+        await parts.kafka.start()  # the embedded broker starts empty
+    assert await asyncio.wait_for(handle.result(), 60) == 1
+
+    assert [e.type for e in await fetch_all_events(store, handle.id)][-2:] == ["PROCEEDED", "COMPLETE"]
+    after_restart = await kafka_events(parts.kafka.bootstrap, EVENTS_TOPIC, handle.id)
+    assert [e["type"] for e in after_restart][-2:] == ["PROCEEDED", "COMPLETE"]
 
 
 async def test_an_api_started_before_temporal_recovers_when_it_arrives(

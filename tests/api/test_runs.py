@@ -118,17 +118,19 @@ async def test_reading_a_run(api: httpx.AsyncClient, client: Client, worker: Wor
 
 
 async def test_listing_runs_filters_and_pages(
-    api: httpx.AsyncClient, client: Client, worker: Worker, task_queue: str
+    api: httpx.AsyncClient, client: Client, worker: Worker, task_queue: str, store: RunStore
 ) -> None:
     done = [await start_probe(client, task_queue, ProbeInput(steps=1)) for _ in range(3)]
     for handle in done:
         await handle.result()
     waiting = await start_probe(client, task_queue, ProbeInput(steps=1, wait_for_proceed=True))
-    await asyncio.sleep(0.5)
-
-    running = (await api.get("/api/v1/runs", params={"kind": "probe", "status": "RUNNING"})).json()
-    assert waiting.id in {r["run_id"] for r in running["items"]}
-    assert all(r["status"] == "RUNNING" for r in running["items"])
+    try:
+        await wait_for_event(store, waiting.id, "STATE_CHANGED")
+        running = (await api.get("/api/v1/runs", params={"kind": "probe", "status": "RUNNING"})).json()
+        assert waiting.id in {r["run_id"] for r in running["items"]}
+        assert all(r["status"] == "RUNNING" for r in running["items"])
+    finally:
+        await waiting.terminate()
 
     seen: list[str] = []
     cursor = None
@@ -143,7 +145,6 @@ async def test_listing_runs_filters_and_pages(
             break
     assert {h.id for h in done} <= set(seen)
     assert len(seen) == len(set(seen))
-    await waiting.terminate()
 
 
 async def test_bad_list_queries_get_422_naming_the_field(api: httpx.AsyncClient) -> None:
@@ -219,7 +220,12 @@ async def test_signals_are_checked_against_the_kind(
 
 
 async def test_a_terminated_run_still_ends_its_log(
-    api: httpx.AsyncClient, client: Client, worker: Worker, task_queue: str, store: RunStore
+    api: httpx.AsyncClient,
+    client: Client,
+    worker: Worker,
+    task_queue: str,
+    store: RunStore,
+    kafka: KafkaBroker,
 ) -> None:
     handle = await start_probe(client, task_queue, ProbeInput(steps=1, wait_for_proceed=True))
     await wait_for_event(store, handle.id, "STATE_CHANGED")
@@ -231,6 +237,24 @@ async def test_a_terminated_run_still_ends_its_log(
     assert streamed[-1]["event"] == "FAILED"
     assert streamed[-1]["data"]["data"]["reason"] == "terminated"
     assert [int(m["id"]) for m in streamed] == list(range(1, len(streamed) + 1))
+    on_kafka = await kafka_events(kafka.bootstrap, EVENTS_TOPIC, handle.id)
+    assert on_kafka[-1] == streamed[-1]["data"]  # Kafka hears the end too
+
+
+async def test_a_run_terminated_before_it_wrote_anything_still_ends(
+    api: httpx.AsyncClient, client: Client, task_queue: str
+) -> None:
+    handle = await start_probe(client, f"{task_queue}-no-worker", ProbeInput(steps=1))
+    assert (await api.get(f"/api/v1/runs/{handle.id}")).json()["status"] == "RUNNING"
+    await handle.terminate(reason="never picked up")
+
+    run = (await api.get(f"/api/v1/runs/{handle.id}")).json()
+    assert (run["status"], run["last_seq"], run["kind"]) == ("TERMINATED", 1, "probe")
+    async with asyncio.timeout(20):
+        streamed = await sse(api, handle.id)
+    assert [(m["id"], m["event"]) for m in streamed] == [("1", "FAILED")]
+    page = (await api.get(f"/api/v1/runs/{handle.id}/events")).json()
+    assert page["done"] is True
 
 
 async def test_health_and_metrics(api: httpx.AsyncClient) -> None:
@@ -241,9 +265,12 @@ async def test_health_and_metrics(api: httpx.AsyncClient) -> None:
         "postgres": True,
         "kafka": True,
     }
+    await api.get("/api/v1/runs/probe-" + "0" * 32)
     metrics = (await api.get("/metrics")).text
     assert 'crucible_api_requests_total{method="GET",route="/healthz",status="200"}' in metrics
-    assert "/api/v1/runs/{run_id}" in metrics or "route=" in metrics
+    # By route template, never by run id: the label's values stay few.
+    assert 'route="/api/v1/runs/{run_id}",status="404"' in metrics
+    assert "probe-000" not in metrics
 
 
 async def test_the_openapi_docs_are_served(api: httpx.AsyncClient) -> None:

@@ -52,7 +52,7 @@ async def list_runs(
 
 @router.get("/{run_id}", response_model=RunPublic, summary="A run's status, state, verdict and summary")
 async def get_run(run_id: RunIdPath, runs: RunServiceDep, settings: SettingsDep) -> RunPublic:
-    return public(await runs.refresh(await runs.get(run_id)), settings)
+    return public(await runs.refresh(await runs.get(run_id), force=True), settings)
 
 
 @router.post(

@@ -21,11 +21,9 @@ from crucible.core.errors import (
     RunClosedError,
     RunNotFoundError,
 )
-from crucible.core.temporal import is_connect_failure
+from crucible.core.temporal import unreachable_reason
 
 log = logging.getLogger(__name__)
-
-_TEMPORAL_DOWN = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
 
 
 def _detail(status_code: int, message: str) -> JSONResponse:
@@ -42,8 +40,8 @@ def unavailable(component: str, reason: str) -> JSONResponse:
 
 
 def temporal_error(exc: RPCError) -> JSONResponse:
-    if exc.status in _TEMPORAL_DOWN:
-        return unavailable("temporal", exc.message)
+    if (reason := unreachable_reason(exc)) is not None:
+        return unavailable("temporal", reason)
     if exc.status == RPCStatusCode.NOT_FOUND:
         return _detail(status.HTTP_404_NOT_FOUND, exc.message)
     log.error("Temporal rejected a request: %s (%s)", exc.message, exc.status)
@@ -89,7 +87,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RuntimeError)
     async def _runtime(_: Request, exc: RuntimeError) -> JSONResponse:
-        if is_connect_failure(exc):
-            return unavailable("temporal", str(exc))
+        if (reason := unreachable_reason(exc)) is not None:
+            return unavailable("temporal", reason)
         log.exception("unexpected error", exc_info=exc)
         return _detail(status.HTTP_500_INTERNAL_SERVER_ERROR, "internal error")

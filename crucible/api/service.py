@@ -20,11 +20,12 @@ from crucible.core.errors import (
     RunClosedError,
     RunNotFoundError,
 )
+from crucible.core.events import RunEvent
 from crucible.core.reconcile import RunReconciler, describe, run_from_temporal, status_of
-from crucible.core.runs import RunStatus, kind_of
+from crucible.core.runs import kind_of
 from crucible.core.store import RunStore
 from crucible.core.tables import Run
-from crucible.core.temporal import is_connect_failure
+from crucible.core.temporal import unreachable_reason
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +56,9 @@ def temporal_answers() -> Iterator[None]:
     """Turn "Temporal does not answer" into the 503 that says so."""
     try:
         yield
-    except RPCError as exc:
-        if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
-            raise DependencyUnavailableError("temporal", exc.message) from exc
-        raise
-    except RuntimeError as exc:
-        if is_connect_failure(exc):
-            raise DependencyUnavailableError("temporal", str(exc)) from exc
+    except (RPCError, RuntimeError) as exc:
+        if (reason := unreachable_reason(exc)) is not None:
+            raise DependencyUnavailableError("temporal", reason) from exc
         raise
 
 
@@ -93,7 +90,7 @@ class RunService:
         every few seconds per run. When Temporal does not answer, the database's view is
         returned as it is.
         """
-        if RunStatus(run.status).is_closed or not (force or self.limiter.due(run.run_id)):
+        if run.closed or not (force or self.limiter.due(run.run_id)):
             return run
         try:
             with temporal_answers():
@@ -102,6 +99,19 @@ class RunService:
             log.warning("Temporal did not answer about %s: %s", run.run_id, exc.reason)
             return run
 
+    async def events_after(self, run: Run, *, after: int, limit: int) -> tuple[Run, list[RunEvent]]:
+        """The run's events after ``after``, and the run as it stands when they were read.
+
+        When there are none and the run looks alive, Temporal is asked (see :meth:`refresh`)
+        whether it ended behind the log's back, and the end it was given is returned.
+        """
+        events = await self.store.list_events(run.run_id, after=after, limit=limit)
+        if not events and not run.closed:
+            run = await self.refresh(run)
+            if run.closed:
+                events = await self.store.list_events(run.run_id, after=after, limit=limit)
+        return run, events
+
     async def _require_running(self, run: Run) -> None:
         with temporal_answers():
             description = await describe(self.client, run.run_id)
@@ -109,7 +119,8 @@ class RunService:
             raise RunNotFoundError(run.run_id)
         status = status_of(description)
         if status.is_closed:
-            await self.refresh(run, force=True)
+            if not run.closed:
+                await self.reconciler.close(run, status)
             raise RunClosedError(run.run_id, status.value)
 
     async def cancel(self, run_id: str) -> None:

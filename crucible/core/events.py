@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from crucible.core.runs import RunSnapshot
+from crucible.core.runs import RunSnapshot, RunStatus
 
 
 class EventType:
@@ -33,8 +33,13 @@ class EventType:
     CANCELLED = "CANCELLED"
 
 
-#: Every run's log ends with exactly one of these.
-TERMINAL_EVENTS: frozenset[str] = frozenset({EventType.COMPLETE, EventType.FAILED, EventType.CANCELLED})
+#: Every run's log ends with exactly one of these; each closes the run with its status.
+CLOSING_STATUS: dict[str, RunStatus] = {
+    EventType.COMPLETE: RunStatus.COMPLETED,
+    EventType.FAILED: RunStatus.FAILED,
+    EventType.CANCELLED: RunStatus.CANCELLED,
+}
+TERMINAL_EVENTS: frozenset[str] = frozenset(CLOSING_STATUS)
 
 
 def format_time(at: datetime) -> str:

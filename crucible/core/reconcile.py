@@ -95,7 +95,7 @@ class RunReconciler:
 
     async def refresh(self, run: Run) -> Run:
         """``run``, brought up to date if Temporal closed it behind the database's back."""
-        if RunStatus(run.status).is_closed:
+        if run.closed:
             return run
         description = await describe(self.client, run.run_id)
         if description is None:
@@ -115,7 +115,7 @@ class RunReconciler:
                 continue
             status = STATUS.get(execution.status)
             run = await self.store.get_run(execution.id)
-            if status is None or (run is not None and RunStatus(run.status).is_closed):
+            if status is None or (run is not None and run.closed):
                 continue
             if run is None:
                 description = await describe(self.client, execution.id)

@@ -18,6 +18,7 @@ from sqlmodel import col
 from crucible.core.db import session_factory
 from crucible.core.errors import CrucibleError
 from crucible.core.events import (
+    CLOSING_STATUS,
     TERMINAL_EVENTS,
     EventType,
     RecordEventsInput,
@@ -27,7 +28,8 @@ from crucible.core.events import (
 from crucible.core.runs import RunStatus
 from crucible.core.tables import Run, RunEventRow
 
-_CLOSING_EVENT = {RunStatus.COMPLETED: EventType.COMPLETE, RunStatus.CANCELLED: EventType.CANCELLED}
+#: The terminal event that ends a log with a given status (any other ending is FAILED).
+_CLOSING_EVENT = {status: event_type for event_type, status in CLOSING_STATUS.items()}
 
 
 #: The fence of a log closed by Crucible after its workflow ended: no write can follow it.

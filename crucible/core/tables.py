@@ -9,6 +9,8 @@ from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
+from crucible.core.runs import RunStatus
+
 
 def _tz(*, nullable: bool = False, index: bool = False) -> Any:
     return Field(sa_column=Column(DateTime(timezone=True), nullable=nullable, index=index))
@@ -35,6 +37,11 @@ class RunBase(SQLModel):
 
 class Run(RunBase, table=True):
     """One row per run; the workflow keeps it current with each batch of events."""
+
+    @property
+    def closed(self) -> bool:
+        """The run has ended, and its log has its terminal event, at ``last_seq``."""
+        return self.status != RunStatus.RUNNING.value
 
     __tablename__ = "runs"
     __table_args__ = (

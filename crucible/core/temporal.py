@@ -15,7 +15,7 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.runtime import Runtime
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from crucible.core.config import Settings
 from crucible.core.runs import DEFAULT_ORG, DEFAULT_TEAM, new_run_id
@@ -26,11 +26,20 @@ ORG_KEY = SearchAttributeKey.for_keyword("CrucibleOrg")
 TEAM_KEY = SearchAttributeKey.for_keyword("CrucibleTeam")
 KIND_KEY = SearchAttributeKey.for_keyword("CrucibleKind")
 SEARCH_ATTRIBUTES = (ORG_KEY, TEAM_KEY, KIND_KEY)
+_UNREACHABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
 
 
-def is_connect_failure(exc: BaseException) -> bool:
-    """True for the error a lazily connected client raises while Temporal is unreachable."""
-    return isinstance(exc, RuntimeError) and str(exc).startswith("Failed client connect")
+def unreachable_reason(exc: BaseException) -> str | None:
+    """Why Temporal did not answer, when ``exc`` says it did not; None for any other error.
+
+    A call can time out or find the frontend unavailable; a lazily connected client that
+    cannot reach the server raises a plain ``RuntimeError`` ("Failed client connect").
+    """
+    if isinstance(exc, RPCError):
+        return exc.message if exc.status in _UNREACHABLE else None
+    if isinstance(exc, RuntimeError) and str(exc).startswith("Failed client connect"):
+        return str(exc)
+    return None
 
 
 def run_search_attributes(*, kind: str, org_id: str, team_id: str) -> TypedSearchAttributes:

@@ -17,7 +17,7 @@ from temporalio.exceptions import FailureError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from crucible.activities.events import EventActivities
-    from crucible.core.events import EventType, RecordEventsInput, RunEvent
+    from crucible.core.events import CLOSING_STATUS, EventType, RecordEventsInput, RunEvent
     from crucible.core.runs import DEFAULT_ORG, DEFAULT_TEAM, RunSnapshot, RunStatus
     from crucible.core.temporal import ORG_KEY, TEAM_KEY
 
@@ -31,12 +31,6 @@ RECORD_EVENTS_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=10),
 )
 RECORD_EVENTS_TIMEOUT = timedelta(seconds=30)
-
-_CLOSING = {
-    EventType.COMPLETE: RunStatus.COMPLETED,
-    EventType.FAILED: RunStatus.FAILED,
-    EventType.CANCELLED: RunStatus.CANCELLED,
-}
 
 
 class RunEventLog:
@@ -133,7 +127,7 @@ class RunEventLog:
         written does not interrupt it: the run is ending already, and ends as written.
         """
         self.emit(type, data)
-        self.run.status = _CLOSING[type]
+        self.run.status = CLOSING_STATUS[type]
         self.run.closed_at = workflow.now()
         async with self._lock:
             batch = self._batch()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 
 from crucible.api.app import create_app
 from crucible.core.config import load_settings
@@ -116,19 +116,26 @@ async def outage_worker(parts: Parts, client: Client, task_queue: str) -> AsyncI
     await engine.dispose()
 
 
+async def proceed_while_down(
+    part: PostgresServer | KafkaBroker, handle: WorkflowHandle[ProbeWorkflow, int]
+) -> None:
+    """Stop ``part``, let the run try to write, check it waits, then start ``part`` again."""
+    await part.stop()
+    try:
+        await handle.signal(ProbeWorkflow.proceed, ProceedInput(note="while a part is down"))
+        await asyncio.sleep(2)  # the run tries to write, and keeps trying
+        assert (await handle.describe()).status.name == "RUNNING"  # type: ignore[union-attr]
+    finally:
+        await part.start()
+
+
 async def test_a_run_waits_for_postgres_and_loses_nothing(
     parts: Parts, client: Client, task_queue: str, outage_worker: RunStore
 ) -> None:
     store = outage_worker
     handle = await start_probe(client, task_queue, ProbeInput(steps=2, wait_for_proceed=True))
     await wait_for_event(store, handle.id, "STATE_CHANGED")
-    await parts.postgres.stop()
-    try:
-        await handle.signal(ProbeWorkflow.proceed, ProceedInput(note="while the database is down"))
-        await asyncio.sleep(2)  # the run tries to write, and keeps trying
-        assert (await handle.describe()).status.name == "RUNNING"  # type: ignore[union-attr]
-    finally:
-        await parts.postgres.start()
+    await proceed_while_down(parts.postgres, handle)
     assert await asyncio.wait_for(handle.result(), 60) == 2
 
     events = await fetch_all_events(store, handle.id)
@@ -142,13 +149,7 @@ async def test_a_run_waits_for_the_broker_and_publishes_after_it(
     store = outage_worker
     handle = await start_probe(client, task_queue, ProbeInput(steps=1, wait_for_proceed=True))
     await wait_for_event(store, handle.id, "STATE_CHANGED")
-    await parts.kafka.stop()
-    try:
-        await handle.signal(ProbeWorkflow.proceed, ProceedInput(note="while the broker is down"))
-        await asyncio.sleep(2)
-        assert (await handle.describe()).status.name == "RUNNING"  # type: ignore[union-attr]
-    finally:
-        await parts.kafka.start()  # the embedded broker starts empty
+    await proceed_while_down(parts.kafka, handle)  # the embedded broker comes back empty
     assert await asyncio.wait_for(handle.result(), 60) == 1
 
     assert [e.type for e in await fetch_all_events(store, handle.id)][-2:] == ["PROCEEDED", "COMPLETE"]

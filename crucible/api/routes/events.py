@@ -11,21 +11,17 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from crucible.api.deps import RunServiceDep, SettingsDep, StoreDep
+from crucible.api.deps import RunServiceDep, SettingsDep
 from crucible.api.models import EventList, EventPublic
 from crucible.api.routes.runs import API_PREFIX, RunIdPath
 from crucible.api.service import RunService
 from crucible.core.errors import InvalidRequestError
-from crucible.core.runs import RunStatus
-from crucible.core.store import RunStore
 from crucible.core.tables import Run
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix=f"{API_PREFIX}/runs", tags=["events"])
 
-#: A quiet stream asks Temporal this often whether the run closed without its log.
-RECONCILE_EVERY_S = 5.0
 STREAM_PAGE = 500
 PING_S = 15
 
@@ -33,28 +29,17 @@ PING_S = 15
 @router.get("/{run_id}/events", response_model=EventList, summary="Poll a run's events")
 async def list_events(
     run_id: RunIdPath,
-    store: StoreDep,
     runs: RunServiceDep,
     after: Annotated[int, Query(ge=0, description="Return events with seq greater than this.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EventList:
-    run = await runs.get(run_id)
-    events = await store.list_events(run_id, after=after, limit=limit)
-    if not events and not _ended(run):
-        run = await runs.refresh(run)
-        if _ended(run):  # Temporal ended it just now, and its log with it
-            events = await store.list_events(run_id, after=after, limit=limit)
+    run, events = await runs.events_after(await runs.get(run_id), after=after, limit=limit)
     seen = events[-1].seq if events else after
     return EventList(
         items=[EventPublic.of(e) for e in events],
         next_cursor=str(seen) if len(events) == limit else None,
-        done=_ended(run) and seen >= run.last_seq,
+        done=run.closed and seen >= run.last_seq,
     )
-
-
-def _ended(run: Run) -> bool:
-    """The run's log has its terminal event (which is always its last, at ``last_seq``)."""
-    return RunStatus(run.status).is_closed
 
 
 def _resume_point(last_event_id: str | None, after: int) -> int:
@@ -77,7 +62,6 @@ def _resume_point(last_event_id: str | None, after: int) -> int:
 )
 async def stream_events(
     run_id: RunIdPath,
-    store: StoreDep,
     runs: RunServiceDep,
     settings: SettingsDep,
     after: Annotated[int, Query(ge=0, description="Start after this seq.")] = 0,
@@ -85,22 +69,15 @@ async def stream_events(
 ) -> EventSourceResponse:
     run = await runs.get(run_id)
     start = _resume_point(last_event_id, after)
-    return EventSourceResponse(_follow(run, start, store, runs, settings.sse_poll_interval_s), ping=PING_S)
+    return EventSourceResponse(_follow(run, start, runs, settings.sse_poll_interval_s), ping=PING_S)
 
 
-async def _follow(
-    run: Run, after: int, store: RunStore, runs: RunService, interval: float
-) -> AsyncIterator[ServerSentEvent]:
-    if _ended(run) and after >= run.last_seq:
+async def _follow(run: Run, after: int, runs: RunService, interval: float) -> AsyncIterator[ServerSentEvent]:
+    if run.closed and after >= run.last_seq:
         return  # the client has seen the end already
-    quiet = 0.0
     while True:
         try:
-            events = await store.list_events(run.run_id, after=after, limit=STREAM_PAGE)
-            if not events and quiet >= RECONCILE_EVERY_S:
-                quiet = 0.0
-                if _ended(await runs.refresh(await runs.get(run.run_id), force=True)):
-                    events = await store.list_events(run.run_id, after=after, limit=STREAM_PAGE)
+            run, events = await runs.events_after(run, after=after, limit=STREAM_PAGE)
         except Exception as exc:
             # The stream outlives a database or Temporal blip; the client keeps its connection.
             log.warning("event stream of %s waiting: %s", run.run_id, exc)
@@ -112,5 +89,4 @@ async def _follow(
             if event.is_terminal:
                 return
         if not events:
-            quiet += interval
             await asyncio.sleep(interval)

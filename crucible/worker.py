@@ -19,19 +19,27 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
+from crucible.activities.ai import AiActivities
+from crucible.activities.db import QaDbActivities
 from crucible.activities.events import EventActivities
+from crucible.activities.http import QaHttpActivities
 from crucible.core.config import Settings, load_settings
 from crucible.core.db import create_engine
 from crucible.core.exits import exit_without_teardown
+from crucible.core.http import target_client
 from crucible.core.kafka import EventPublisher
 from crucible.core.logs import configure_logging
+from crucible.core.qa.store import QaStore
 from crucible.core.reconcile import RunReconciler
+from crucible.core.secrets import SecretBox, SecretStore
 from crucible.core.store import RunStore
 from crucible.core.temporal import connect, ensure_search_attributes
+from crucible.workflows.qa_package import QaPackageRunWorkflow
 
 log = logging.getLogger("crucible.worker")
 
@@ -40,21 +48,41 @@ SWEEP_FIRST_LOOKBACK = timedelta(days=1)
 SWEEP_OVERLAP = timedelta(minutes=1)
 
 #: Every workflow Crucible runs. Each kind of run adds its class here.
-WORKFLOWS: list[type] = []
+WORKFLOWS: list[type] = [QaPackageRunWorkflow]
 
 
 @dataclass
 class WorkerDeps:
-    """The long-lived clients that activities use, one of each per worker process."""
+    """The long-lived clients that activities use, one of each per worker process.
+
+    Without ``settings`` and ``http`` only the event activities are registered (tests of
+    the event log need nothing else).
+    """
 
     store: RunStore
     publisher: EventPublisher
+    settings: Settings | None = None
+    http: httpx.AsyncClient | None = None
 
 
 def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
     """Every activity, bound to the worker's clients."""
     events = EventActivities(deps.store, deps.publisher)
-    return [events.record_events]
+    activities: list[Callable[..., Any]] = [events.record_events]
+    if deps.settings is not None and deps.http is not None:
+        settings = deps.settings
+        qa = QaStore(deps.store.engine)
+        key = settings.secrets_key.get_secret_value() if settings.secrets_key else None
+        secrets = SecretStore(deps.store.engine, SecretBox(key, key_id=settings.secrets_key_id))
+        http = QaHttpActivities(qa, secrets, deps.http)
+        ai = AiActivities(qa, deps.http, settings)
+        activities += [
+            http.fetch_spec,
+            http.execute_operations,
+            ai.generate_scenarios,
+            QaDbActivities(qa).evaluate_qa,
+        ]
+    return activities
 
 
 def build_worker(
@@ -144,7 +172,9 @@ async def run_worker(
             idempotence=settings.kafka_idempotence,
         )
         stack.push_async_callback(publisher.stop)
-        deps = WorkerDeps(store=RunStore(engine), publisher=publisher)
+        http = target_client()
+        stack.push_async_callback(http.aclose)
+        deps = WorkerDeps(store=RunStore(engine), publisher=publisher, settings=settings, http=http)
         worker = build_worker(
             client,
             deps,

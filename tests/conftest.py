@@ -17,7 +17,9 @@ from crucible.api.kinds import register_kind
 from crucible.core.config import Settings, load_settings
 from crucible.core.db import create_engine
 from crucible.core.exits import exit_without_teardown
+from crucible.core.http import target_client
 from crucible.core.kafka import EventPublisher
+from crucible.core.secrets import new_key
 from crucible.core.store import RunStore
 from crucible.core.temporal import SEARCH_ATTRIBUTES
 from crucible.stack.services import temporal_cli
@@ -74,6 +76,7 @@ def make_settings(
         kafka_events_topic=EVENTS_TOPIC,
         sse_poll_interval_s=0.05,
         temporal_ui_url="http://127.0.0.1:8233",
+        secrets_key=new_key(),
     )
 
 
@@ -103,6 +106,14 @@ async def publisher(settings: Settings) -> AsyncIterator[EventPublisher]:
     await pub.stop()
 
 
+@pytest.fixture(scope="session")
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    """The worker's pooled client for targets, spec URLs and the LLM endpoint."""
+    client = target_client()
+    yield client
+    await client.aclose()
+
+
 @pytest.fixture
 def task_queue() -> str:
     return f"tq-{uuid.uuid4().hex[:12]}"
@@ -110,12 +121,17 @@ def task_queue() -> str:
 
 @pytest.fixture
 async def worker(
-    client: Client, store: RunStore, publisher: EventPublisher, task_queue: str
+    client: Client,
+    store: RunStore,
+    publisher: EventPublisher,
+    settings: Settings,
+    http: httpx.AsyncClient,
+    task_queue: str,
 ) -> AsyncIterator[Worker]:
     """A worker with Crucible's real activities and the probe workflow, on its own queue."""
     w = build_worker(
         client,
-        WorkerDeps(store=store, publisher=publisher),
+        WorkerDeps(store=store, publisher=publisher, settings=settings, http=http),
         task_queue=task_queue,
         workflows=[ProbeWorkflow],
         shutdown_grace=timedelta(seconds=1),

@@ -15,12 +15,14 @@ from prometheus_client import CollectorRegistry
 import crucible
 from crucible.api.errors import install_error_handlers
 from crucible.api.metrics import ApiMetrics, MetricsMiddleware
-from crucible.api.routes import events, health, runs
+from crucible.api.routes import events, health, qa, runs
 from crucible.api.service import RefreshLimiter
 from crucible.core.config import Settings, load_settings
 from crucible.core.db import create_engine
 from crucible.core.kafka import EventPublisher
+from crucible.core.qa.store import QaStore
 from crucible.core.reconcile import RunReconciler
+from crucible.core.secrets import SecretBox, SecretStore
 from crucible.core.store import RunStore
 from crucible.core.temporal import connect
 
@@ -46,6 +48,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.settings = resolved
         app.state.store = RunStore(engine)
+        app.state.qa_store = QaStore(engine)
+        key = resolved.secrets_key.get_secret_value() if resolved.secrets_key else None
+        app.state.secrets = SecretStore(engine, SecretBox(key, key_id=resolved.secrets_key_id))
         app.state.temporal = await connect(resolved, lazy=True)
         app.state.reconciler = RunReconciler(app.state.store, app.state.temporal, publisher)
         app.state.refresh_limiter = RefreshLimiter()
@@ -67,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(runs.router)
     app.include_router(events.router)
+    app.include_router(qa.router)
     return app
 
 

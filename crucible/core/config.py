@@ -84,6 +84,21 @@ class Settings(BaseSettings):
         30.0, ge=0, description="How often a worker looks for runs Temporal ended (0: never)."
     )
 
+    # Secrets
+    secrets_key: SecretStr | None = Field(
+        None, description="32 bytes, base64: encrypts target headers and credentials at rest."
+    )
+    secrets_key_id: str = Field("k1", description="Id stored with each secret, to rotate keys.")
+
+    # LLM scenario generation (an OpenAI-compatible chat-completions endpoint)
+    llm_base_url: str | None = Field(None, description="e.g. https://api.openai.com/v1")
+    llm_model: str = Field("gpt-4o-mini", description="Model name sent with each request.")
+    llm_api_key: SecretStr | None = Field(None, description="Bearer token for the LLM endpoint.")
+    llm_timeout_s: float = Field(30.0, gt=0, description="How long one LLM request may take.")
+    llm_attempts: int = Field(3, ge=1, le=10, description="Attempts per operation before the fallback.")
+    llm_max_input_chars: int = Field(12_000, ge=500, description="Cap on what the LLM sees per operation.")
+    llm_token_budget: int = Field(200_000, ge=0, description="Tokens one QA run may spend on the LLM.")
+
     @cached_property
     def home_dir(self) -> Path:
         return self.home.expanduser().resolve()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, Text, text
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Index, Integer, LargeBinary, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -64,3 +64,46 @@ class RunEventRow(SQLModel, table=True):
         sa_column=Column(JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     )
     fence: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+
+
+def _jsonb(*, nullable: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(JSONB, nullable=nullable))
+
+
+class SecretRow(SQLModel, table=True):
+    """A secret (a run's target headers, a credential), AES-GCM encrypted; workflows carry its id."""
+
+    __tablename__ = "secrets"
+
+    secret_id: str = Field(sa_column=Column(Text, primary_key=True))
+    key_id: str = Field(sa_column=Column(Text, nullable=False))
+    nonce: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = _tz()
+
+
+class QaRunRow(SQLModel, table=True):
+    """What a QA run was asked to do (without secret values), its spec and its evaluation."""
+
+    __tablename__ = "qa_runs"
+
+    run_id: str = Field(sa_column=Column(Text, primary_key=True))
+    request: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    spec: dict[str, Any] | None = _jsonb(nullable=True)
+    spec_version: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    operations: list[dict[str, Any]] | None = _jsonb(nullable=True)
+    evaluation: dict[str, Any] | None = _jsonb(nullable=True)
+    created_at: datetime = _tz()
+
+
+class QaResultRow(SQLModel, table=True):
+    """One scenario of one operation and, once it ran, its result; passing ones are kept too."""
+
+    __tablename__ = "qa_results"
+
+    run_id: str = Field(sa_column=Column(Text, primary_key=True))
+    operation: str = Field(sa_column=Column(Text, primary_key=True))
+    idx: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    scenario: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    result: dict[str, Any] | None = _jsonb(nullable=True)
+    passed: bool | None = Field(default=None, sa_column=Column(Boolean, nullable=True))

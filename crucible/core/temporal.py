@@ -61,16 +61,18 @@ async def start_run(
     task_queue: str,
     org_id: str = DEFAULT_ORG,
     team_id: str = DEFAULT_TEAM,
+    run_id: str | None = None,
 ) -> WorkflowHandle[Any, Any]:
     """Start a run: its id from :func:`new_run_id`, its org, team and kind as search attributes.
 
     Args:
         workflow_run: the workflow's run method, e.g. ``QaPackageRunWorkflow.run``.
+        run_id: an id made earlier with :func:`new_run_id`, when rows must exist before the run.
     """
     handle: WorkflowHandle[Any, Any] = await client.start_workflow(
         workflow_run,
         arg,
-        id=new_run_id(kind),
+        id=run_id or new_run_id(kind),
         task_queue=task_queue,
         search_attributes=run_search_attributes(kind=kind, org_id=org_id, team_id=team_id),
     )

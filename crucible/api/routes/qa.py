@@ -1,0 +1,158 @@
+"""QA package runs: start one, and read its report."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from crucible.api.deps import RunServiceDep, SettingsDep, TemporalDep
+from crucible.api.qa_models import QaRunAccepted, QaRunCreate, QaRunLinks
+from crucible.api.routes.runs import API_PREFIX, RunIdPath
+from crucible.core.errors import DependencyUnavailableError, InvalidRequestError, RunNotFoundError
+from crucible.core.qa.evaluate import evaluate
+from crucible.core.qa.models import QaFilters, QaPackageRunInput
+from crucible.core.qa.report import report_html, report_json, report_junit
+from crucible.core.qa.store import QaStore
+from crucible.core.runs import new_run_id
+from crucible.core.secrets import SecretStore, SecretsUnavailableError
+from crucible.core.temporal import start_run, workflow_ui_url
+from crucible.workflows.qa_package import KIND, QaPackageRunWorkflow
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix=API_PREFIX, tags=["qa"])
+
+
+def _qa_store(request: Request) -> QaStore:
+    store: QaStore = request.app.state.qa_store
+    return store
+
+
+def _secrets(request: Request) -> SecretStore:
+    secrets: SecretStore = request.app.state.secrets
+    return secrets
+
+
+@router.post(
+    "/qa-runs",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=QaRunAccepted,
+    summary="Start a QA package run against a live service",
+    responses={422: {"description": "The request or its inline spec is invalid; every error is listed"}},
+)
+async def create_qa_run(
+    body: QaRunCreate, request: Request, temporal: TemporalDep, settings: SettingsDep
+) -> QaRunAccepted:
+    store = _qa_store(request)
+    spec = body.spec if isinstance(body.spec, dict) else None
+    if body.replay_of is not None:
+        source = await store.get(body.replay_of)
+        if source is None or source.spec is None:
+            raise InvalidRequestError.one(
+                ("body", "replay_of"), f"{body.replay_of!r} is not a QA run with a spec"
+            )
+        if spec is None and body.spec_url is None:
+            spec = source.spec
+    headers_secret = None
+    if body.headers:
+        try:
+            headers_secret = await _secrets(request).put(body.headers, prefix="headers")
+        except SecretsUnavailableError as exc:
+            raise DependencyUnavailableError("secrets", str(exc)) from exc
+    run_id = new_run_id(KIND)
+    recorded = body.model_dump(exclude={"spec", "headers"})
+    recorded["header_names"] = sorted(body.headers)
+    await store.create(run_id, request=recorded, spec=spec)
+    arg = QaPackageRunInput(
+        base_url=body.base_url,
+        spec_url=body.spec_url,
+        generator=body.generator,
+        concurrency=body.concurrency,
+        filters=QaFilters(
+            include_tags=body.include.tags,
+            exclude_tags=body.exclude.tags,
+            include_paths=body.include.paths,
+            exclude_paths=body.exclude.paths,
+            include_methods=body.include.methods,
+            exclude_methods=body.exclude.methods,
+        ),
+        headers_secret=headers_secret,
+        header_names=sorted(body.headers),
+        min_pass_rate=body.min_pass_rate,
+        request_timeout_s=body.request_timeout_s,
+        max_response_time_ms=body.max_response_time_ms,
+        seed=body.seed,
+        known_failures=body.known_failures,
+        replay_of=body.replay_of,
+        follow_redirects=body.follow_redirects,
+        ai_attempts=settings.llm_attempts,
+        ai_token_budget=settings.llm_token_budget,
+    )
+    await start_run(
+        temporal, QaPackageRunWorkflow.run, arg, kind=KIND, task_queue=settings.task_queue, run_id=run_id
+    )
+    log.info(
+        "started QA run %s against %s (headers: %s)", run_id, body.base_url, sorted(body.headers) or "none"
+    )
+    base = f"{API_PREFIX}/runs/{run_id}"
+    return QaRunAccepted(
+        run_id=run_id,
+        links=QaRunLinks(
+            status=base,
+            events=f"{base}/events",
+            stream=f"{base}/events/stream",
+            report=f"{base}/report",
+            temporal_ui=workflow_ui_url(settings, run_id),
+        ),
+    )
+
+
+@router.get(
+    "/runs/{run_id}/report",
+    summary="A QA run's report: JSON, JUnit XML or a self-contained HTML page",
+    response_model=None,
+    responses={200: {"content": {"application/json": {}, "application/xml": {}, "text/html": {}}}},
+)
+async def qa_report(
+    run_id: RunIdPath,
+    request: Request,
+    runs: RunServiceDep,
+    settings: SettingsDep,
+    format: Annotated[str, Query(pattern="^(json|junit|html)$", description="json, junit or html")] = "json",
+) -> Response:
+    run = await runs.get(run_id)
+    row = await _qa_store(request).get(run_id)
+    if row is None:
+        raise RunNotFoundError(run_id)
+    evaluation = row.evaluation
+    if evaluation is None:  # still running, cancelled or failed: what has been found so far
+        results = await _qa_store(request).results(run_id)
+        evaluation = evaluate(
+            row.operations or [],
+            results,
+            min_pass_rate=float(row.request.get("min_pass_rate", 1.0)),
+            known_failures=row.request.get("known_failures") or [],
+        )
+        evaluation["verdict"] = None
+        evaluation["partial"] = True
+    meta: dict[str, Any] = {
+        "run_id": run_id,
+        "status": run.status,
+        "state": run.state,
+        "title": (row.spec or {}).get("info", {}).get("title") if isinstance(row.spec, dict) else None,
+        "spec_version": row.spec_version,
+        "base_url": row.request.get("base_url"),
+        "spec_url": row.request.get("spec_url"),
+        "header_names": row.request.get("header_names") or [],
+        "generator": row.request.get("generator"),
+        "created_at": row.created_at.isoformat(),
+        "temporal_ui_url": workflow_ui_url(settings, run_id),
+    }
+    if format == "junit":
+        return Response(report_junit(meta, evaluation), media_type="application/xml")
+    if format == "html":
+        return HTMLResponse(report_html(meta, evaluation))
+    return JSONResponse(report_json(meta, evaluation))

@@ -1,0 +1,101 @@
+"""A QA run's evaluation: each operation's pass/fail with reasons, the verdict and coverage."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from crucible.core.qa.checks import SPEC_PROBLEM
+from crucible.core.qa.store import StoredResult
+
+PASSED = "PASSED"
+FAILED = "FAILED"
+
+
+def failure_key(operation: str, check: str) -> str:
+    """How a baseline names a failure: ``"GET /products/{id} response_schema_conformance"``."""
+    return f"{operation} {check}"
+
+
+def evaluate(
+    operations: Sequence[dict[str, Any]],
+    results: Sequence[StoredResult],
+    *,
+    min_pass_rate: float,
+    known_failures: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The evaluation stored with the run and shown in its reports.
+
+    An operation passes when none of its scenarios failed a check, not counting the
+    failures the ``known_failures`` baseline lists, and its part of the spec is sound.
+    """
+    known = {" ".join(k.split()) for k in known_failures}
+    by_operation: dict[str, list[StoredResult]] = {}
+    for row in results:
+        by_operation.setdefault(row.operation, []).append(row)
+    endpoints: list[dict[str, Any]] = []
+    new_failures: set[str] = set()
+    known_seen: set[str] = set()
+    checks: Counter[str] = Counter()
+    scenarios = 0
+    for op in operations:
+        key = op["key"]
+        rows = [r for r in by_operation.get(key, []) if r.result is not None]
+        scenarios += len(rows)
+        failures = [
+            {"check": SPEC_PROBLEM, "message": problem, "expected": None, "actual": None, "path": None}
+            for problem in op.get("problems") or []
+        ]
+        seen: set[int] = set()
+        for row in rows:
+            assert row.result is not None
+            if row.result.get("status") is not None:
+                seen.add(int(row.result["status"]))
+            for failure in row.result.get("failures") or []:
+                failures.append({**failure, "scenario": row.scenario.get("name")})
+        failed_checks = sorted({f["check"] for f in failures})
+        for check in failed_checks:
+            checks[check] += 1
+            (known_seen if failure_key(key, check) in known else new_failures).add(failure_key(key, check))
+        ran = bool(rows) or bool(op.get("problems"))
+        passed = ran and all(failure_key(key, c) in known for c in failed_checks)
+        endpoints.append(
+            {
+                "operation": key,
+                "operation_id": op.get("operation_id"),
+                "tags": op.get("tags") or [],
+                "status": ("PASSED" if passed else "FAILED") if ran else "NOT_RUN",
+                "scenarios": len(rows),
+                "failed_checks": failed_checks,
+                "failures": failures,
+                "problems": op.get("problems") or [],
+                "coverage": {
+                    "declared": sorted(op.get("responses") or []),
+                    "seen": sorted(seen),
+                    "undeclared_seen": sorted(s for s in seen if not _declares(op.get("responses") or [], s)),
+                },
+            }
+        )
+    total = len(endpoints)
+    passed_count = sum(1 for e in endpoints if e["status"] == "PASSED")
+    pass_rate = passed_count / total if total else 1.0
+    return {
+        "verdict": PASSED if pass_rate >= min_pass_rate else FAILED,
+        "pass_rate": round(pass_rate, 4),
+        "min_pass_rate": min_pass_rate,
+        "operations": total,
+        "passed": passed_count,
+        "failed": total - passed_count,
+        "scenarios": scenarios,
+        "checks_failed": dict(sorted(checks.items())),
+        "new_failures": sorted(new_failures),
+        "known_failures_seen": sorted(known_seen),
+        "known_failures_fixed": sorted(known - known_seen),
+        "endpoints": endpoints,
+    }
+
+
+def _declares(declared: Sequence[str], status: int) -> bool:
+    code = str(status)
+    return code in declared or f"{code[0]}XX" in declared or "DEFAULT" in declared

@@ -1,0 +1,215 @@
+"""Scenarios: the requests a QA run sends for one operation, each with its expected outcome.
+
+The built-in ``schema`` generator is deterministic for a given seed. Per operation it
+makes positive scenarios (examples from the spec where it gives them, otherwise values
+built from the schemas) and negative ones (a required field missing, a wrong type, a
+value out of range), each checked to be really invalid before it is kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from crucible.core.qa.spec import Operation, Spec, SpecProblem
+from crucible.core.qa.values import ValueBuilder, type_of
+
+ACCEPT = "accept"
+REJECT = "reject"
+#: At most this many negative scenarios per operation.
+MAX_NEGATIVES = 8
+#: Values of a wrong type, tried in order until one is invalid for the field.
+_WRONG_TYPES: tuple[Any, ...] = ("not-a-number", 12345, True, ["x"], {"x": 1})
+
+
+@dataclass
+class Scenario:
+    """One request to send and what the spec says should happen."""
+
+    name: str
+    expect: str  # ACCEPT or REJECT
+    path_params: dict[str, Any] = field(default_factory=dict)
+    query: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    cookies: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    has_body: bool = False
+    media_type: str | None = None
+    #: For a negative scenario, where the data is wrong (``$.body.price``, ``$.query.limit``).
+    target: str | None = None
+    source: str = "schema"  # or "llm"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Scenario:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def schema_scenarios(spec: Spec, op: Operation, *, seed: int) -> list[Scenario]:
+    """The built-in generator: positive and negative scenarios for ``op``."""
+    rng = random.Random(f"{seed}:{op.key}")
+    builder = ValueBuilder(spec, rng)
+    scenarios = [_positive(builder, op, "positive: examples and full data", use_examples=True, full=True)]
+    optional = any(not p.required for p in op.parameters) or (
+        op.body is not None and _has_optional(builder, op)
+    )
+    if optional:
+        scenarios.append(
+            _positive(builder, op, "positive: required data only", use_examples=False, full=False)
+        )
+    base = scenarios[0]
+    scenarios.extend(_negatives(spec, builder, op, base)[:MAX_NEGATIVES])
+    return scenarios
+
+
+def _positive(builder: ValueBuilder, op: Operation, name: str, *, use_examples: bool, full: bool) -> Scenario:
+    scenario = Scenario(name=name, expect=ACCEPT)
+    for param in op.parameters:
+        if not (param.required or full):
+            continue
+        if use_examples and param.has_example:
+            value = param.example
+        else:
+            value = builder.value(param.schema, use_examples=use_examples, full=full)
+        _slot(scenario, param.location)[param.name] = value if param.location != "header" else str(value)
+    if op.body is not None and (op.body.required or full):
+        scenario.has_body = True
+        scenario.media_type = op.body.media_type
+        if use_examples and op.body.has_example:
+            scenario.body = op.body.example
+        else:
+            scenario.body = builder.value(op.body.schema, use_examples=use_examples, full=full)
+    return scenario
+
+
+def _has_optional(builder: ValueBuilder, op: Operation) -> bool:
+    assert op.body is not None
+    schema = builder.schema(op.body.schema)
+    return not op.body.required or set(schema.get("properties") or {}) != set(schema.get("required") or [])
+
+
+def _slot(scenario: Scenario, location: str) -> dict[str, Any]:
+    return {
+        "path": scenario.path_params,
+        "query": scenario.query,
+        "header": scenario.headers,
+        "cookie": scenario.cookies,
+    }[location]
+
+
+def _negatives(spec: Spec, builder: ValueBuilder, op: Operation, base: Scenario) -> list[Scenario]:
+    out: list[Scenario] = []
+
+    def add(name: str, target: str, mutate: Any) -> None:
+        scenario = copy.deepcopy(base)
+        scenario.name, scenario.expect, scenario.target = f"negative: {name}", REJECT, target
+        mutate(scenario)
+        out.append(scenario)
+
+    if op.body is not None and op.body.required:
+        add(
+            "request body missing",
+            "$.body",
+            lambda s: s.__setattr__("has_body", False) or s.__setattr__("body", None),
+        )
+    if op.body is not None and _is_json(op.body.media_type) and isinstance(base.body, dict):
+        out.extend(_body_negatives(spec, builder, op, base))
+    for param in op.parameters:
+        if param.location not in ("query", "path"):
+            continue
+        slot_name = "path_params" if param.location == "path" else "query"
+        target = f"$.{param.location}.{param.name}"
+        if param.required and param.location == "query":
+            add(
+                f"required query parameter '{param.name}' missing",
+                target,
+                lambda s, n=param.name: s.query.pop(n, None),
+            )
+        schema = builder.schema(param.schema)
+        wrong = _wrong_scalar(schema)
+        if wrong is not None:
+            add(
+                f"{param.location} parameter '{param.name}' of the wrong type",
+                target,
+                lambda s, n=param.name, v=wrong, a=slot_name: getattr(s, a).__setitem__(n, v),
+            )
+        for label, value in _out_of_range(schema):
+            add(
+                f"{param.location} parameter '{param.name}' {label}",
+                target,
+                lambda s, n=param.name, v=value, a=slot_name: getattr(s, a).__setitem__(n, v),
+            )
+    return out
+
+
+def _body_negatives(spec: Spec, builder: ValueBuilder, op: Operation, base: Scenario) -> list[Scenario]:
+    assert op.body is not None
+    schema = builder.schema(op.body.schema)
+    properties: dict[str, Any] = schema.get("properties") or {}
+    validator = spec.validator_for(op.body.pointer) if op.body.pointer else None
+    out: list[Scenario] = []
+
+    def keep(name: str, field_name: str, body: dict[str, Any]) -> None:
+        if validator is not None and validator.is_valid(body):
+            return  # the "wrong" data is valid after all: not a negative scenario
+        scenario = copy.deepcopy(base)
+        scenario.name, scenario.expect = f"negative: {name}", REJECT
+        scenario.target, scenario.body = f"$.body.{field_name}", body
+        out.append(scenario)
+
+    for name in schema.get("required") or []:
+        body = {k: v for k, v in base.body.items() if k != name}
+        keep(f"required field '{name}' missing", name, body)
+    for name, sub in properties.items():
+        sub = builder.schema(sub)
+        if sub.get("readOnly"):
+            continue
+        for value in _WRONG_TYPES:
+            body = {**base.body, name: value}
+            if validator is None or not validator.is_valid(body):
+                keep(f"field '{name}' of the wrong type", name, body)
+                break
+        for label, value in _out_of_range(sub):
+            keep(f"field '{name}' {label}", name, {**base.body, name: value})
+    return out
+
+
+def _wrong_scalar(schema: dict[str, Any]) -> Any:
+    kind = type_of(schema)
+    if kind in ("integer", "number"):
+        return "not-a-number"
+    if kind == "boolean":
+        return "not-a-boolean"
+    return None
+
+
+def _out_of_range(schema: dict[str, Any]) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    kind = type_of(schema)
+    if kind in ("integer", "number"):
+        step = 1 if kind == "integer" else 0.5
+        if isinstance(schema.get("minimum"), (int, float)):
+            out.append(("below its minimum", schema["minimum"] - step))
+        if isinstance(schema.get("maximum"), (int, float)):
+            out.append(("above its maximum", schema["maximum"] + step))
+    elif kind == "string":
+        if isinstance(schema.get("maxLength"), int):
+            out.append(("longer than its maxLength", "x" * (schema["maxLength"] + 1)))
+        if isinstance(schema.get("minLength"), int) and schema["minLength"] > 0:
+            out.append(("shorter than its minLength", ""))
+    if isinstance(schema.get("enum"), list) and schema["enum"] and kind == "string":
+        out.append(("outside its enum", "not-in-the-enum"))
+    return out
+
+
+def _is_json(media: str) -> bool:
+    media = media.split(";")[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+__all__ = ["ACCEPT", "REJECT", "Scenario", "SpecProblem", "schema_scenarios"]

@@ -1,0 +1,129 @@
+"""QA runs' requests, specs, scenarios, results and evaluations in PostgreSQL.
+
+Every write is an upsert on its natural key, so a retried activity (a worker killed
+mid-run) rewrites the same rows instead of adding new ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Table, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from crucible.core.tables import QaResultRow, QaRunRow
+
+RUNS: Table = QaRunRow.__table__  # type: ignore[attr-defined]
+RESULTS: Table = QaResultRow.__table__  # type: ignore[attr-defined]
+
+
+@dataclass
+class StoredResult:
+    operation: str
+    idx: int
+    scenario: dict[str, Any]
+    result: dict[str, Any] | None
+    passed: bool | None
+
+
+class QaStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def create(self, run_id: str, *, request: dict[str, Any], spec: dict[str, Any] | None) -> None:
+        """The run's request (secret values replaced by a reference), before its workflow starts."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(RUNS)
+                .values(run_id=run_id, request=request, spec=spec, created_at=datetime.now(UTC))
+                .on_conflict_do_nothing()
+            )
+
+    async def get(self, run_id: str) -> QaRunRow | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(RUNS).where(RUNS.c.run_id == run_id))).first()
+        return QaRunRow(**row._mapping) if row is not None else None
+
+    async def save_spec(
+        self, run_id: str, *, spec: dict[str, Any], version: str, operations: list[dict[str, Any]]
+    ) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                RUNS.update()
+                .where(RUNS.c.run_id == run_id)
+                .values(spec=spec, spec_version=version, operations=operations)
+            )
+
+    async def save_evaluation(self, run_id: str, evaluation: dict[str, Any]) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(RUNS.update().where(RUNS.c.run_id == run_id).values(evaluation=evaluation))
+
+    async def save_scenarios(self, run_id: str, operation: str, scenarios: Sequence[dict[str, Any]]) -> None:
+        """Scenarios made ahead of execution (by the LLM, or copied for a replay)."""
+        rows = [
+            {
+                "run_id": run_id,
+                "operation": operation,
+                "idx": i,
+                "scenario": s,
+                "result": None,
+                "passed": None,
+            }
+            for i, s in enumerate(scenarios)
+        ]
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                RESULTS.delete().where(RESULTS.c.run_id == run_id, RESULTS.c.operation == operation)
+            )
+            if rows:
+                await conn.execute(insert(RESULTS), rows)
+
+    async def save_results(self, run_id: str, operation: str, rows: Iterable[StoredResult]) -> None:
+        values = [
+            {
+                "run_id": run_id,
+                "operation": operation,
+                "idx": r.idx,
+                "scenario": r.scenario,
+                "result": r.result,
+                "passed": r.passed,
+            }
+            for r in rows
+        ]
+        if not values:
+            return
+        statement = insert(RESULTS)
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[RESULTS.c.run_id, RESULTS.c.operation, RESULTS.c.idx],
+                    set_={
+                        "scenario": statement.excluded.scenario,
+                        "result": statement.excluded.result,
+                        "passed": statement.excluded.passed,
+                    },
+                ),
+                values,
+            )
+
+    async def results(self, run_id: str, *, operations: Sequence[str] | None = None) -> list[StoredResult]:
+        query = select(RESULTS).where(RESULTS.c.run_id == run_id)
+        if operations is not None:
+            query = query.where(RESULTS.c.operation.in_(list(operations)))
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query.order_by(RESULTS.c.operation, RESULTS.c.idx))).all()
+        return [StoredResult(r.operation, r.idx, r.scenario, r.result, r.passed) for r in rows]
+
+    async def copy_scenarios(self, source_run: str, run_id: str) -> int:
+        """Give ``run_id`` the scenarios of ``source_run``, without results; how many."""
+        source = await self.results(source_run)
+        by_operation: dict[str, list[dict[str, Any]]] = {}
+        for row in source:
+            by_operation.setdefault(row.operation, []).append(row.scenario)
+        for operation, scenarios in by_operation.items():
+            await self.save_scenarios(run_id, operation, scenarios)
+        return len(source)

@@ -1,0 +1,106 @@
+"""Secrets at rest: AES-GCM encrypted rows, handed around by id.
+
+A workflow carries a secret's id, never its value; the activity that needs the value
+opens it. The key comes from ``CRUCIBLE_SECRETS_KEY`` (32 bytes, base64); its id is
+stored with every secret, so a new key can be introduced while old secrets still open.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from crucible.core.errors import CrucibleError
+from crucible.core.tables import SecretRow
+
+
+class SecretsUnavailableError(CrucibleError):
+    """No key is configured, or a secret cannot be opened with the keys there are."""
+
+
+def new_key() -> str:
+    """A fresh key, as ``CRUCIBLE_SECRETS_KEY`` takes it."""
+    return base64.urlsafe_b64encode(os.urandom(32)).decode()
+
+
+class SecretBox:
+    """Encrypts and decrypts JSON values with AES-GCM; the secret's id is the associated data."""
+
+    def __init__(self, key: str | None, *, key_id: str = "k1") -> None:
+        self.key_id = key_id
+        self._aead: AESGCM | None = None
+        if key:
+            try:
+                raw = base64.urlsafe_b64decode(key.encode())
+            except (binascii.Error, ValueError):
+                raw = b""
+            if len(raw) != 32:
+                raise SecretsUnavailableError("CRUCIBLE_SECRETS_KEY must be 32 bytes, base64-encoded")
+            self._aead = AESGCM(raw)
+
+    def _cipher(self) -> AESGCM:
+        if self._aead is None:
+            raise SecretsUnavailableError("no secrets key is configured (set CRUCIBLE_SECRETS_KEY)")
+        return self._aead
+
+    def seal(self, secret_id: str, value: Any) -> SecretRow:
+        nonce = os.urandom(12)
+        data = self._cipher().encrypt(nonce, json.dumps(value).encode(), secret_id.encode())
+        return SecretRow(
+            secret_id=secret_id,
+            key_id=self.key_id,
+            nonce=nonce,
+            ciphertext=data,
+            created_at=datetime.now(UTC),
+        )
+
+    def open(self, row: SecretRow) -> Any:
+        if row.key_id != self.key_id:
+            raise SecretsUnavailableError(f"secret {row.secret_id} was sealed with key {row.key_id!r}")
+        try:
+            plain = self._cipher().decrypt(row.nonce, row.ciphertext, row.secret_id.encode())
+        except InvalidTag:
+            raise SecretsUnavailableError(f"secret {row.secret_id} does not open with this key") from None
+        return json.loads(plain)
+
+
+class SecretStore:
+    """Sealed secrets in PostgreSQL."""
+
+    def __init__(self, engine: AsyncEngine, box: SecretBox) -> None:
+        self.engine = engine
+        self.box = box
+
+    async def put(self, value: Any, *, prefix: str = "secret") -> str:
+        """Seal and store ``value``; its id, the only thing to pass around."""
+        secret_id = f"{prefix}-{uuid.uuid4().hex}"
+        row = self.box.seal(secret_id, value)
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(SecretRow.__table__).values(  # type: ignore[attr-defined]
+                    secret_id=row.secret_id,
+                    key_id=row.key_id,
+                    nonce=row.nonce,
+                    ciphertext=row.ciphertext,
+                    created_at=row.created_at,
+                )
+            )
+        return secret_id
+
+    async def get(self, secret_id: str) -> Any:
+        table = SecretRow.__table__  # type: ignore[attr-defined]
+        async with self.engine.connect() as conn:
+            found = (await conn.execute(table.select().where(table.c.secret_id == secret_id))).first()
+        if found is None:
+            raise SecretsUnavailableError(f"secret {secret_id} does not exist")
+        return self.box.open(SecretRow(**found._mapping))

@@ -1,0 +1,300 @@
+"""The QA package run (seed 000): fetch the spec, generate and execute scenarios per
+operation in parallel, evaluate the package, and record every step as an event.
+
+Operations are executed in batches, one activity per batch, with at most two batches
+in flight: the run's history grows with the number of batches (a few dozen at most),
+not with the number of operations or requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from crucible.activities.ai import AiActivities
+    from crucible.activities.db import QaDbActivities
+    from crucible.activities.http import QaHttpActivities
+    from crucible.core.events import EventType
+    from crucible.core.qa.models import (
+        EvaluateQaInput,
+        ExecuteOperationsInput,
+        FetchSpecInput,
+        GenerateScenariosInput,
+        OperationOutcome,
+        QaPackageRunInput,
+        QaPackageRunResult,
+    )
+    from crucible.workflows.events import RunEventLog
+
+KIND = "qa"
+#: A batch of operations is never larger than this, nor smaller than one.
+MAX_BATCH = 100
+#: Batches per lane for a run of many operations: enough that lanes finish together.
+BATCHES_PER_LANE = 4
+
+FETCH_SPEC_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=1))
+#: A batch is retried (after a worker crash, say) until it finishes; its writes are upserts.
+EXECUTE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+#: The workflow counts LLM attempts itself, so it can record each failure as an event.
+ONE_ATTEMPT = RetryPolicy(maximum_attempts=1)
+DB_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(seconds=10))
+#: A dead worker's batch is retried this soon, and a cancellation reaches a batch this fast.
+BATCH_HEARTBEAT_TIMEOUT = timedelta(seconds=4)
+
+
+def plan_batches(operations: Sequence[str], lanes: int) -> list[list[str]]:
+    """Split operations into batches: small runs get one operation per batch."""
+    size = min(MAX_BATCH, max(1, math.ceil(len(operations) / (lanes * BATCHES_PER_LANE))))
+    return [list(operations[i : i + size]) for i in range(0, len(operations), size)]
+
+
+@workflow.defn
+class QaPackageRunWorkflow:
+    def __init__(self) -> None:
+        self.log: RunEventLog | None = None
+        self.total = 0
+        self.done = 0
+        self.failed = 0
+
+    @workflow.run
+    async def run(self, request: QaPackageRunInput) -> QaPackageRunResult:
+        self.log = RunEventLog(kind=KIND)
+        return await self.log.guard(lambda: self._run(request))
+
+    async def _run(self, request: QaPackageRunInput) -> QaPackageRunResult:
+        log = self.log
+        assert log is not None
+        run_id = workflow.info().workflow_id
+        log.run.state = "FetchingSpec"
+        await log.record(
+            EventType.REQUESTED,
+            {
+                "spec_url": request.spec_url,
+                "base_url": request.base_url,
+                "generator": request.generator,
+                "concurrency": request.concurrency,
+                "header_names": request.header_names,
+                "replay_of": request.replay_of,
+            },
+        )
+        try:
+            spec = await workflow.execute_activity_method(
+                QaHttpActivities.fetch_spec,
+                FetchSpecInput(run_id, request.spec_url, request.filters, request.replay_of),
+                start_to_close_timeout=timedelta(seconds=120),
+                retry_policy=FETCH_SPEC_RETRY,
+            )
+        except ActivityError as exc:
+            reason = str(exc.cause) if exc.cause is not None else str(exc)
+            await log.record(EventType.SPEC_INVALID, {"reason": reason, "spec_url": request.spec_url})
+            raise ApplicationError(
+                f"the spec is not usable: {reason}", type="SpecInvalid", non_retryable=True
+            ) from None
+        self.total = len(spec.operations)
+        log.run.state = "Executing"
+        log.run.summary = {"operations": self.total, "done": 0, "failed": 0}
+        await log.record(
+            EventType.SPEC_FETCHED,
+            {
+                "version": spec.version,
+                "title": spec.title,
+                "operations": self.total,
+                "operations_with_spec_problems": spec.problems,
+                "replayed_scenarios": spec.replayed_scenarios,
+            },
+        )
+        generator = "replay" if request.replay_of else request.generator
+        stats = {"scenarios": 0, "fallbacks": 0, "tokens": 0}
+        await self._execute(request, spec.operations, generator, stats)
+        await log.record(
+            EventType.AI_SUCCESS,
+            {
+                "generator": generator,
+                "scenarios": stats["scenarios"],
+                "fallbacks": stats["fallbacks"],
+                "tokens": stats["tokens"],
+            },
+        )
+        log.run.state = "Evaluating"
+        evaluation = await workflow.execute_activity_method(
+            QaDbActivities.evaluate_qa,
+            EvaluateQaInput(run_id, request.min_pass_rate, request.known_failures),
+            start_to_close_timeout=timedelta(minutes=5),
+            retry_policy=DB_RETRY,
+        )
+        log.run.verdict = evaluation.verdict
+        log.run.state = "Done"
+        log.run.summary = {
+            "operations": evaluation.operations,
+            "passed": evaluation.passed,
+            "failed": evaluation.failed,
+            "pass_rate": evaluation.pass_rate,
+            "new_failures": len(evaluation.new_failures),
+        }
+        await log.record(
+            EventType.QA_EVAL_DONE,
+            {
+                "verdict": evaluation.verdict,
+                "pass_rate": evaluation.pass_rate,
+                "min_pass_rate": request.min_pass_rate,
+                "operations": evaluation.operations,
+                "passed": evaluation.passed,
+                "failed": evaluation.failed,
+                "new_failures": evaluation.new_failures[:50],
+                "known_failures_seen": evaluation.known_failures_seen,
+            },
+        )
+        await log.close(
+            EventType.COMPLETE, {"verdict": evaluation.verdict, "pass_rate": evaluation.pass_rate}
+        )
+        return QaPackageRunResult(
+            verdict=evaluation.verdict,
+            pass_rate=evaluation.pass_rate,
+            operations=evaluation.operations,
+            passed=evaluation.passed,
+            failed=evaluation.failed,
+            new_failures=len(evaluation.new_failures),
+        )
+
+    async def _execute(
+        self, request: QaPackageRunInput, operations: list[str], generator: str, stats: dict[str, int]
+    ) -> None:
+        lanes = 2 if request.concurrency >= 2 and len(operations) > 1 else 1
+        batches = plan_batches(operations, lanes)
+        queue = list(reversed(batches))
+
+        async def lane(concurrency: int) -> None:
+            while queue:
+                batch = queue.pop()
+                sources = {}
+                if generator == "llm":
+                    sources = await self._generate(request, batch, stats)
+                outcomes = await workflow.execute_activity_method(
+                    QaHttpActivities.execute_operations,
+                    ExecuteOperationsInput(
+                        run_id=workflow.info().workflow_id,
+                        operations=batch,
+                        base_url=request.base_url,
+                        headers_secret=request.headers_secret,
+                        seed=request.seed,
+                        concurrency=concurrency,
+                        request_timeout_s=request.request_timeout_s,
+                        max_response_time_ms=request.max_response_time_ms,
+                        follow_redirects=request.follow_redirects,
+                    ),
+                    start_to_close_timeout=timedelta(
+                        seconds=60 + 30 * len(batch) * request.request_timeout_s
+                    ),
+                    heartbeat_timeout=BATCH_HEARTBEAT_TIMEOUT,
+                    retry_policy=EXECUTE_RETRY,
+                )
+                for outcome in outcomes.outcomes:
+                    self._record_outcome(outcome, sources.get(outcome.operation, generator), stats)
+                assert self.log is not None
+                await self.log.flush()
+
+        share = [
+            request.concurrency // lanes + (1 if i < request.concurrency % lanes else 0) for i in range(lanes)
+        ]
+        await asyncio.gather(*(lane(max(1, c)) for c in share))
+
+    def _record_outcome(self, outcome: OperationOutcome, generator: str, stats: dict[str, int]) -> None:
+        log = self.log
+        assert log is not None
+        stats["scenarios"] += outcome.scenarios
+        log.emit(
+            EventType.SCENARIO_CREATED,
+            {"operation": outcome.operation, "scenarios": outcome.scenarios, "generator": generator},
+        )
+        self.done += 1
+        if outcome.passed:
+            log.emit(
+                EventType.EXECUTION_SUCCESS,
+                {
+                    "operation": outcome.operation,
+                    "scenarios": outcome.scenarios,
+                    "statuses": outcome.statuses,
+                },
+            )
+        else:
+            self.failed += 1
+            log.emit(
+                EventType.EXECUTION_FAILED,
+                {
+                    "operation": outcome.operation,
+                    "scenarios": outcome.scenarios,
+                    "statuses": outcome.statuses,
+                    "failed_checks": outcome.failed_checks,
+                },
+            )
+        log.run.summary = {"operations": self.total, "done": self.done, "failed": self.failed}
+
+    async def _generate(
+        self, request: QaPackageRunInput, batch: list[str], stats: dict[str, int]
+    ) -> dict[str, str]:
+        """LLM scenarios for each operation of ``batch``; which generator made each one's."""
+        sources: dict[str, str] = {}
+
+        async def one(operation: str) -> None:
+            log = self.log
+            assert log is not None
+            for attempt in range(1, request.ai_attempts + 1):
+                if stats["tokens"] >= request.ai_token_budget:
+                    await log.record(
+                        EventType.AI_FALLBACK,
+                        {
+                            "operation": operation,
+                            "reason": "the run's LLM token budget is spent",
+                            "token_budget": request.ai_token_budget,
+                        },
+                    )
+                    stats["fallbacks"] += 1
+                    sources[operation] = "schema"
+                    return
+                try:
+                    made = await workflow.execute_activity_method(
+                        AiActivities.generate_scenarios,
+                        GenerateScenariosInput(workflow.info().workflow_id, operation, request.seed, attempt),
+                        start_to_close_timeout=timedelta(minutes=5),
+                        retry_policy=ONE_ATTEMPT,
+                    )
+                except ActivityError as exc:
+                    reason = str(exc.cause) if exc.cause is not None else str(exc)
+                    await log.record(
+                        EventType.AI_FAILED,
+                        {
+                            "operation": operation,
+                            "attempt": attempt,
+                            "of": request.ai_attempts,
+                            "reason": reason,
+                        },
+                    )
+                    continue
+                stats["tokens"] += made.tokens
+                sources[operation] = "llm"
+                return
+            stats["fallbacks"] += 1
+            sources[operation] = "schema"
+            await log.record(
+                EventType.AI_FALLBACK,
+                {
+                    "operation": operation,
+                    "reason": f"the LLM failed {request.ai_attempts} times",
+                    "generator": "schema",
+                },
+            )
+
+        await asyncio.gather(*(one(operation) for operation in batch))
+        return sources
+
+    @workflow.query
+    def progress(self) -> dict[str, int]:
+        """Operations done and total, and how many failed."""
+        return {"operations": self.total, "done": self.done, "failed": self.failed}

@@ -141,6 +141,21 @@ async def worker(
 
 
 @pytest.fixture(scope="session")
+async def crucible_worker(
+    client: Client, store: RunStore, publisher: EventPublisher, settings: Settings, http: httpx.AsyncClient
+) -> AsyncIterator[Worker]:
+    """A worker on the task queue the API starts runs on, with every Crucible workflow and activity."""
+    w = build_worker(
+        client,
+        WorkerDeps(store=store, publisher=publisher, settings=settings, http=http),
+        task_queue=settings.task_queue,
+        shutdown_grace=timedelta(seconds=1),
+    )
+    async with w:
+        yield w
+
+
+@pytest.fixture(scope="session")
 async def api_server(settings: Settings) -> AsyncIterator[ApiServer]:
     server = ApiServer(create_app(settings))
     await server.start()

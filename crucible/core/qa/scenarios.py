@@ -19,7 +19,7 @@ from crucible.core.qa.values import ValueBuilder, type_of
 ACCEPT = "accept"
 REJECT = "reject"
 #: At most this many negative scenarios per operation.
-MAX_NEGATIVES = 8
+MAX_NEGATIVES = 12
 #: Values of a wrong type, tried in order until one is invalid for the field.
 _WRONG_TYPES: tuple[Any, ...] = ("not-a-number", 12345, True, ["x"], {"x": 1})
 
@@ -179,12 +179,23 @@ def _body_negatives(spec: Spec, builder: ValueBuilder, op: Operation, base: Scen
     return out
 
 
+#: Strings that break a format, for parameters whose type alone cannot be wrong in a URL.
+_BAD_FORMATS = {
+    "uuid": "not-a-uuid",
+    "date": "not-a-date",
+    "date-time": "not-a-date-time",
+    "email": "not-an-email",
+}
+
+
 def _wrong_scalar(schema: dict[str, Any]) -> Any:
     kind = type_of(schema)
     if kind in ("integer", "number"):
         return "not-a-number"
     if kind == "boolean":
         return "not-a-boolean"
+    if kind == "string" and schema.get("format") in _BAD_FORMATS and "enum" not in schema:
+        return _BAD_FORMATS[schema["format"]]
     return None
 
 

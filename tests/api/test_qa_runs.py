@@ -1,0 +1,140 @@
+"""QA package runs through the API, against the demo target and real Temporal, PostgreSQL and Kafka."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import junitparser
+import pytest
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from crucible.core.store import RunStore
+from examples.demo_target.app import create_app as demo_app
+from tests.support.qa import DEMO_SPEC, HeaderRecorder, assert_contiguous, events_of, serving, wait_closed
+
+pytestmark = pytest.mark.usefixtures("crucible_worker")
+
+SECRET = "s3cret-token-value"
+DEFECT = "GET /products/{product_id}"
+
+
+@pytest.fixture
+async def demo() -> Any:
+    recorder = HeaderRecorder(demo_app())
+    async with serving(recorder) as server:
+        server.recorder = recorder  # type: ignore[attr-defined]
+        yield server
+
+
+async def test_a_qa_run_against_the_demo_target_finds_its_defect(
+    api: httpx.AsyncClient, store: RunStore, client: Client, crucible_worker: Worker, demo: Any
+) -> None:
+    started = await api.post(
+        "/api/v1/qa-runs",
+        json={
+            "spec": DEMO_SPEC.read_text(),
+            "base_url": demo.url,
+            "headers": {"X-Api-Key": SECRET},
+            "seed": 7,
+        },
+    )
+    assert started.status_code == 202, started.text
+    body = started.json()
+    run_id = body["run_id"]
+    assert run_id.startswith("qa-")
+    assert body["links"]["report"] == f"/api/v1/runs/{run_id}/report"
+    assert body["links"]["temporal_ui"].endswith(f"/workflows/{run_id}")
+
+    run = await wait_closed(api, run_id)
+    assert (run["status"], run["verdict"]) == ("COMPLETED", "FAILED")
+
+    events = await events_of(store, run_id)
+    assert_contiguous(events)
+    types = [e.type for e in events]
+    assert types[:2] == ["REQUESTED", "SPEC_FETCHED"]
+    assert types[-3:] == ["AI_SUCCESS", "QA_EVAL_DONE", "COMPLETE"]
+    per_operation = types[2:-3]
+    operations = [e.data["operation"] for e in events[2:-3:2]]
+    assert per_operation[::2] == ["SCENARIO_CREATED"] * 8
+    assert set(per_operation[1::2]) <= {"EXECUTION_SUCCESS", "EXECUTION_FAILED"}
+    assert [e.data["operation"] for e in events[3:-3:2]] == operations  # each pair is one operation
+    assert len(set(operations)) == 8, "every operation is attempted once"
+    failed = [e.data["operation"] for e in events if e.type == "EXECUTION_FAILED"]
+    assert failed == [DEFECT]
+
+    report = (await api.get(f"/api/v1/runs/{run_id}/report")).json()
+    assert report["verdict"] == "FAILED" and report["operations"] == 8 and report["passed"] == 7
+    (endpoint,) = [e for e in report["endpoints"] if e["operation"] == DEFECT]
+    schema_failures = [f for f in endpoint["failures"] if f["check"] == "response_schema_conformance"]
+    assert {f["path"] for f in schema_failures} == {"$.price"}
+    assert endpoint["failed_checks"] == ["response_schema_conformance"]
+    assert "200" in endpoint["coverage"]["declared"] and 200 in endpoint["coverage"]["seen"]
+
+    junit = (await api.get(f"/api/v1/runs/{run_id}/report", params={"format": "junit"})).text
+    xml = junitparser.JUnitXml.fromstring(junit)
+    cases = {case.name: case for suite in xml for case in suite}
+    assert len(cases) == 8
+    assert not cases[DEFECT].is_passed and "$.price" in cases[DEFECT].result[0].text
+    assert cases["GET /health"].is_passed
+
+    page = await api.get(f"/api/v1/runs/{run_id}/report", params={"format": "html"})
+    assert page.headers["content-type"].startswith("text/html")
+    assert "$.price" in page.text and "<script src" not in page.text and "<link" not in page.text
+
+    # The target got the header; nothing a user or operator can read holds its value.
+    assert any(h.get("x-api-key") == SECRET for h in demo.recorder.seen)
+    history = await client.get_workflow_handle(run_id).fetch_history()
+    readable = [
+        json.dumps(history.to_json_dict()),
+        json.dumps([e.envelope() for e in events]),
+        json.dumps(report),
+        junit,
+        page.text,
+        json.dumps(run),
+    ]
+    assert not any(SECRET in text for text in readable)
+    assert "X-Api-Key" in json.dumps(events[0].data)
+
+
+async def test_bad_input_gets_every_error_field_by_field_and_starts_nothing(
+    api: httpx.AsyncClient, store: RunStore
+) -> None:
+    before = await api.get("/api/v1/runs", params={"kind": "qa", "limit": 500})
+    response = await api.post(
+        "/api/v1/qa-runs",
+        json={"spec": "just: some yaml\nnot: a spec\n", "base_url": "not a url", "concurrency": -1},
+    )
+    assert response.status_code == 422
+    errors = {tuple(e["loc"]): e["msg"] for e in response.json()["detail"]}
+    assert set(errors) == {("body", "spec"), ("body", "base_url"), ("body", "concurrency")}
+    assert "openapi" in errors[("body", "spec")]
+    after = await api.get("/api/v1/runs", params={"kind": "qa", "limit": 500})
+    assert len(after.json()["items"]) == len(before.json()["items"])
+
+
+async def test_a_spec_url_that_fails_ends_the_run_failed_with_spec_invalid(
+    api: httpx.AsyncClient, store: RunStore, demo: Any
+) -> None:
+    started = await api.post(
+        "/api/v1/qa-runs", json={"spec_url": f"{demo.url}/no-such-spec.json", "base_url": demo.url}
+    )
+    run_id = started.json()["run_id"]
+    run = await wait_closed(api, run_id)
+    assert run["status"] == "FAILED"
+    events = await events_of(store, run_id)
+    assert [e.type for e in events] == ["REQUESTED", "SPEC_INVALID", "FAILED"]
+    assert "404" in events[1].data["reason"]
+
+
+async def test_a_fetched_document_that_is_not_a_spec_ends_the_run_failed(
+    api: httpx.AsyncClient, store: RunStore, demo: Any
+) -> None:
+    started = await api.post("/api/v1/qa-runs", json={"spec_url": f"{demo.url}/health", "base_url": demo.url})
+    run_id = started.json()["run_id"]
+    assert (await wait_closed(api, run_id))["status"] == "FAILED"
+    events = await events_of(store, run_id)
+    assert [e.type for e in events] == ["REQUESTED", "SPEC_INVALID", "FAILED"]
+    assert "openapi" in events[1].data["reason"]

@@ -1,0 +1,61 @@
+"""Helpers for QA run tests: targets served in the test's loop, waiting for runs, reading logs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from crucible.core.events import RunEvent
+from crucible.core.store import RunStore, fetch_all_events
+from tests.support.servers import ApiServer
+
+DEMO_SPEC = Path(__file__).parents[2] / "examples" / "demo_target" / "openapi.yaml"
+SPECS = Path(__file__).parents[1] / "data" / "specs"
+
+
+class HeaderRecorder:
+    """ASGI middleware that remembers the headers of every request the target got."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.seen: list[dict[str, str]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.seen.append({k.decode().lower(): v.decode() for k, v in scope["headers"]})
+        await self.app(scope, receive, send)
+
+
+@asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[ApiServer]:
+    """Serve an ASGI app on a free loopback port for the duration of the block."""
+    server = ApiServer(app)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def wait_closed(api: httpx.AsyncClient, run_id: str, timeout: float = 90) -> dict[str, Any]:
+    """Poll the run until it is no longer RUNNING; its public record."""
+    async with asyncio.timeout(timeout):
+        while True:
+            response = await api.get(f"/api/v1/runs/{run_id}")
+            if response.status_code == 200 and response.json()["status"] != "RUNNING":
+                return dict(response.json())
+            await asyncio.sleep(0.2)
+
+
+async def events_of(store: RunStore, run_id: str) -> list[RunEvent]:
+    return list(await fetch_all_events(store, run_id))
+
+
+def assert_contiguous(events: list[RunEvent]) -> None:
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))

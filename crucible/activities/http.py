@@ -19,7 +19,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from crucible.core.qa.checks import REQUEST_ERROR, CheckFailure, Response, check_response
+from crucible.core.qa.checks import REQUEST_ERROR, SPEC_PROBLEM, CheckFailure, Response, check_response
 from crucible.core.qa.models import (
     ExecuteOperationsInput,
     ExecuteOperationsResult,
@@ -28,7 +28,7 @@ from crucible.core.qa.models import (
     OperationOutcome,
 )
 from crucible.core.qa.scenarios import Scenario, schema_scenarios
-from crucible.core.qa.spec import NotASpecError, Operation, Spec, parse_document
+from crucible.core.qa.spec import NotASpecError, Operation, Spec, SpecProblem, parse_document
 from crucible.core.qa.store import QaStore, StoredResult
 from crucible.core.secrets import SecretStore
 
@@ -159,21 +159,30 @@ class QaHttpActivities:
         scenarios: list[Scenario] | None,
         request: ExecuteOperationsInput,
     ) -> OperationOutcome:
-        if op.problems:
-            await self.store.save_results(request.run_id, op.key, [])
-            return OperationOutcome(op.key, 0, passed=False, failed_checks=["spec_problem"])
+        # An operation whose part of the spec is broken is still tested as far as it can be;
+        # the evaluation adds its spec problems to whatever the scenarios find.
         source = scenarios[0].source if scenarios else "schema"
         if not scenarios:
-            scenarios = schema_scenarios(target.spec, op, seed=request.seed)
+            try:
+                scenarios = schema_scenarios(target.spec, op, seed=request.seed)
+            except SpecProblem as exc:
+                # A part of the spec only generation trips over (a bad pattern): the operation's result.
+                if str(exc) not in op.problems:
+                    await self.store.save_results(request.run_id, op.key, [_problem_row(op, str(exc))])
+                return OperationOutcome(op.key, 0, passed=False, failed_checks=[SPEC_PROBLEM])
         results = await asyncio.gather(*(target.run(op, scenario) for scenario in scenarios))
         rows = [
             StoredResult(op.key, idx, scenario.to_dict(), result, not result["failures"])
             for idx, (scenario, result) in enumerate(zip(scenarios, results, strict=True))
         ]
         await self.store.save_results(request.run_id, op.key, rows)
-        failed = sorted({f["check"] for result in results for f in result["failures"]})
+        failed = sorted({f["check"] for result in results for f in result["failures"]} | spec_checks(op))
         statuses = sorted({r["status"] for r in results if r["status"] is not None})
         return OperationOutcome(op.key, len(scenarios), not failed, failed, statuses, source)
+
+
+def spec_checks(op: Operation) -> set[str]:
+    return {SPEC_PROBLEM} if op.problems else set()
 
 
 class Target:
@@ -229,7 +238,7 @@ class Target:
             "status": response.status,
             "elapsed_ms": round(response.elapsed_ms, 2),
             "content_type": response.content_type,
-            "body_excerpt": response.body[:BODY_EXCERPT_BYTES].decode("utf-8", errors="replace"),
+            "body_excerpt": _excerpt(response),
             "truncated": response.truncated,
             "failures": [f.to_dict() for f in failures],
         }
@@ -287,6 +296,26 @@ class Target:
             elapsed_ms=elapsed_ms,
             truncated=truncated,
         )
+
+
+def _problem_row(op: Operation, problem: str) -> StoredResult:
+    failure = CheckFailure(SPEC_PROBLEM, problem)
+    return StoredResult(
+        op.key,
+        0,
+        {"name": "spec problem", "expect": "accept"},
+        {"status": None, "elapsed_ms": None, "content_type": None, "failures": [failure.to_dict()]},
+        False,
+    )
+
+
+def _excerpt(response: Response) -> str:
+    """The start of a textual body, for people reading a report; binary bodies by their size."""
+    media = (response.content_type or "").split(";")[0].strip().lower()
+    textual = media.startswith("text/") or "json" in media or "xml" in media or "yaml" in media
+    if not textual and b"\x00" in response.body[:BODY_EXCERPT_BYTES]:
+        return f"<{len(response.body)} bytes of {media or 'binary data'}>"
+    return response.body[:BODY_EXCERPT_BYTES].decode("utf-8", errors="replace")
 
 
 def parse_or_raise(raw: bytes) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import asyncio
 
 import typer
 
+from crucible.cli.qa import qa_app
 from crucible.cli.runs import runs_app
 from crucible.core.exits import exit_without_teardown
 
@@ -18,6 +19,7 @@ app = typer.Typer(
     rich_markup_mode="markdown",
 )
 app.add_typer(runs_app, name="runs")
+app.add_typer(qa_app, name="qa")
 
 
 @app.command()

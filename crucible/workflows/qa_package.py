@@ -40,8 +40,11 @@ MAX_BATCH = 100
 BATCHES_PER_LANE = 4
 
 FETCH_SPEC_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=1))
-#: A batch is retried (after a worker crash, say) until it finishes; its writes are upserts.
-EXECUTE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+#: A batch is retried after a worker crash or an outage (its writes are upserts); a batch that
+#: fails this often has hit something no retry fixes, and the run fails saying what.
+EXECUTE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=12
+)
 #: The workflow counts LLM attempts itself, so it can record each failure as an event.
 ONE_ATTEMPT = RetryPolicy(maximum_attempts=1)
 DB_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(seconds=10))

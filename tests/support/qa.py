@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crucible.core.events import RunEvent
 from crucible.core.store import RunStore, fetch_all_events
+from crucible.stack.services import free_port
 from tests.support.servers import ApiServer
 
 DEMO_SPEC = Path(__file__).parents[2] / "examples" / "demo_target" / "openapi.yaml"
@@ -59,3 +61,26 @@ async def events_of(store: RunStore, run_id: str) -> list[RunEvent]:
 
 def assert_contiguous(events: list[RunEvent]) -> None:
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
+
+
+@asynccontextmanager
+async def httpbin() -> AsyncIterator[str]:
+    """PyPI's httpbin, a real service with a Swagger 2.0 spec at /spec.json, in its own process."""
+    port = free_port()
+    code = f"from httpbin import app; app.run(host='127.0.0.1', port={port}, threaded=True)"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as http, asyncio.timeout(30):
+            while True:
+                try:
+                    if (await http.get(f"{url}/spec.json")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+        yield url
+    finally:
+        process.kill()
+        await process.wait()

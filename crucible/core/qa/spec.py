@@ -244,8 +244,8 @@ class Spec:
                 op.problems.append(str(exc))
         if not op.responses:
             op.problems.append(f"{op.key} declares no responses")
-        for schema_pointer in self._schema_pointers(op):
-            op.problems.extend(self.schema_problems(schema_pointer))
+        for schema, schema_pointer in self._schemas(op):
+            op.problems.extend(self.schema_problems(schema, schema_pointer))
         return op
 
     def _parameter(self, raw: Any, pointer: str, op: Operation) -> Parameter | None:
@@ -325,12 +325,15 @@ class Spec:
                     form["required"].append(param["name"])
         if not form["properties"]:
             return None
+        required = bool(form["required"])
+        if not required:
+            del form["required"]  # draft 4 wants a non-empty list or none
         forms = [m for m in consumes if m in ("application/x-www-form-urlencoded", "multipart/form-data")]
         return RequestBody(
             media_type=forms[0] if forms else "application/x-www-form-urlencoded",
             schema=form,
             pointer="",  # built here, not in the document
-            required=bool(form["required"]),
+            required=required,
         )
 
     def _response(self, status: str, raw: Any, pointer: str, op_raw: dict[str, Any]) -> ResponseSpec:
@@ -356,15 +359,15 @@ class Spec:
                 )
         return ResponseSpec(status, media_types, None, None)
 
-    def _schema_pointers(self, op: Operation) -> list[str]:
-        pointers = [p.pointer for p in op.parameters]
-        if op.body is not None and op.body.pointer:
-            pointers.append(op.body.pointer)
-        pointers.extend(r.pointer for r in op.responses.values() if r.pointer)
-        return pointers
+    def _schemas(self, op: Operation) -> list[tuple[Any, str]]:
+        schemas: list[tuple[Any, str]] = [(p.schema, p.pointer) for p in op.parameters]
+        if op.body is not None:
+            schemas.append((op.body.schema, op.body.pointer or f"/paths/{_escape(op.path)}/{op.method}"))
+        schemas.extend((r.schema, r.pointer) for r in op.responses.values() if r.pointer)
+        return schemas
 
-    def schema_problems(self, pointer: str) -> list[str]:
-        """What is wrong with the schema at ``pointer``: dangling refs, invalid keywords."""
+    def schema_problems(self, schema: Any, pointer: str) -> list[str]:
+        """What is wrong with ``schema`` (found at ``pointer``): dangling refs, invalid keywords."""
         problems: list[str] = []
         seen: set[str] = set()
 
@@ -388,10 +391,6 @@ class Spec:
                 for index, value in enumerate(node):
                     walk(value, f"{where}/{index}")
 
-        try:
-            schema = self.lookup(pointer)
-        except SpecProblem as exc:
-            return [str(exc)]
         walk(schema, pointer)
         if isinstance(schema, dict) and not problems:
             try:

@@ -21,6 +21,17 @@ RUNS: Table = QaRunRow.__table__  # type: ignore[attr-defined]
 RESULTS: Table = QaResultRow.__table__  # type: ignore[attr-defined]
 
 
+def pg_safe(value: Any) -> Any:
+    """``value`` without NUL characters, which PostgreSQL's JSONB cannot hold."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {pg_safe(k): pg_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [pg_safe(v) for v in value]
+    return value
+
+
 @dataclass
 class StoredResult:
     operation: str
@@ -88,8 +99,8 @@ class QaStore:
                 "run_id": run_id,
                 "operation": operation,
                 "idx": r.idx,
-                "scenario": r.scenario,
-                "result": r.result,
+                "scenario": pg_safe(r.scenario),
+                "result": pg_safe(r.result),
                 "passed": r.passed,
             }
             for r in rows

@@ -145,13 +145,28 @@ class ValueBuilder:
         return text[: max(high, low)] if "pattern" not in schema and fmt not in _FORMATS else text
 
 
+#: Type names that specs get wrong often enough to be worth understanding (the spec problem
+#: is still reported against the operation).
+_TYPE_ALIASES = {
+    "int": "integer",
+    "long": "integer",
+    "float": "number",
+    "double": "number",
+    "bool": "boolean",
+    "str": "string",
+    "file": "string",
+    "dict": "object",
+    "list": "array",
+}
+
+
 def type_of(schema: dict[str, Any]) -> str | None:
     """The schema's type (the first that is not null), inferred from its keywords if unsaid."""
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
     if isinstance(kind, str):
-        return kind
+        return _TYPE_ALIASES.get(kind, kind)
     if "properties" in schema or "additionalProperties" in schema:
         return "object"
     if "items" in schema:

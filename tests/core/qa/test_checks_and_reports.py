@@ -1,0 +1,71 @@
+"""Checks name the check, the expected and actual values and the JSON path; reports carry them."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import junitparser
+
+from crucible.core.qa.checks import Response, check_response
+from crucible.core.qa.evaluate import evaluate
+from crucible.core.qa.report import report_html, report_junit
+from crucible.core.qa.scenarios import ACCEPT, REJECT, Scenario
+from crucible.core.qa.spec import Spec, parse_document
+from crucible.core.qa.store import StoredResult
+from crucible.core.qa.values import ValueBuilder
+from tests.support.qa import DEMO_SPEC
+
+SPEC = Spec(parse_document(DEMO_SPEC.read_bytes()))
+GET_PRODUCT = next(o for o in SPEC.operations if o.key == "GET /products/{product_id}")
+
+
+def _response(status: int, body: object, content_type: str = "application/json", ms: float = 5) -> Response:
+    return Response(status, content_type, json.dumps(body).encode(), ms)
+
+
+def test_each_check_reports_what_it_expected_and_what_it_saw() -> None:
+    good = ValueBuilder(SPEC).value({"$ref": "#/components/schemas/Product"})
+    positive = Scenario("positive", ACCEPT, path_params={"product_id": 1})
+    negative = Scenario("negative: x", REJECT, path_params={"product_id": "x"}, target="$.path.product_id")
+
+    assert check_response(SPEC, GET_PRODUCT, positive, _response(200, good)) == []
+    wrong = check_response(SPEC, GET_PRODUCT, positive, _response(200, {**good, "price": "12.50"}))
+    assert [(f.check, f.path, f.actual) for f in wrong] == [
+        ("response_schema_conformance", "$.price", "12.50")
+    ]
+    assert wrong[0].expected == {"type": "number"}
+
+    checks = {f.check: f for f in check_response(SPEC, GET_PRODUCT, negative, _response(200, good))}
+    assert checks["negative_data_rejection"].path == "$.path.product_id"
+    checks = {f.check for f in check_response(SPEC, GET_PRODUCT, positive, _response(503, {}, "text/plain"))}
+    assert checks == {"not_a_server_error", "status_code_conformance"}
+    checks = {f.check for f in check_response(SPEC, GET_PRODUCT, positive, _response(200, good, "text/html"))}
+    assert checks == {"content_type_conformance"}
+    slow = check_response(SPEC, GET_PRODUCT, positive, _response(200, good, ms=900), max_response_time_ms=300)
+    assert [f.check for f in slow] == ["max_response_time"]
+
+
+def test_a_known_failure_does_not_fail_the_verdict_and_junit_parses() -> None:
+    operations = [{"key": "GET /a", "responses": ["200"]}, {"key": "GET /b", "responses": ["200"]}]
+    failure = {
+        "check": "not_a_server_error",
+        "message": "server error 500",
+        "expected": "< 500",
+        "actual": 500,
+    }
+    results = [
+        StoredResult("GET /a", 0, {"name": "positive"}, {"status": 200, "failures": []}, True),
+        StoredResult("GET /b", 0, {"name": "positive"}, {"status": 500, "failures": [failure]}, False),
+    ]
+    strict = evaluate(operations, results, min_pass_rate=1.0)
+    assert (strict["verdict"], strict["new_failures"]) == ("FAILED", ["GET /b not_a_server_error"])
+    assert strict["endpoints"][1]["coverage"]["undeclared_seen"] == [500]
+    baseline = evaluate(operations, results, min_pass_rate=1.0, known_failures=["GET  /b not_a_server_error"])
+    assert (baseline["verdict"], baseline["known_failures_seen"]) == ("PASSED", ["GET /b not_a_server_error"])
+
+    meta = {"run_id": "qa-1", "created_at": datetime.now(UTC).isoformat()}
+    xml = junitparser.JUnitXml.fromstring(report_junit(meta, strict))
+    cases = [case for suite in xml for case in suite]
+    assert [c.is_passed for c in cases] == [True, False]
+    assert "server error 500" in report_html(meta, strict)

@@ -1,0 +1,85 @@
+"""Reading specs: the three versions, their $refs, and broken parts that still yield operations."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from crucible.core.qa.spec import NotASpecError, Spec, parse_document
+from tests.support.qa import DEMO_SPEC, SPECS
+
+
+@pytest.mark.parametrize(
+    ("name", "version", "operations"),
+    [
+        ("swagger-2.0-petstore.json", "2.0", 20),
+        ("openapi-3.0-petstore.yaml", "3.0", 19),
+        ("openapi-3.1-scalar-galaxy.yaml", "3.1", 10),
+        ("openapi-3.1-open-payments-resource-server.yaml", "3.1", 10),
+    ],
+)
+def test_real_specs_of_each_version_parse_with_every_ref_resolved(
+    name: str, version: str, operations: int
+) -> None:
+    spec = Spec(parse_document((SPECS / name).read_bytes()))
+    assert spec.version == version
+    assert len(spec.operations) == operations
+    assert [op.key for op in spec.operations if op.problems] == []
+    for op in spec.operations:
+        for response in op.responses.values():
+            if response.pointer:
+                spec.validator_for(response.pointer)  # builds: every $ref inside resolves lazily
+
+
+def test_swagger_body_and_form_parameters_become_the_request_body() -> None:
+    spec = Spec(parse_document((SPECS / "swagger-2.0-petstore.json").read_bytes()))
+    ops = {op.key: op for op in spec.operations}
+    assert ops["POST /pet"].body is not None and ops["POST /pet"].body.media_type == "application/json"
+    form = ops["POST /pet/{petId}"].body
+    assert form is not None and form.media_type == "application/x-www-form-urlencoded"
+    assert spec.base_path == "/v2"
+
+
+def test_a_document_that_is_not_a_spec_is_rejected_with_every_reason() -> None:
+    with pytest.raises(NotASpecError) as caught:
+        Spec(parse_document("name: not a spec\npaths: 3\n"))
+    where = [w for w, _ in caught.value.reasons]
+    assert where == ["spec.openapi", "spec.paths"]
+    with pytest.raises(NotASpecError, match="neither JSON nor YAML"):
+        parse_document("{ this: is: : not yaml")
+    with pytest.raises(NotASpecError, match="unsupported version"):
+        Spec({"openapi": "4.0.0", "paths": {}})
+
+
+def test_broken_parts_are_problems_of_the_operations_they_affect() -> None:
+    doc = json.loads(json.dumps(parse_document(DEMO_SPEC.read_text())))
+    doc["paths"]["/products/{product_id}"]["get"]["responses"]["200"]["content"]["application/json"][
+        "schema"
+    ] = {"$ref": "#/components/schemas/Nowhere"}
+    doc["paths"]["/orders"]["post"]["requestBody"]["content"]["application/json"]["schema"] = {
+        "type": "object",
+        "properties": {"quantity": {"type": "integr"}},
+    }
+    spec = Spec(doc)
+    problems = {op.key: op.problems for op in spec.operations if op.problems}
+    assert set(problems) == {"GET /products/{product_id}", "POST /orders"}
+    assert "#/components/schemas/Nowhere" in problems["GET /products/{product_id}"][0]
+    assert "invalid schema" in problems["POST /orders"][0] and "integr" in problems["POST /orders"][0]
+
+
+def test_openapi_30_nullable_is_honoured_when_validating() -> None:
+    spec = Spec(
+        {
+            "openapi": "3.0.3",
+            "info": {"title": "t", "version": "1"},
+            "paths": {},
+            "components": {
+                "schemas": {
+                    "A": {"type": "object", "properties": {"x": {"type": "string", "nullable": True}}}
+                }
+            },
+        }
+    )
+    validator = spec.validator_for("/components/schemas/A")
+    assert validator.is_valid({"x": None}) and not validator.is_valid({"x": 3})

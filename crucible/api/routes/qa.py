@@ -47,6 +47,10 @@ async def create_qa_run(
     body: QaRunCreate, request: Request, temporal: TemporalDep, settings: SettingsDep
 ) -> QaRunAccepted:
     store = _qa_store(request)
+    if body.generator == "llm" and not settings.llm_base_url:
+        raise InvalidRequestError.one(
+            ("body", "generator"), "no LLM endpoint is configured on this server (CRUCIBLE_LLM_BASE_URL)"
+        )
     spec = body.spec if isinstance(body.spec, dict) else None
     if body.replay_of is not None:
         source = await store.get(body.replay_of)
@@ -123,7 +127,7 @@ async def qa_report(
     settings: SettingsDep,
     format: Annotated[str, Query(pattern="^(json|junit|html)$", description="json, junit or html")] = "json",
 ) -> Response:
-    run = await runs.get(run_id)
+    run = await runs.refresh(await runs.get(run_id), force=True)
     row = await _qa_store(request).get(run_id)
     if row is None:
         raise RunNotFoundError(run_id)

@@ -36,8 +36,8 @@ def test_each_check_reports_what_it_expected_and_what_it_saw() -> None:
     ]
     assert wrong[0].expected == {"type": "number"}
 
-    checks = {f.check: f for f in check_response(SPEC, GET_PRODUCT, negative, _response(200, good))}
-    assert checks["negative_data_rejection"].path == "$.path.product_id"
+    by_check = {f.check: f for f in check_response(SPEC, GET_PRODUCT, negative, _response(200, good))}
+    assert by_check["negative_data_rejection"].path == "$.path.product_id"
     checks = {f.check for f in check_response(SPEC, GET_PRODUCT, positive, _response(503, {}, "text/plain"))}
     assert checks == {"not_a_server_error", "status_code_conformance"}
     checks = {f.check for f in check_response(SPEC, GET_PRODUCT, positive, _response(200, good, "text/html"))}

@@ -1,0 +1,119 @@
+"""LLM scenario generation: retried with AI_FAILED events, then a fallback to the schema generator."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from temporalio.client import Client
+
+from crucible.core.config import Settings
+from crucible.core.kafka import EventPublisher
+from crucible.core.qa.models import QaFilters, QaPackageRunInput
+from crucible.core.qa.spec import parse_document
+from crucible.core.qa.store import QaStore
+from crucible.core.runs import new_run_id
+from crucible.core.store import RunStore
+from crucible.core.temporal import start_run
+from crucible.worker import WorkerDeps, build_worker
+from crucible.workflows.qa_package import KIND, QaPackageRunWorkflow
+from examples.demo_target.app import create_app as demo_app
+from tests.support.llm import ANSWER, GARBAGE, HANG, FakeChatCompletions
+from tests.support.qa import DEMO_SPEC, assert_contiguous, events_of, serving
+
+ONE_OPERATION = QaFilters(include_methods=["GET"], include_paths=[r"^/products/\{product_id\}$"])
+LLM_KEY = "llm-key-for-the-endpoint"
+
+
+async def _run_with_llm(
+    script: list[str],
+    *,
+    client: Client,
+    store: RunStore,
+    publisher: EventPublisher,
+    settings: Settings,
+    http: httpx.AsyncClient,
+    task_queue: str,
+) -> tuple[str, FakeChatCompletions]:
+    fake = FakeChatCompletions(script)
+    async with serving(fake.app()) as llm, serving(demo_app()) as target:
+        llm_settings = settings.model_copy(
+            update={"llm_base_url": f"{llm.url}/v1", "llm_timeout_s": 0.5, "llm_api_key": SecretStr(LLM_KEY)}
+        )
+        worker = build_worker(
+            client,
+            WorkerDeps(store, publisher, settings=llm_settings, http=http),
+            task_queue=task_queue,
+        )
+        run_id = new_run_id(KIND)
+        await QaStore(store.engine).create(
+            run_id, request={"base_url": target.url}, spec=parse_document(DEMO_SPEC.read_text())
+        )
+        async with worker:
+            handle = await start_run(
+                client,
+                QaPackageRunWorkflow.run,
+                QaPackageRunInput(base_url=target.url, generator="llm", filters=ONE_OPERATION),
+                kind=KIND,
+                task_queue=task_queue,
+                run_id=run_id,
+            )
+            await handle.result()
+    return run_id, fake
+
+
+@pytest.fixture
+def deps(
+    client: Client,
+    store: RunStore,
+    publisher: EventPublisher,
+    settings: Settings,
+    http: httpx.AsyncClient,
+    task_queue: str,
+) -> dict[str, object]:
+    return {
+        "client": client,
+        "store": store,
+        "publisher": publisher,
+        "settings": settings,
+        "http": http,
+        "task_queue": task_queue,
+    }
+
+
+async def test_an_llm_that_times_out_twice_then_answers(store: RunStore, deps: dict) -> None:
+    run_id, fake = await _run_with_llm([HANG, HANG, ANSWER], **deps)
+    events = await events_of(store, run_id)
+    assert_contiguous(events)
+    assert [e.type for e in events] == [
+        "REQUESTED",
+        "SPEC_FETCHED",
+        "AI_FAILED",
+        "AI_FAILED",
+        "SCENARIO_CREATED",
+        "EXECUTION_FAILED",  # the demo's defect, found by the LLM's scenario
+        "AI_SUCCESS",
+        "QA_EVAL_DONE",
+        "COMPLETE",
+    ]
+    assert [e.data["attempt"] for e in events if e.type == "AI_FAILED"] == [1, 2]
+    assert "did not answer within 0.5 s" in events[2].data["reason"]
+    assert events[4].data == {"operation": "GET /products/{product_id}", "scenarios": 2, "generator": "llm"}
+    assert events[6].data["tokens"] == 200
+    assert fake.authorizations == [f"Bearer {LLM_KEY}"] * 3
+    assert fake.requests[0]["response_format"] == {"type": "json_object"}
+
+
+async def test_an_llm_that_never_answers_falls_back_to_the_schema_generator(
+    store: RunStore, deps: dict
+) -> None:
+    run_id, fake = await _run_with_llm([HANG, GARBAGE, HANG], **deps)
+    events = await events_of(store, run_id)
+    types = [e.type for e in events]
+    assert types[2:6] == ["AI_FAILED", "AI_FAILED", "AI_FAILED", "AI_FALLBACK"]
+    assert "not JSON" in events[3].data["reason"]
+    assert events[6].type == "SCENARIO_CREATED" and events[6].data["generator"] == "schema"
+    assert events[6].data["scenarios"] > 2
+    assert types[-3:] == ["AI_SUCCESS", "QA_EVAL_DONE", "COMPLETE"]
+    assert events[-3].data["fallbacks"] == 1
+    assert len(fake.requests) == 3

@@ -11,10 +11,16 @@ from typing import Any
 
 import httpx
 from starlette.types import ASGIApp, Receive, Scope, Send
+from temporalio.client import Client, WorkflowHandle
 
 from crucible.core.events import RunEvent
+from crucible.core.qa.models import QaPackageRunInput
+from crucible.core.qa.store import QaStore
+from crucible.core.runs import new_run_id
 from crucible.core.store import RunStore, fetch_all_events
+from crucible.core.temporal import start_run
 from crucible.stack.services import free_port
+from crucible.workflows.qa_package import KIND, QaPackageRunWorkflow
 from tests.support.servers import ApiServer
 
 DEMO_SPEC = Path(__file__).parents[2] / "examples" / "demo_target" / "openapi.yaml"
@@ -53,6 +59,22 @@ async def wait_closed(api: httpx.AsyncClient, run_id: str, timeout: float = 90) 
             if response.status_code == 200 and response.json()["status"] != "RUNNING":
                 return dict(response.json())
             await asyncio.sleep(0.2)
+
+
+async def start_qa_run(
+    client: Client,
+    store: RunStore,
+    *,
+    task_queue: str,
+    spec: dict[str, Any],
+    request: QaPackageRunInput,
+) -> WorkflowHandle[Any, Any]:
+    """Start a QA run on ``task_queue`` the way the API does: its row first, then the workflow."""
+    run_id = new_run_id(KIND)
+    await QaStore(store.engine).create(run_id, request={"base_url": request.base_url}, spec=spec)
+    return await start_run(
+        client, QaPackageRunWorkflow.run, request, kind=KIND, task_queue=task_queue, run_id=run_id
+    )
 
 
 async def events_of(store: RunStore, run_id: str) -> list[RunEvent]:

@@ -11,15 +11,11 @@ from crucible.core.config import Settings
 from crucible.core.kafka import EventPublisher
 from crucible.core.qa.models import QaFilters, QaPackageRunInput
 from crucible.core.qa.spec import parse_document
-from crucible.core.qa.store import QaStore
-from crucible.core.runs import new_run_id
 from crucible.core.store import RunStore
-from crucible.core.temporal import start_run
 from crucible.worker import WorkerDeps, build_worker
-from crucible.workflows.qa_package import KIND, QaPackageRunWorkflow
 from examples.demo_target.app import create_app as demo_app
 from tests.support.llm import ANSWER, GARBAGE, HANG, FakeChatCompletions
-from tests.support.qa import DEMO_SPEC, assert_contiguous, events_of, serving
+from tests.support.qa import DEMO_SPEC, assert_contiguous, events_of, serving, start_qa_run
 
 ONE_OPERATION = QaFilters(include_methods=["GET"], include_paths=[r"^/products/\{product_id\}$"])
 LLM_KEY = "llm-key-for-the-endpoint"
@@ -45,21 +41,16 @@ async def _run_with_llm(
             WorkerDeps(store, publisher, settings=llm_settings, http=http),
             task_queue=task_queue,
         )
-        run_id = new_run_id(KIND)
-        await QaStore(store.engine).create(
-            run_id, request={"base_url": target.url}, spec=parse_document(DEMO_SPEC.read_text())
-        )
         async with worker:
-            handle = await start_run(
+            handle = await start_qa_run(
                 client,
-                QaPackageRunWorkflow.run,
-                QaPackageRunInput(base_url=target.url, generator="llm", filters=ONE_OPERATION),
-                kind=KIND,
+                store,
                 task_queue=task_queue,
-                run_id=run_id,
+                spec=parse_document(DEMO_SPEC.read_text()),
+                request=QaPackageRunInput(base_url=target.url, generator="llm", filters=ONE_OPERATION),
             )
             await handle.result()
-    return run_id, fake
+    return handle.id, fake
 
 
 @pytest.fixture

@@ -22,11 +22,11 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 run: install
-	$(BIN)/crucible dev
+	$(BIN)/crucible dev --demo
 
 lint: install-test
-	$(BIN)/ruff check crucible tests bench worker.py
-	$(BIN)/ruff format --check crucible tests bench worker.py
+	$(BIN)/ruff check crucible tests bench examples worker.py
+	$(BIN)/ruff format --check crucible tests bench examples worker.py
 	$(BIN)/mypy
 
 test: lint

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
 import typer
 
@@ -23,7 +24,11 @@ app.add_typer(qa_app, name="qa")
 
 
 @app.command()
-def dev() -> None:
+def dev(
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Also serve the demo target API (CRUCIBLE_DEMO_PORT, 8099).")
+    ] = False,
+) -> None:
     """Start the whole stack in the foreground: Temporal, PostgreSQL, Kafka, worker, API.
 
     Parts named by TEMPORAL_ADDRESS, DATABASE_URL or KAFKA_BOOTSTRAP_SERVERS are used as
@@ -35,7 +40,7 @@ def dev() -> None:
 
     settings = load_settings(use_stack_env=False)
     configure_logging(settings.log_level)
-    exit_without_teardown(asyncio.run(run_dev(settings)))
+    exit_without_teardown(asyncio.run(run_dev(settings, demo=demo)))
 
 
 @app.command()

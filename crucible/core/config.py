@@ -84,6 +84,9 @@ class Settings(BaseSettings):
         30.0, ge=0, description="How often a worker looks for runs Temporal ended (0: never)."
     )
 
+    # Demo target (`crucible dev --demo`)
+    demo_port: int = Field(8099, ge=1, le=65535, description="Port of the demo target API.")
+
     # Secrets
     secrets_key: SecretStr | None = Field(
         None, description="32 bytes, base64: encrypts target headers and credentials at rest."

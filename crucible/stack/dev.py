@@ -24,6 +24,7 @@ import httpx
 
 from crucible.core import migrate
 from crucible.core.config import Settings, environment
+from crucible.core.secrets import new_key
 from crucible.stack.process import ManagedProcess, ProcessSpec
 from crucible.stack.services import (
     EmbeddedPostgres,
@@ -45,10 +46,16 @@ APP_STOP_S = 5.0
 INFRA_STOP_S = 4.0
 
 
+#: The demo target ships with the source checkout, next to the package.
+EXAMPLES_ROOT = Path(__file__).resolve().parents[2]
+SECRETS_KEY_FILE = "secrets.key"
+
+
 @dataclass
 class DevStack:
     settings: Settings
     echo: bool = True
+    demo: bool = False
     app_processes: list[ManagedProcess] = field(default_factory=list)
     infra_processes: list[ManagedProcess] = field(default_factory=list)
     _lock_file: IO[str] | None = None
@@ -85,6 +92,8 @@ class DevStack:
             (s.api_port, "the API", "CRUCIBLE_API_PORT"),
             (s.worker_metrics_port, "the worker's metrics", "CRUCIBLE_WORKER_METRICS_PORT"),
         ]
+        if self.demo:
+            wanted.append((s.demo_port, "the demo target", "CRUCIBLE_DEMO_PORT"))
         if s.database_url is None:
             wanted.append((s.postgres_port, "PostgreSQL", "CRUCIBLE_POSTGRES_PORT"))
         if s.kafka_bootstrap_servers is None:
@@ -130,6 +139,17 @@ class DevStack:
         await self._start(spec, self.infra_processes)
         await wait_temporal_ready(s.effective_temporal_address, s.temporal_namespace)
 
+    def secrets_key(self) -> str:
+        """The configured key, or the stack's own, made once and kept in the state folder (0600)."""
+        if self.settings.secrets_key is not None:
+            return self.settings.secrets_key.get_secret_value()
+        path = self.home / SECRETS_KEY_FILE
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(new_key() + "\n")
+        return path.read_text().strip()
+
     def stack_env(self) -> dict[str, str]:
         """The connection settings every process of this stack shares."""
         s = self.settings
@@ -143,6 +163,7 @@ class DevStack:
             "CRUCIBLE_TEMPORAL_UI_URL": s.effective_temporal_ui_url,
             "CRUCIBLE_API_URL": s.effective_api_url,
             "CRUCIBLE_TASK_QUEUE": s.task_queue,
+            "CRUCIBLE_SECRETS_KEY": self.secrets_key(),
         }
         # The embedded broker rejects InitProducerId, so the idempotent producer is off for it.
         env["CRUCIBLE_KAFKA_IDEMPOTENCE"] = (
@@ -213,8 +234,48 @@ class DevStack:
             ),
             self.app_processes,
         )
+        if self.demo:
+            await self._start_demo(child_env)
         await self.wait_healthy()
         log.info("stack ready in %.1f s", time.monotonic() - started)
+
+    async def _start_demo(self, env: dict[str, str]) -> None:
+        if not (EXAMPLES_ROOT / "examples" / "demo_target").is_dir():
+            raise StackError(
+                "the demo target ships with Crucible's source checkout; run `crucible dev` there"
+            )
+        port = self.settings.demo_port
+        await self._start(
+            ProcessSpec(
+                name="demo",
+                argv=[
+                    sys.executable,
+                    "-m",
+                    "examples.demo_target",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                ],
+                env={
+                    **env,
+                    "PYTHONPATH": os.pathsep.join(filter(None, [str(EXAMPLES_ROOT), env.get("PYTHONPATH")])),
+                },
+                log_path=self.logs / "demo.log",
+                echo=self.echo,
+            ),
+            self.app_processes,
+        )
+
+        async def probe() -> None:
+            async with httpx.AsyncClient(timeout=5) as client:
+                (await client.get(f"{self.demo_url}/health")).raise_for_status()
+
+        await wait_until("the demo target", probe, timeout=30, interval=0.3)
+
+    @property
+    def demo_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.demo_port}"
 
     async def wait_healthy(self, timeout: float = 60) -> None:
         url = f"{self.settings.effective_api_url}/healthz"
@@ -253,6 +314,12 @@ class DevStack:
             lines.append(
                 f"                 Temporal server: http://127.0.0.1:{s.temporal_metrics_port}/metrics"
             )
+        if self.demo:
+            lines += [
+                f"  Demo target    {self.demo_url}  (spec {self.demo_url}/openapi.json)",
+                f"                 try: crucible qa run --spec {self.demo_url}/openapi.json "
+                f"--base-url {self.demo_url}",
+            ]
         lines += [
             f"  State          {self.home}  (logs in {self.logs})",
             f"  More workers   CRUCIBLE_HOME={self.home} crucible worker",
@@ -262,9 +329,12 @@ class DevStack:
         return "\n".join(lines)
 
 
-async def run_dev(settings: Settings) -> int:
-    """Run the stack until SIGINT or SIGTERM; returns the process exit code."""
-    stack = DevStack(settings)
+async def run_dev(settings: Settings, *, demo: bool = False) -> int:
+    """Run the stack until SIGINT or SIGTERM; returns the process exit code.
+
+    With ``demo`` it also serves the demo target API, for a first QA run.
+    """
+    stack = DevStack(settings, demo=demo)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -41,13 +41,29 @@ async def test_dev_runs_supervises_and_stops_the_whole_stack(tmp_path: Path) -> 
     env = dev_environment(home)
     api_url = f"http://127.0.0.1:{env['CRUCIBLE_API_PORT']}"
     started = time.monotonic()
-    dev = await Child.start("dev", env=env)
+    dev = await Child.start("dev", "--demo", env=env)
     extra_worker: Child | None = None
     try:
         await dev.wait_for(r"^Crucible is up\.", timeout=90)
         async with httpx.AsyncClient(timeout=10) as http:
             assert (await http.get(f"{api_url}/healthz")).status_code == 200
         assert time.monotonic() - started < 60
+
+        # The README's tour: a QA run against the demo target finds its defect.
+        demo = f"http://127.0.0.1:{env['CRUCIBLE_DEMO_PORT']}"
+        assert f"Demo target    {demo}" in dev.output
+        async with httpx.AsyncClient(base_url=api_url, timeout=10) as http:
+            body = {
+                "spec_url": f"{demo}/openapi.json",
+                "base_url": demo,
+                "headers": {"Authorization": "Bearer x"},
+            }
+            run_id = (await http.post("/api/v1/qa-runs", json=body)).json()["run_id"]
+            async with asyncio.timeout(60):
+                while (run := (await http.get(f"/api/v1/runs/{run_id}")).json())["status"] == "RUNNING":
+                    await asyncio.sleep(0.3)
+        assert (run["status"], run["verdict"]) == ("COMPLETED", "FAILED")
+        assert oct((home / "secrets.key").stat().st_mode & 0o777) == "0o600"
         assert f"API docs       {api_url}/docs" in dev.output
         assert f"Temporal UI    http://127.0.0.1:{env['CRUCIBLE_TEMPORAL_UI_PORT']}" in dev.output
 

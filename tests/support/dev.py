@@ -27,6 +27,7 @@ def dev_environment(home: Path, ports: dict[str, int] | None = None) -> dict[str
             "POSTGRES",
             "KAFKA",
             "WORKER_METRICS",
+            "DEMO",
         )
     }
     env.update({f"CRUCIBLE_{name}_PORT": str(port) for name, port in ports.items()})

@@ -8,6 +8,7 @@ records as ``AI_FAILED`` and retries.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -16,8 +17,9 @@ from jsonschema import Draft202012Validator
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from crucible.activities.heartbeats import heartbeating
 from crucible.core.config import Settings
-from crucible.core.qa.models import GenerateScenariosInput, GenerateScenariosResult
+from crucible.core.qa.models import GeneratedScenarios, GenerateScenariosInput, GenerateScenariosResult
 from crucible.core.qa.scenarios import ACCEPT, REJECT, Scenario
 from crucible.core.qa.spec import Operation, Spec
 from crucible.core.qa.store import QaStore
@@ -74,23 +76,49 @@ class AiActivities:
 
     @activity.defn
     async def generate_scenarios(self, request: GenerateScenariosInput) -> GenerateScenariosResult:
-        """Ask the model for the operation's scenarios and store them; one attempt.
+        """Ask the model for the scenarios of each operation of a batch, and store them.
 
-        Raises a non-retryable ``AiFailed`` error on a timeout, an HTTP error or an
-        answer that is not valid scenario JSON: the workflow counts the attempts.
+        Each operation gets up to ``attempts`` tries; a timeout, an HTTP error or an answer
+        that is not valid scenario JSON is a failed try, reported back with its reason so
+        the workflow can record it. One activity per batch keeps the run's history small.
         """
         row = await self.store.get(request.run_id)
         if row is None or row.spec is None:
             raise ApplicationError(f"QA run {request.run_id} has no stored spec", non_retryable=True)
         spec = Spec(row.spec)
-        op = next((o for o in spec.operations if o.key == request.operation), None)
-        if op is None:
-            raise ApplicationError(f"{request.operation} is not in the spec", non_retryable=True)
-        prompt = operation_prompt(spec, op)[: self.settings.llm_max_input_chars]
-        answer, tokens = await self._complete(prompt)
-        scenarios = parse_answer(answer, op)
-        await self.store.save_scenarios(request.run_id, op.key, [s.to_dict() for s in scenarios])
-        return GenerateScenariosResult(scenarios=len(scenarios), tokens=tokens)
+        by_key = {op.key: op for op in spec.operations}
+        budget = TokenBudget(request.token_budget)
+        limit = asyncio.Semaphore(max(1, request.concurrency))
+
+        async def one(key: str) -> GeneratedScenarios:
+            outcome = GeneratedScenarios(key)
+            op = by_key.get(key)
+            if op is None:
+                outcome.fallback = f"{key} is not in the spec"
+                return outcome
+            prompt = operation_prompt(spec, op)[: self.settings.llm_max_input_chars]
+            async with limit:
+                for _ in range(request.attempts):
+                    if budget.spent:
+                        outcome.fallback = "the run's LLM token budget is spent"
+                        return outcome
+                    try:
+                        answer, tokens = await self._complete(prompt)
+                        budget.spend(tokens)
+                        outcome.tokens += tokens
+                        scenarios = parse_answer(answer, op)
+                    except ApplicationError as exc:
+                        outcome.failures.append(str(exc))
+                        continue
+                    await self.store.save_scenarios(request.run_id, op.key, [s.to_dict() for s in scenarios])
+                    outcome.scenarios = len(scenarios)
+                    return outcome
+            outcome.fallback = f"the LLM failed {request.attempts} times"
+            return outcome
+
+        with heartbeating():
+            results = await asyncio.gather(*(one(key) for key in request.operations))
+        return GenerateScenariosResult(operations=list(results))
 
     async def _complete(self, prompt: str) -> tuple[str, int]:
         settings = self.settings
@@ -125,6 +153,20 @@ class AiActivities:
         # Without a usage report, estimate: about four characters per token.
         tokens = int(usage.get("total_tokens") or (len(prompt) + len(str(content))) // 4)
         return str(content), tokens
+
+
+class TokenBudget:
+    """Tokens a batch may still spend; shared by its concurrent requests."""
+
+    def __init__(self, tokens: int) -> None:
+        self.left = tokens
+
+    @property
+    def spent(self) -> bool:
+        return self.left <= 0
+
+    def spend(self, tokens: int) -> None:
+        self.left -= tokens
 
 
 def operation_prompt(spec: Spec, op: Operation) -> str:

@@ -8,10 +8,8 @@ so neither Temporal's per-activity cost nor a client per request decides the spe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -19,6 +17,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from crucible.activities.heartbeats import heartbeating
 from crucible.core.qa.checks import REQUEST_ERROR, SPEC_PROBLEM, CheckFailure, Response, check_response
 from crucible.core.qa.models import (
     ExecuteOperationsInput,
@@ -38,8 +37,6 @@ MAX_SPEC_BYTES = 20 * 1024 * 1024
 MAX_RESPONSE_BYTES = 1024 * 1024
 #: Bytes of each response body stored with its result, for people reading a report.
 BODY_EXCERPT_BYTES = 2048
-#: How often a running batch tells Temporal it is alive (and hears of a cancellation).
-HEARTBEAT_EVERY_S = 0.5
 SPEC_INVALID = "SpecInvalid"
 
 
@@ -323,22 +320,6 @@ def parse_or_raise(raw: bytes) -> dict[str, Any]:
         return parse_document(raw)
     except NotASpecError as exc:
         raise ApplicationError(str(exc), type=SPEC_INVALID, non_retryable=True) from None
-
-
-@contextlib.contextmanager
-def heartbeating() -> Iterator[None]:
-    """Heartbeat in the background while the block runs, so a cancellation arrives promptly."""
-
-    async def beat() -> None:
-        while True:
-            activity.heartbeat()
-            await asyncio.sleep(HEARTBEAT_EVERY_S)
-
-    task = asyncio.get_running_loop().create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
 
 
 def _text(value: Any) -> str:

@@ -45,8 +45,10 @@ FETCH_SPEC_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(se
 EXECUTE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=12
 )
-#: The workflow counts LLM attempts itself, so it can record each failure as an event.
-ONE_ATTEMPT = RetryPolicy(maximum_attempts=1)
+#: LLM attempts are counted inside the activity (each failure comes back as an event); this
+#: policy only covers the activity itself being lost, to a worker crash say.
+GENERATE_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=1))
+GENERATE_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 DB_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(seconds=10))
 #: A dead worker's batch is retried this soon, and a cancellation reaches a batch this fast.
 BATCH_HEARTBEAT_TIMEOUT = timedelta(seconds=4)
@@ -178,7 +180,7 @@ class QaPackageRunWorkflow:
                 batch = queue.pop()
                 sources = {}
                 if generator == "llm":
-                    sources = await self._generate(request, batch, stats)
+                    sources = await self._generate(request, batch, concurrency, stats)
                 outcomes = await workflow.execute_activity_method(
                     QaHttpActivities.execute_operations,
                     ExecuteOperationsInput(
@@ -240,61 +242,47 @@ class QaPackageRunWorkflow:
         log.run.summary = {"operations": self.total, "done": self.done, "failed": self.failed}
 
     async def _generate(
-        self, request: QaPackageRunInput, batch: list[str], stats: dict[str, int]
+        self, request: QaPackageRunInput, batch: list[str], concurrency: int, stats: dict[str, int]
     ) -> dict[str, str]:
         """LLM scenarios for each operation of ``batch``; which generator made each one's."""
+        log = self.log
+        assert log is not None
+        generated = await workflow.execute_activity_method(
+            AiActivities.generate_scenarios,
+            GenerateScenariosInput(
+                run_id=workflow.info().workflow_id,
+                operations=batch,
+                attempts=request.ai_attempts,
+                token_budget=request.ai_token_budget - stats["tokens"],
+                concurrency=concurrency,
+            ),
+            start_to_close_timeout=timedelta(minutes=10 + 2 * len(batch)),
+            heartbeat_timeout=GENERATE_HEARTBEAT_TIMEOUT,
+            retry_policy=GENERATE_RETRY,
+        )
         sources: dict[str, str] = {}
-
-        async def one(operation: str) -> None:
-            log = self.log
-            assert log is not None
-            for attempt in range(1, request.ai_attempts + 1):
-                if stats["tokens"] >= request.ai_token_budget:
-                    await log.record(
-                        EventType.AI_FALLBACK,
-                        {
-                            "operation": operation,
-                            "reason": "the run's LLM token budget is spent",
-                            "token_budget": request.ai_token_budget,
-                        },
-                    )
-                    stats["fallbacks"] += 1
-                    sources[operation] = "schema"
-                    return
-                try:
-                    made = await workflow.execute_activity_method(
-                        AiActivities.generate_scenarios,
-                        GenerateScenariosInput(workflow.info().workflow_id, operation, request.seed, attempt),
-                        start_to_close_timeout=timedelta(minutes=5),
-                        retry_policy=ONE_ATTEMPT,
-                    )
-                except ActivityError as exc:
-                    reason = str(exc.cause) if exc.cause is not None else str(exc)
-                    await log.record(
-                        EventType.AI_FAILED,
-                        {
-                            "operation": operation,
-                            "attempt": attempt,
-                            "of": request.ai_attempts,
-                            "reason": reason,
-                        },
-                    )
-                    continue
-                stats["tokens"] += made.tokens
-                sources[operation] = "llm"
-                return
+        for outcome in generated.operations:
+            stats["tokens"] += outcome.tokens
+            for attempt, reason in enumerate(outcome.failures, start=1):
+                log.emit(
+                    EventType.AI_FAILED,
+                    {
+                        "operation": outcome.operation,
+                        "attempt": attempt,
+                        "of": request.ai_attempts,
+                        "reason": reason,
+                    },
+                )
+            if outcome.fallback is None:
+                sources[outcome.operation] = "llm"
+                continue
             stats["fallbacks"] += 1
-            sources[operation] = "schema"
-            await log.record(
+            sources[outcome.operation] = "schema"
+            log.emit(
                 EventType.AI_FALLBACK,
-                {
-                    "operation": operation,
-                    "reason": f"the LLM failed {request.ai_attempts} times",
-                    "generator": "schema",
-                },
+                {"operation": outcome.operation, "reason": outcome.fallback, "generator": "schema"},
             )
-
-        await asyncio.gather(*(one(operation) for operation in batch))
+        await log.flush()
         return sources
 
     @workflow.query

@@ -92,15 +92,26 @@ class FetchSpecResult:
 @dataclass
 class GenerateScenariosInput:
     run_id: str
+    operations: list[str]
+    attempts: int = 3
+    token_budget: int = 200_000  # what this batch may still spend
+    concurrency: int = 4
+
+
+@dataclass
+class GeneratedScenarios:
+    """How the LLM did for one operation: each failed attempt's reason, then scenarios or a fallback."""
+
     operation: str
-    seed: int = 0
-    attempt: int = 1
+    failures: list[str] = field(default_factory=list)
+    scenarios: int = 0
+    tokens: int = 0
+    fallback: str | None = None  # why the schema generator makes this operation's scenarios
 
 
 @dataclass
 class GenerateScenariosResult:
-    scenarios: int
-    tokens: int
+    operations: list[GeneratedScenarios]
 
 
 @dataclass

@@ -8,15 +8,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from pathlib import Path
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from crucible.core.events import RecordEventsInput, RecordEventsResult
-from crucible.core.temporal import SEARCH_ATTRIBUTES
+from crucible.core.qa.models import (
+    EvaluateQaInput,
+    EvaluateQaResult,
+    ExecuteOperationsInput,
+    ExecuteOperationsResult,
+    FetchSpecInput,
+    FetchSpecResult,
+    GeneratedScenarios,
+    GenerateScenariosInput,
+    GenerateScenariosResult,
+    OperationOutcome,
+    QaPackageRunInput,
+)
+from crucible.core.temporal import SEARCH_ATTRIBUTES, start_run
 from crucible.stack.services import temporal_cli
+from crucible.workflows.qa_package import QaPackageRunWorkflow
 from tests.support.probe import ProbeInput, ProbeWorkflow, ProceedInput
 from tests.support.runs import start_probe
 
@@ -28,10 +44,64 @@ async def record_events(batch: RecordEventsInput) -> RecordEventsResult:
     return RecordEventsResult(written=len(batch.events))
 
 
-async def main() -> None:
+@activity.defn(name="fetch_spec")
+async def fetch_spec(request: FetchSpecInput) -> FetchSpecResult:
+    if request.spec_url == "http://spec.invalid/":
+        raise ApplicationError("not an OpenAPI document", type="SpecInvalid", non_retryable=True)
+    return FetchSpecResult(version="3.1", title="recorded", operations=[f"GET /items/{i}" for i in range(5)])
+
+
+@activity.defn(name="generate_scenarios")
+async def generate_scenarios(request: GenerateScenariosInput) -> GenerateScenariosResult:
+    return GenerateScenariosResult(
+        [
+            GeneratedScenarios(key, failures=["timeout"] * (i % 3), scenarios=2, tokens=100)
+            if i % 2
+            else GeneratedScenarios(key, failures=["timeout"] * 3, fallback="the LLM failed 3 times")
+            for i, key in enumerate(request.operations)
+        ]
+    )
+
+
+@activity.defn(name="execute_operations")
+async def execute_operations(request: ExecuteOperationsInput) -> ExecuteOperationsResult:
+    return ExecuteOperationsResult(
+        [OperationOutcome(key, 3, passed=not key.endswith("3"), statuses=[200]) for key in request.operations]
+    )
+
+
+@activity.defn(name="evaluate_qa")
+async def evaluate_qa(request: EvaluateQaInput) -> EvaluateQaResult:
+    return EvaluateQaResult("FAILED", 0.8, 5, 4, 1, new_failures=["GET /items/3 not_a_server_error"])
+
+
+async def record_qa(env: WorkflowEnvironment) -> None:
+    activities = [record_events, fetch_spec, generate_scenarios, execute_operations, evaluate_qa]
+    async with Worker(
+        env.client, task_queue="record", workflows=[QaPackageRunWorkflow], activities=activities
+    ):
+        runs = {
+            "qa_schema": QaPackageRunInput(base_url="http://target/"),
+            "qa_llm": QaPackageRunInput(base_url="http://target/", generator="llm"),
+            "qa_spec_invalid": QaPackageRunInput(base_url="http://target/", spec_url="http://spec.invalid/"),
+        }
+        for name, request in runs.items():
+            handle = await start_run(
+                env.client, QaPackageRunWorkflow.run, request, kind="qa", task_queue="record"
+            )
+            with contextlib.suppress(Exception):
+                await handle.result()
+            (HISTORIES / f"{name}.json").write_text((await handle.fetch_history()).to_json())
+
+
+async def main(which: str) -> None:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(), search_attributes=SEARCH_ATTRIBUTES
     )
+    if which == "qa":
+        async with env:
+            await record_qa(env)
+        return
     async with (
         env,
         Worker(env.client, task_queue="record", workflows=[ProbeWorkflow], activities=[record_events]),
@@ -55,4 +125,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    # `qa` records the QA run's histories only; no argument records the probe's.
+    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "probe"))

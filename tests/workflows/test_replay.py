@@ -8,17 +8,25 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from crucible.workflows.qa_package import QaPackageRunWorkflow
 from tests.support.probe import ProbeWorkflow
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("probe_*.json"))
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
 def test_the_recorded_paths_are_all_there() -> None:
-    assert {p.stem for p in HISTORIES} == {"probe_proceeded", "probe_failed", "probe_cancelled"}
+    assert {p.stem for p in HISTORIES} == {
+        "probe_proceeded",
+        "probe_failed",
+        "probe_cancelled",
+        "qa_schema",
+        "qa_llm",
+        "qa_spec_invalid",
+    }
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json("replay", path.read_text())
-    result = await Replayer(workflows=[ProbeWorkflow]).replay_workflow(history)
+    result = await Replayer(workflows=[ProbeWorkflow, QaPackageRunWorkflow]).replay_workflow(history)
     assert result.replay_failure is None

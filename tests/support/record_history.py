@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -76,7 +78,13 @@ async def evaluate_qa(request: EvaluateQaInput) -> EvaluateQaResult:
 
 
 async def record_qa(env: WorkflowEnvironment) -> None:
-    activities = [record_events, fetch_spec, generate_scenarios, execute_operations, evaluate_qa]
+    activities: list[Callable[..., Any]] = [
+        record_events,
+        fetch_spec,
+        generate_scenarios,
+        execute_operations,
+        evaluate_qa,
+    ]
     async with Worker(
         env.client, task_queue="record", workflows=[QaPackageRunWorkflow], activities=activities
     ):

@@ -8,84 +8,27 @@ affect it, so a run can report them against that operation instead of skipping i
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
 from jsonschema import Draft4Validator, Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from jsonschema.protocols import Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT4, DRAFT202012
 
+from crucible.core.qa.documents import NotASpecError, first_line, parse_document, spec_version
+
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-SPEC_VERSIONS = ("2.0", "3.0", "3.1")
 #: The URI under which validators find the document, so ``$ref``s inside schemas resolve.
 SPEC_URI = "urn:crucible:spec"
 #: How deep a chain of ``$ref`` to ``$ref`` may go before it counts as a loop.
 MAX_REF_CHAIN = 32
 
 
-class NotASpecError(ValueError):
-    """The document is not an OpenAPI or Swagger document; ``reasons`` says why, field by field."""
-
-    def __init__(self, reasons: list[tuple[str, str]]) -> None:
-        self.reasons = reasons
-        super().__init__("; ".join(f"{where}: {why}" for where, why in reasons))
-
-
 class SpecProblem(Exception):
     """A broken part of an otherwise readable spec."""
-
-
-def parse_document(text: str | bytes | dict[str, Any]) -> dict[str, Any]:
-    """A JSON or YAML document as a mapping; :class:`NotASpecError` when it is neither."""
-    if isinstance(text, dict):
-        return _jsonable(text)
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise NotASpecError([("spec", f"neither JSON nor YAML: {_first_line(str(exc))}")]) from None
-    if not isinstance(doc, dict):
-        raise NotASpecError([("spec", f"a spec is a JSON/YAML object, not {type(doc).__name__}")])
-    return _jsonable(doc)
-
-
-def spec_version(doc: dict[str, Any]) -> str:
-    """``"2.0"``, ``"3.0"`` or ``"3.1"``; :class:`NotASpecError` with every reason otherwise."""
-    reasons: list[tuple[str, str]] = []
-    raw = doc.get("openapi", doc.get("swagger"))
-    version = None
-    if raw is None:
-        reasons.append(
-            ("spec.openapi", "missing: an OpenAPI document has 'openapi', a Swagger one 'swagger'")
-        )
-    elif "swagger" in doc and str(raw) == "2.0":
-        version = "2.0"
-    elif "openapi" in doc and str(raw).startswith(("3.0.", "3.1.")):
-        version = str(raw)[:3]
-    else:
-        where = "spec.swagger" if "swagger" in doc else "spec.openapi"
-        reasons.append(
-            (where, f"unsupported version {raw!r}; Crucible reads Swagger 2.0, OpenAPI 3.0 and 3.1")
-        )
-    paths = doc.get("paths")
-    if paths is None and version != "3.1":
-        reasons.append(("spec.paths", "missing: the spec has no operations"))
-    elif paths is not None and not isinstance(paths, dict):
-        reasons.append(("spec.paths", f"must be an object, not {type(paths).__name__}"))
-    if not isinstance(doc.get("info", {}), dict):
-        reasons.append(("spec.info", "must be an object"))
-    if reasons or version is None:
-        raise NotASpecError(reasons)
-    return version
 
 
 @dataclass
@@ -398,7 +341,7 @@ class Spec:
             except SchemaError as exc:
                 path = "/".join(str(p) for p in exc.path)
                 problems.append(
-                    f"invalid schema at #{pointer}/{path}: {_first_line(exc.message)}".replace("/: ", ": ")
+                    f"invalid schema at #{pointer}/{path}: {first_line(exc.message)}".replace("/: ", ": ")
                 )
         return problems
 
@@ -432,21 +375,6 @@ def _escape(part: str) -> str:
     return part.replace("~", "~0").replace("/", "~1")
 
 
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else text
-
-
-def _jsonable(node: Any) -> Any:
-    """YAML can hold dates and non-string keys; a spec as JSON has neither."""
-    if isinstance(node, dict):
-        return {str(k): _jsonable(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_jsonable(v) for v in node]
-    if isinstance(node, (str, int, float, bool)) or node is None:
-        return node
-    return str(node)
-
-
 def _with_nullable_types(node: Any) -> Any:
     """OpenAPI 3.0's ``nullable: true`` (Swagger's ``x-nullable``) as JSON Schema's null type."""
     if isinstance(node, dict):
@@ -473,3 +401,6 @@ def _strip_refs(node: Any) -> Any:
     if isinstance(node, list):
         return [_strip_refs(v) for v in node]
     return node
+
+
+__all__ = ["NotASpecError", "Operation", "Spec", "SpecProblem", "parse_document", "spec_version"]

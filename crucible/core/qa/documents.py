@@ -1,0 +1,79 @@
+"""Documents: JSON or YAML text to a mapping, and which spec version (if any) it is."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+
+
+class NotASpecError(ValueError):
+    """The document is not an OpenAPI or Swagger document; ``reasons`` says why, field by field."""
+
+    def __init__(self, reasons: list[tuple[str, str]]) -> None:
+        self.reasons = reasons
+        super().__init__("; ".join(f"{where}: {why}" for where, why in reasons))
+
+
+def parse_document(text: str | bytes | dict[str, Any]) -> dict[str, Any]:
+    """A JSON or YAML document as a mapping; :class:`NotASpecError` when it is neither."""
+    if isinstance(text, dict):
+        return jsonable(text)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise NotASpecError([("spec", f"neither JSON nor YAML: {first_line(str(exc))}")]) from None
+    if not isinstance(doc, dict):
+        raise NotASpecError([("spec", f"a spec is a JSON/YAML object, not {type(doc).__name__}")])
+    return jsonable(doc)
+
+
+def spec_version(doc: dict[str, Any]) -> str:
+    """``"2.0"``, ``"3.0"`` or ``"3.1"``; :class:`NotASpecError` with every reason otherwise."""
+    reasons: list[tuple[str, str]] = []
+    raw = doc.get("openapi", doc.get("swagger"))
+    version = None
+    if raw is None:
+        reasons.append(
+            ("spec.openapi", "missing: an OpenAPI document has 'openapi', a Swagger one 'swagger'")
+        )
+    elif "swagger" in doc and str(raw) == "2.0":
+        version = "2.0"
+    elif "openapi" in doc and str(raw).startswith(("3.0.", "3.1.")):
+        version = str(raw)[:3]
+    else:
+        where = "spec.swagger" if "swagger" in doc else "spec.openapi"
+        reasons.append(
+            (where, f"unsupported version {raw!r}; Crucible reads Swagger 2.0, OpenAPI 3.0 and 3.1")
+        )
+    paths = doc.get("paths")
+    if paths is None and version != "3.1":
+        reasons.append(("spec.paths", "missing: the spec has no operations"))
+    elif paths is not None and not isinstance(paths, dict):
+        reasons.append(("spec.paths", f"must be an object, not {type(paths).__name__}"))
+    if not isinstance(doc.get("info", {}), dict):
+        reasons.append(("spec.info", "must be an object"))
+    if reasons or version is None:
+        raise NotASpecError(reasons)
+    return version
+
+
+def first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text
+
+
+def jsonable(node: Any) -> Any:
+    """YAML can hold dates and non-string keys; a spec as JSON has neither."""
+    if isinstance(node, dict):
+        return {str(k): jsonable(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [jsonable(v) for v in node]
+    if isinstance(node, (str, int, float, bool)) or node is None:
+        return node
+    return str(node)

@@ -95,9 +95,13 @@ async def create_qa_run(
         ai_attempts=settings.llm_attempts,
         ai_token_budget=settings.llm_token_budget,
     )
-    await start_run(
-        temporal, QaPackageRunWorkflow.run, arg, kind=KIND, task_queue=settings.task_queue, run_id=run_id
-    )
+    try:
+        await start_run(
+            temporal, QaPackageRunWorkflow.run, arg, kind=KIND, task_queue=settings.task_queue, run_id=run_id
+        )
+    except BaseException:
+        await store.delete(run_id)  # no run started: leave no request row behind
+        raise
     log.info(
         "started QA run %s against %s (headers: %s)", run_id, body.base_url, sorted(body.headers) or "none"
     )

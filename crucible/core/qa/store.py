@@ -54,6 +54,11 @@ class QaStore:
                 .on_conflict_do_nothing()
             )
 
+    async def delete(self, run_id: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(RESULTS.delete().where(RESULTS.c.run_id == run_id))
+            await conn.execute(RUNS.delete().where(RUNS.c.run_id == run_id))
+
     async def get(self, run_id: str) -> QaRunRow | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(RUNS).where(RUNS.c.run_id == run_id))).first()

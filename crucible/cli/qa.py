@@ -1,15 +1,8 @@
-"""``crucible qa run``: start a QA package run, follow it live and report its verdict, for people and CI.
-
-Exit codes, for pipelines: 0 the verdict is PASSED, 1 it is FAILED, 2 a usage error (a bad option,
-a missing file, or input the API rejected), 3 the run itself failed or was cancelled, or the API
-could not be reached or was unavailable.
-"""
+"""``crucible qa run``: start a QA package run, follow it live and report its verdict, for people and CI."""
 
 from __future__ import annotations
 
-import json
 import sys
-import time
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
@@ -19,17 +12,20 @@ import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Table
 
-from crucible.cli.runs import _api_url, _detail, _print_json, _sse, console, errors
+from crucible.cli.common import (
+    API,
+    Api,
+    StreamLost,
+    StreamRefused,
+    console,
+    detail,
+    errors,
+    fail,
+    follow_events,
+    print_json,
+)
+from crucible.cli.qa_view import Watch, print_links, print_table, print_verdict
 
 qa_app = typer.Typer(
     help="Test every operation of an OpenAPI spec against a live service.",
@@ -42,14 +38,6 @@ EXIT_VERDICT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_RUN_FAILED = 3
 EXIT_INTERRUPTED = 130
-
-API = "/api/v1"
-DEFAULT_TIMEOUT = httpx.Timeout(30)
-#: The API pings every 15 s, so a stream silent for longer than this has dropped.
-STREAM_TIMEOUT = httpx.Timeout(30, read=60)
-#: Consecutive dropped streams before giving up on the API.
-MAX_RESUMES = 10
-TERMINAL_EVENTS = ("COMPLETE", "FAILED", "CANCELLED")
 
 #: Options not named after the field of the request body they fill, for the API's 422 errors.
 RENAMED_FIELDS = {"spec_url": "spec", "headers": "header", "request_timeout_s": "request-timeout"}
@@ -64,45 +52,32 @@ def _opt(text: str, *names: str, **kwargs: Any) -> Any:
     return typer.Option(*names, help=text, show_default=False, **kwargs)
 
 
-def _exit(message: str, code: int) -> NoReturn:
-    errors().print(f"[red]error:[/red] {escape(message)}")
-    raise typer.Exit(code)
-
-
-class _Api:
-    """One pooled client for the whole command; each refusal becomes the matching exit code."""
+class _Api(Api):
+    """The API for ``qa run``: each refusal becomes the matching exit code."""
 
     def __init__(self, *, transport: httpx.BaseTransport | None = None) -> None:
-        self.base = _api_url()
-        self.client = httpx.Client(base_url=self.base, timeout=DEFAULT_TIMEOUT, transport=transport)
+        super().__init__(unreachable=EXIT_RUN_FAILED, transport=transport)
 
     def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = self.client.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            _exit(
-                f"cannot reach the Crucible API at {self.base} ({exc}). "
-                "Is `crucible dev` running? Set CRUCIBLE_API_URL to point elsewhere.",
-                EXIT_RUN_FAILED,
-            )
+        response = self.send(method, path, **kwargs)
         if response.status_code == 422:
             _invalid(response)
         if response.is_error:
-            _exit(f"{response.status_code} from {path}: {_detail(response)}", EXIT_RUN_FAILED)
+            fail(f"{response.status_code} from {path}: {detail(response)}", EXIT_RUN_FAILED)
         return response
 
 
 def _invalid(response: httpx.Response) -> NoReturn:
     """Every error of a 422, each named by the option it came from."""
     try:
-        detail = response.json()["detail"]
+        problems = response.json()["detail"]
     except (ValueError, KeyError, TypeError):
-        _exit(f"422: {response.text}", EXIT_USAGE)
-    if not isinstance(detail, list):
-        _exit(f"422: {detail}", EXIT_USAGE)
+        fail(f"422: {response.text}", EXIT_USAGE)
+    if not isinstance(problems, list):
+        fail(f"422: {problems}", EXIT_USAGE)
     out = errors()
     out.print("[red]error:[/red] the API refused the run:")
-    for error in detail:
+    for error in problems:
         loc = [str(part) for part in error.get("loc", []) if part != "body"]
         where = ".".join(loc) or "request"
         option = _option_of(loc) if loc else ""
@@ -147,156 +122,14 @@ def _known_failures(path: str) -> list[str]:
     return [line for line in lines if line]
 
 
-class _Dropped(Exception):
-    """The event stream ended or failed before the run's terminal event."""
-
-
 def _follow(api: _Api, run_id: str, out: Console) -> Iterator[dict[str, Any]]:
-    """The run's events up to its terminal one, over SSE; a dropped stream resumes after the last seen."""
-    last_seq = drops = 0
-    while True:
-        headers = {"Accept": "text/event-stream"}
-        if last_seq:
-            headers["Last-Event-ID"] = str(last_seq)
-        try:
-            with api.client.stream(
-                "GET", f"{API}/runs/{run_id}/events/stream", headers=headers, timeout=STREAM_TIMEOUT
-            ) as response:
-                if response.is_error:
-                    response.read()
-                    if response.status_code < 500:
-                        _exit(f"{response.status_code}: {_detail(response)}", EXIT_RUN_FAILED)
-                    raise _Dropped(f"{response.status_code}: {_detail(response)}")
-                for message in _sse(response):
-                    envelope = json.loads(message["data"])
-                    if envelope["seq"] <= last_seq:
-                        continue
-                    last_seq, drops = envelope["seq"], 0
-                    yield envelope
-                    if envelope["type"] in TERMINAL_EVENTS:
-                        return
-            # A run Temporal ended without its terminal event in the log yet has no more to stream.
-            run = api.client.get(f"{API}/runs/{run_id}")
-            if run.is_success and run.json()["status"] != "RUNNING":
-                return
-            raise _Dropped("the stream ended early")
-        except (httpx.TransportError, _Dropped) as exc:
-            reason = str(exc) or type(exc).__name__
-        drops += 1
-        if drops > MAX_RESUMES:
-            _exit(f"lost the run's event stream: {reason}", EXIT_RUN_FAILED)
-        out.print(f"stream interrupted ({escape(reason)}); resuming after event {last_seq}…")
-        time.sleep(min(drops, 5))
-
-
-class _Watch:
-    """The live view on stderr: operations done of the total, passed and failed."""
-
-    def __init__(self, out: Console) -> None:
-        self.live = out.is_terminal
-        self.progress = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn(
-                "[green]{task.fields[passed]} passed[/green]  [red]{task.fields[failed]} failed[/red]"
-            ),
-            TimeElapsedColumn(),
-            console=out,
-            disable=not self.live,
-        )
-        self.task = self.progress.add_task("fetching the spec", total=None, passed=0, failed=0)
-        self.total = self.passed = self.failed = 0
-        self.ending: dict[str, Any] = {}
-        self.llm_errors: set[str] = set()
-
-    def see(self, envelope: dict[str, Any]) -> None:
-        kind, data = envelope["type"], envelope["data"]
-        say = self.progress.console.print
-        if kind == "SPEC_FETCHED":
-            self.total = int(data.get("operations") or 0)
-            self.progress.update(self.task, total=self.total, description="testing")
-            if not self.live:
-                say(f"testing {self.total} operations of {escape(str(data.get('title') or 'the spec'))}")
-        elif kind in ("EXECUTION_SUCCESS", "EXECUTION_FAILED"):
-            passed = kind == "EXECUTION_SUCCESS"
-            self.passed += passed
-            self.failed += not passed
-            self.progress.update(self.task, advance=1, passed=self.passed, failed=self.failed)
-            done = f"{self.passed + self.failed}/{self.total}"
-            operation = escape(str(data.get("operation")))
-            if not passed:
-                checks = ", ".join(data.get("failed_checks") or [])
-                say(
-                    f"[red]✗[/red] {operation}  [dim]{escape(checks)}[/dim]"
-                    + ("" if self.live else f" ({done})")
-                )
-            elif not self.live:
-                say(f"[green]✓[/green] {operation} ({done})")
-        elif kind == "AI_FAILED" and str(data.get("reason")) not in self.llm_errors:  # each attempt, so once
-            self.llm_errors.add(str(data.get("reason")))
-            say(f"[yellow]the LLM failed:[/yellow] {escape(str(data.get('reason')))}")
-        elif kind == "AI_FALLBACK":
-            why = escape(str(data.get("reason")))
-            say(f"[yellow]schema scenarios for[/yellow] {escape(str(data.get('operation')))}: {why}")
-        elif kind == "QA_EVAL_DONE":
-            self.progress.update(self.task, description="evaluated")
-        elif kind == "SPEC_INVALID":
-            say(f"[red]the spec is not usable:[/red] {escape(str(data.get('reason')))}")
-        if kind in TERMINAL_EVENTS:
-            self.ending = envelope
-
-
-def _table(out: Console, report: dict[str, Any]) -> None:
-    """Each operation's result and failed checks, failures first."""
-    order = {"FAILED": 0, "NOT_RUN": 1, "PASSED": 2}
-    endpoints = sorted(report.get("endpoints") or [], key=lambda e: order.get(e["status"], 3))
-    if not endpoints:
-        return
-    table = Table("OPERATION", "RESULT", "FAILED CHECKS", box=None, pad_edge=False)
-    table.columns[0].no_wrap = True
-    for endpoint in endpoints:
-        style = {"PASSED": "green", "FAILED": "red"}.get(endpoint["status"], "dim")
-        table.add_row(
-            escape(endpoint["operation"]),
-            f"[{style}]{endpoint['status']}[/{style}]",
-            escape("\n".join(_failure_lines(endpoint))),
-        )
-    out.print(table)
-
-
-def _verdict(out: Console, report: dict[str, Any]) -> None:
-    colour = "green" if report["verdict"] == "PASSED" else "red"
-    rate, minimum = float(report.get("pass_rate") or 0), float(report.get("min_pass_rate") or 0)
-    out.print(
-        f"\n[bold {colour}]{report['verdict']}[/bold {colour}]  {report.get('passed')} of "
-        f"{report.get('operations')} operations passed, pass rate {rate:.1%} (minimum {minimum:.0%})"
-    )
-    if report.get("known_failures_seen") or report.get("known_failures_fixed"):
-        counts = [
-            len(report.get(k) or []) for k in ("new_failures", "known_failures_seen", "known_failures_fixed")
-        ]
-        out.print("baseline: {} new failures, {} known, {} fixed".format(*counts))
-
-
-def _links(out: Console, run_id: str, links: dict[str, str], base: str) -> None:
-    out.print(f"run:      {run_id}")
-    out.print(f"report:   {base}{links['report']}?format=html", soft_wrap=True)
-    out.print(f"temporal: {links['temporal_ui']}", soft_wrap=True)
-
-
-def _failure_lines(endpoint: dict[str, Any], most: int = 4) -> list[str]:
-    """One line per distinct check and JSON path, with the first message seen for it."""
-    seen: dict[tuple[str, str | None], str] = {}
-    for failure in endpoint.get("failures") or []:
-        seen.setdefault((failure["check"], failure.get("path")), str(failure.get("message") or ""))
-    lines = [
-        f"{check}{f' at {path}' if path else ''}: {message[:120]}" for (check, path), message in seen.items()
-    ]
-    if endpoint["status"] == "PASSED" and lines:  # every failure is in the known-failures baseline
-        lines = [f"(known) {line}" for line in lines]
-    return lines[:most] + ([f"… {len(lines) - most} more"] if len(lines) > most else [])
+    """The run's events up to its terminal one; a stream refused or lost exits ``EXIT_RUN_FAILED``."""
+    try:
+        yield from follow_events(api.client, run_id, notes=out)
+    except StreamRefused as exc:
+        fail(str(exc), EXIT_RUN_FAILED)
+    except StreamLost as exc:
+        fail(f"lost the run's event stream: {exc}", EXIT_RUN_FAILED)
 
 
 @qa_app.command("run")
@@ -451,14 +284,14 @@ def run(
     run_id, links = accepted["run_id"], accepted["links"]
     if no_wait:
         if as_json:
-            _print_json(accepted)
+            print_json(accepted)
         else:
             typer.echo(run_id)
         return
 
     err = errors()
     err.print(f"started {run_id}  [dim]{links['temporal_ui']}[/dim]", soft_wrap=True)
-    watch = _Watch(err)
+    watch = Watch(err)
     try:
         with watch.progress:
             for envelope in _follow(api, run_id, err):
@@ -471,13 +304,13 @@ def run(
     if junit is not None:
         junit.write_text(api.call("GET", links["report"], params={"format": "junit"}).text, encoding="utf-8")
     if as_json:
-        _print_json(report)
+        print_json(report)
     out = err if as_json else console()
-    _table(out, report)
+    print_table(out, report)
     ending = watch.ending.get("type") or ("COMPLETE" if report.get("status") == "COMPLETED" else None)
     if ending == "COMPLETE" and report.get("verdict") in ("PASSED", "FAILED"):
-        _verdict(out, report)
-    _links(out, run_id, links, api.base)
+        print_verdict(out, report)
+    print_links(out, run_id, links, api.base)
     if junit is not None:
         out.print(f"junit:    {escape(str(junit))}")
     if ending != "COMPLETE" or report.get("verdict") not in ("PASSED", "FAILED"):
@@ -485,5 +318,5 @@ def run(
         why = (
             data.get("message") or data.get("reason") or f"it ended {report.get('status')} without a verdict"
         )
-        _exit(f"the run {str(ending or report.get('status')).lower()}: {why}", EXIT_RUN_FAILED)
+        fail(f"the run {str(ending or report.get('status')).lower()}: {why}", EXIT_RUN_FAILED)
     raise typer.Exit(EXIT_PASSED if report["verdict"] == "PASSED" else EXIT_VERDICT_FAILED)

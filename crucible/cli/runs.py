@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import httpx
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from crucible.cli.common import (
+    API,
+    TERMINAL_EVENTS,
+    Api,
+    StreamLost,
+    StreamRefused,
+    console,
+    detail,
+    errors,
+    fail,
+    follow_events,
+    print_json,
+)
 
 runs_app = typer.Typer(
     help="List, inspect, follow, cancel and signal runs.", no_args_is_help=True, rich_markup_mode="markdown"
@@ -19,59 +30,20 @@ runs_app = typer.Typer(
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
 RunArg = Annotated[str, typer.Argument(help="The run id, e.g. qa-3f2c….", show_default=False)]
 
-
-def console() -> Console:
-    return Console(highlight=False)
-
-
-def errors() -> Console:
-    return Console(stderr=True, highlight=False)
-
-
 #: Exit codes: 0 success, 1 the API refused (or the watched run did not complete), 2 no API.
 EXIT_REFUSED = 1
 EXIT_UNREACHABLE = 2
 
 
-def _api_url() -> str:
-    from crucible.core.config import load_settings
-
-    return load_settings().effective_api_url
-
-
-def _fail(message: str, code: int = EXIT_REFUSED) -> NoReturn:
-    errors().print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(code)
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        detail = response.json().get("detail", response.text)
-    except ValueError:
-        return response.text or response.reason_phrase
-    if isinstance(detail, list):  # validation errors: one line each
-        return "; ".join(f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}" for e in detail)
-    return str(detail)
-
-
 def _request(method: str, path: str, **kwargs: Any) -> Any:
-    base = _api_url()
-    try:
-        with httpx.Client(base_url=base, timeout=30) as client:
-            response = client.request(method, path, **kwargs)
-    except httpx.TransportError as exc:
-        _fail(
-            f"cannot reach the Crucible API at {base} ({exc}). "
-            "Is `crucible dev` running? Set CRUCIBLE_API_URL to point elsewhere.",
-            EXIT_UNREACHABLE,
-        )
+    with Api(unreachable=EXIT_UNREACHABLE) as api:
+        return _checked(api.send(method, path, **kwargs))
+
+
+def _checked(response: httpx.Response) -> Any:
     if response.is_error:
-        _fail(f"{response.status_code}: {_detail(response)}")
+        fail(f"{response.status_code}: {detail(response)}", EXIT_REFUSED)
     return response.json()
-
-
-def _print_json(value: Any) -> None:
-    typer.echo(json.dumps(value, indent=2, sort_keys=False))
 
 
 def _short_time(value: str | None) -> str:
@@ -94,9 +66,9 @@ def list_runs(
         params["status"] = status.upper()
     if cursor:
         params["cursor"] = cursor
-    page = _request("GET", "/api/v1/runs", params=params)
+    page = _request("GET", f"{API}/runs", params=params)
     if as_json:
-        _print_json(page)
+        print_json(page)
         return
     table = Table("RUN", "KIND", "STATUS", "STATE", "VERDICT", "CREATED (UTC)", box=None)
     for run in page["items"]:
@@ -118,9 +90,9 @@ def list_runs(
 @runs_app.command("show")
 def show_run(run_id: RunArg, as_json: JsonOpt = False) -> None:
     """Show a run's status, state, verdict and summary."""
-    run = _request("GET", f"/api/v1/runs/{run_id}")
+    run = _request("GET", f"{API}/runs/{run_id}")
     if as_json:
-        _print_json(run)
+        print_json(run)
         return
     table = Table(show_header=False, box=None)
     for key in ("run_id", "kind", "status", "state", "verdict", "org_id", "team_id"):
@@ -135,22 +107,6 @@ def show_run(run_id: RunArg, as_json: JsonOpt = False) -> None:
         console().print_json(data=run["summary"])
 
 
-def _sse(response: httpx.Response) -> Iterator[dict[str, str]]:
-    """Server-Sent Events of a streaming response, as dicts of their fields."""
-    fields: dict[str, str] = {}
-    for line in response.iter_lines():
-        if not line:
-            if "data" in fields:
-                yield fields
-            fields = {}
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        fields[name] = f"{fields[name]}\n{value}" if name in fields else value
-
-
 @runs_app.command("watch")
 def watch_run(run_id: RunArg, as_json: JsonOpt = False) -> None:
     """Follow a run's events live until it ends.
@@ -158,35 +114,20 @@ def watch_run(run_id: RunArg, as_json: JsonOpt = False) -> None:
     Exits 0 when the run completes, 1 when it fails or is cancelled. A dropped
     connection is resumed where it left off.
     """
-    base = _api_url()
-    _request("GET", f"/api/v1/runs/{run_id}")  # a clear error for an unknown run
-    last_seq = 0
-    retries = 0
-    while True:
-        headers = {"Accept": "text/event-stream"}
-        if last_seq:
-            headers["Last-Event-ID"] = str(last_seq)
+    ending = None
+    with Api(unreachable=EXIT_UNREACHABLE) as api:
+        _checked(api.send("GET", f"{API}/runs/{run_id}"))  # a clear error for an unknown run
         try:
-            with (
-                httpx.Client(base_url=base, timeout=httpx.Timeout(30, read=60)) as client,
-                client.stream("GET", f"/api/v1/runs/{run_id}/events/stream", headers=headers) as r,
-            ):
-                if r.is_error:
-                    r.read()
-                    _fail(f"{r.status_code}: {_detail(r)}")
-                for message in _sse(r):
-                    envelope = json.loads(message["data"])
-                    last_seq = envelope["seq"]
-                    retries = 0
-                    _print_event(envelope, as_json)
-                    if envelope["type"] in ("COMPLETE", "FAILED", "CANCELLED"):
-                        raise typer.Exit(0 if envelope["type"] == "COMPLETE" else EXIT_REFUSED)
-        except httpx.TransportError as exc:
-            retries += 1
-            if retries > 10:
-                _fail(f"lost the event stream: {exc}", EXIT_UNREACHABLE)
-            errors().print(f"stream interrupted ({exc}); resuming after event {last_seq}…")
-            time.sleep(min(retries, 5))
+            for envelope in follow_events(api.client, run_id, notes=errors()):
+                _print_event(envelope, as_json)
+                ending = envelope["type"]
+        except StreamRefused as exc:
+            fail(str(exc), EXIT_REFUSED)
+        except StreamLost as exc:
+            fail(f"lost the event stream: {exc}", EXIT_UNREACHABLE)
+    if ending not in TERMINAL_EVENTS:
+        fail("the run ended without its terminal event", EXIT_REFUSED)
+    raise typer.Exit(0 if ending == "COMPLETE" else EXIT_REFUSED)
 
 
 def _print_event(envelope: dict[str, Any], as_json: bool) -> None:
@@ -205,9 +146,9 @@ def _print_event(envelope: dict[str, Any], as_json: bool) -> None:
 @runs_app.command("cancel")
 def cancel_run(run_id: RunArg, as_json: JsonOpt = False) -> None:
     """Cancel a running run (its workflow cleans up and ends with CANCELLED)."""
-    result = _request("POST", f"/api/v1/runs/{run_id}/cancel")
+    result = _request("POST", f"{API}/runs/{run_id}/cancel")
     if as_json:
-        _print_json(result)
+        print_json(result)
     else:
         console().print(f"{run_id}: {result['detail']}")
 
@@ -225,11 +166,11 @@ def signal_run(
         try:
             body = json.loads(payload)
         except json.JSONDecodeError as exc:
-            _fail(f"the payload is not JSON: {exc}")
+            fail(f"the payload is not JSON: {exc}", EXIT_REFUSED)
         if not isinstance(body, dict):
-            _fail("the payload must be a JSON object")
-    result = _request("POST", f"/api/v1/runs/{run_id}/signals/{name}", json=body)
+            fail("the payload must be a JSON object", EXIT_REFUSED)
+    result = _request("POST", f"{API}/runs/{run_id}/signals/{name}", json=body)
     if as_json:
-        _print_json(result)
+        print_json(result)
     else:
         console().print(f"{run_id}: {result['detail']}")

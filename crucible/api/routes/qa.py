@@ -137,7 +137,7 @@ async def qa_report(
         raise RunNotFoundError(run_id)
     evaluation = row.evaluation
     if evaluation is None:  # still running, cancelled or failed: what has been found so far
-        results = await _qa_store(request).results(run_id)
+        results = await _qa_store(request).results(run_id, excerpts=False)
         evaluation = evaluate(
             row.operations or [],
             results,

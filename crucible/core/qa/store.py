@@ -126,8 +126,13 @@ class QaStore:
                 values,
             )
 
-    async def results(self, run_id: str, *, operations: Sequence[str] | None = None) -> list[StoredResult]:
-        query = select(RESULTS).where(RESULTS.c.run_id == run_id)
+    async def results(
+        self, run_id: str, *, operations: Sequence[str] | None = None, excerpts: bool = True
+    ) -> list[StoredResult]:
+        """The run's scenarios and results; without ``excerpts``, response bodies are left out."""
+        result = RESULTS.c.result if excerpts else RESULTS.c.result.op("-")("body_excerpt").label("result")
+        columns = [RESULTS.c.operation, RESULTS.c.idx, RESULTS.c.scenario, result, RESULTS.c.passed]
+        query = select(*columns).where(RESULTS.c.run_id == run_id)
         if operations is not None:
             query = query.where(RESULTS.c.operation.in_(list(operations)))
         async with self.engine.connect() as conn:

@@ -11,6 +11,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from crucible.core.qa.store import QaStore
 from crucible.core.store import RunStore
 from examples.demo_target.app import create_app as demo_app
 from tests.support.qa import DEMO_SPEC, HeaderRecorder, assert_contiguous, events_of, serving, wait_closed
@@ -138,3 +139,40 @@ async def test_a_fetched_document_that_is_not_a_spec_ends_the_run_failed(
     events = await events_of(store, run_id)
     assert [e.type for e in events] == ["REQUESTED", "SPEC_INVALID", "FAILED"]
     assert "openapi" in events[1].data["reason"]
+
+
+async def test_a_replay_sends_the_same_scenarios_and_a_baseline_gates_only_new_failures(
+    api: httpx.AsyncClient, store: RunStore, demo: Any
+) -> None:
+    first = (
+        await api.post(
+            "/api/v1/qa-runs", json={"spec_url": f"{demo.url}/openapi.json", "base_url": demo.url, "seed": 3}
+        )
+    ).json()["run_id"]
+    assert (await wait_closed(api, first))["verdict"] == "FAILED"
+
+    replay = await api.post(
+        "/api/v1/qa-runs",
+        json={
+            "replay_of": first,
+            "base_url": demo.url,
+            "known_failures": [f"{DEFECT} response_schema_conformance"],
+        },
+    )
+    assert replay.status_code == 202, replay.text
+    second = replay.json()["run_id"]
+    run = await wait_closed(api, second)
+    assert (run["status"], run["verdict"]) == ("COMPLETED", "PASSED")
+
+    qa = QaStore(store.engine)
+    sent = [(r.operation, r.idx, r.scenario) for r in await qa.results(first)]
+    assert sent and [(r.operation, r.idx, r.scenario) for r in await qa.results(second)] == sent
+    events = await events_of(store, second)
+    assert events[1].data["replayed_scenarios"] == len(sent)
+    assert {e.data["generator"] for e in events if e.type == "SCENARIO_CREATED"} == {"replay"}
+    report = (await api.get(f"/api/v1/runs/{second}/report")).json()
+    assert report["known_failures_seen"] == [f"{DEFECT} response_schema_conformance"]
+    assert report["new_failures"] == []
+
+    unknown = await api.post("/api/v1/qa-runs", json={"replay_of": "qa-nope", "base_url": demo.url})
+    assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"] == ["body", "replay_of"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import httpx
 import pytest
 from pydantic import SecretStr
@@ -11,6 +14,7 @@ from crucible.core.config import Settings
 from crucible.core.kafka import EventPublisher
 from crucible.core.qa.models import QaFilters, QaPackageRunInput
 from crucible.core.qa.spec import parse_document
+from crucible.core.secrets import SecretBox, SecretStore
 from crucible.core.store import RunStore
 from crucible.worker import WorkerDeps, build_worker
 from examples.demo_target.app import create_app as demo_app
@@ -19,11 +23,13 @@ from tests.support.qa import DEMO_SPEC, assert_contiguous, events_of, serving, s
 
 ONE_OPERATION = QaFilters(include_methods=["GET"], include_paths=[r"^/products/\{product_id\}$"])
 LLM_KEY = "llm-key-for-the-endpoint"
+TARGET_TOKEN = "target-token-the-llm-must-not-see"
 
 
 async def _run_with_llm(
     script: list[str],
     *,
+    options: dict[str, Any] | None = None,
     client: Client,
     store: RunStore,
     publisher: EventPublisher,
@@ -47,7 +53,9 @@ async def _run_with_llm(
                 store,
                 task_queue=task_queue,
                 spec=parse_document(DEMO_SPEC.read_text()),
-                request=QaPackageRunInput(base_url=target.url, generator="llm", filters=ONE_OPERATION),
+                request=QaPackageRunInput(
+                    base_url=target.url, generator="llm", **{"filters": ONE_OPERATION, **(options or {})}
+                ),
             )
             await handle.result()
     return handle.id, fake
@@ -72,8 +80,13 @@ def deps(
     }
 
 
-async def test_an_llm_that_times_out_twice_then_answers(store: RunStore, deps: dict) -> None:
-    run_id, fake = await _run_with_llm([HANG, HANG, ANSWER], **deps)
+async def test_an_llm_that_times_out_twice_then_answers(
+    store: RunStore, settings: Settings, deps: dict
+) -> None:
+    key = settings.secrets_key.get_secret_value() if settings.secrets_key else None
+    secret = await SecretStore(store.engine, SecretBox(key)).put({"Authorization": f"Bearer {TARGET_TOKEN}"})
+    options = {"headers_secret": secret, "header_names": ["Authorization"]}
+    run_id, fake = await _run_with_llm([HANG, HANG, ANSWER], options=options, **deps)
     events = await events_of(store, run_id)
     assert_contiguous(events)
     assert [e.type for e in events] == [
@@ -93,6 +106,19 @@ async def test_an_llm_that_times_out_twice_then_answers(store: RunStore, deps: d
     assert events[6].data["tokens"] == 200
     assert fake.authorizations == [f"Bearer {LLM_KEY}"] * 3
     assert fake.requests[0]["response_format"] == {"type": "json_object"}
+    assert TARGET_TOKEN not in json.dumps(fake.requests), "the LLM never sees the target's headers"
+
+
+async def test_the_token_budget_of_a_run_caps_what_the_llm_is_asked(store: RunStore, deps: dict) -> None:
+    # Each answer costs 200 tokens: the first two operations spend the budget, the rest fall back.
+    options = {"filters": QaFilters(include_methods=["GET"]), "concurrency": 1, "ai_token_budget": 300}
+    run_id, fake = await _run_with_llm([ANSWER], options=options, **deps)
+    events = await events_of(store, run_id)
+    made_by = {e.data["operation"]: e.data["generator"] for e in events if e.type == "SCENARIO_CREATED"}
+    assert sorted(made_by.values()) == ["llm", "llm", "schema", "schema"]
+    fallbacks = [e.data["reason"] for e in events if e.type == "AI_FALLBACK"]
+    assert fallbacks == ["the run's LLM token budget is spent"] * 2
+    assert len(fake.requests) == 2
 
 
 async def test_an_llm_that_never_answers_falls_back_to_the_schema_generator(

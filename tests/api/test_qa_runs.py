@@ -112,6 +112,30 @@ async def test_bad_input_gets_every_error_field_by_field_and_starts_nothing(
     errors = {tuple(e["loc"]): e["msg"] for e in response.json()["detail"]}
     assert set(errors) == {("body", "spec"), ("body", "base_url"), ("body", "concurrency")}
     assert "openapi" in errors[("body", "spec")]
+
+    more = await api.post(
+        "/api/v1/qa-runs",
+        json={
+            "spec": DEMO_SPEC.read_text(),
+            "base_url": "http://127.0.0.1:1",
+            "include": {"paths": ["("], "methods": ["FETCH"]},
+            "known_failures": ["GET /x"],
+            "min_pass_rate": 2,
+        },
+    )
+    assert more.status_code == 422
+    locs = {tuple(e["loc"]) for e in more.json()["detail"]}
+    assert locs == {
+        ("body", "include", "paths"),
+        ("body", "include", "methods"),
+        ("body", "known_failures"),
+        ("body", "min_pass_rate"),
+    }
+    no_llm = await api.post(
+        "/api/v1/qa-runs",
+        json={"spec": DEMO_SPEC.read_text(), "base_url": "http://127.0.0.1:1", "generator": "llm"},
+    )
+    assert no_llm.status_code == 422 and "CRUCIBLE_LLM_BASE_URL" in no_llm.json()["detail"][0]["msg"]
     after = await api.get("/api/v1/runs", params={"kind": "qa", "limit": 500})
     assert len(after.json()["items"]) == len(before.json()["items"])
 

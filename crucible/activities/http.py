@@ -8,17 +8,15 @@ so neither Temporal's per-activity cost nor a client per request decides the spe
 from __future__ import annotations
 
 import asyncio
-import json
-import time
 from typing import Any
-from urllib.parse import quote, urlsplit
 
 import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from crucible.activities.heartbeats import heartbeating
-from crucible.core.qa.checks import REQUEST_ERROR, SPEC_PROBLEM, CheckFailure, Response, check_response
+from crucible.activities.target import Target
+from crucible.core.qa.checks import SPEC_PROBLEM, CheckFailure
 from crucible.core.qa.models import (
     ExecuteOperationsInput,
     ExecuteOperationsResult,
@@ -28,15 +26,13 @@ from crucible.core.qa.models import (
 )
 from crucible.core.qa.scenarios import Scenario, schema_scenarios
 from crucible.core.qa.spec import NotASpecError, Operation, Spec, SpecProblem, parse_document
-from crucible.core.qa.store import QaStore, StoredResult
+from crucible.core.qa.store import PROBLEM_ROW, QaStore, StoredResult
 from crucible.core.secrets import SecretStore
 
 #: A spec larger than this is refused: it would not fit the database row sensibly.
 MAX_SPEC_BYTES = 20 * 1024 * 1024
-#: Bytes of each response body kept for the checks; the rest is read and dropped.
-MAX_RESPONSE_BYTES = 1024 * 1024
-#: Bytes of each response body stored with its result, for people reading a report.
-BODY_EXCERPT_BYTES = 2048
+#: Parsed specs kept per worker, most recent runs first out last.
+SPEC_CACHE_SIZE = 16
 SPEC_INVALID = "SpecInvalid"
 
 
@@ -57,6 +53,7 @@ class QaHttpActivities:
         self.store = store
         self.secrets = secrets
         self.client = client
+        self._specs: dict[str, Spec] = {}
 
     @activity.defn
     async def fetch_spec(self, request: FetchSpecInput) -> FetchSpecResult:
@@ -120,6 +117,19 @@ class QaHttpActivities:
         except httpx.HTTPError as exc:
             raise ApplicationError(f"fetching {url} failed: {exc!r}", type=SPEC_INVALID) from None
 
+    async def _spec(self, run_id: str) -> Spec:
+        """The run's parsed spec. Parsed once per worker and run, off the event loop."""
+        if run_id in self._specs:
+            return self._specs[run_id]
+        row = await self.store.get(run_id)
+        if row is None or row.spec is None:
+            raise ApplicationError(f"QA run {run_id} has no stored spec", non_retryable=True)
+        spec = await asyncio.to_thread(Spec, row.spec)
+        self._specs[run_id] = spec
+        while len(self._specs) > SPEC_CACHE_SIZE:
+            self._specs.pop(next(iter(self._specs)))
+        return spec
+
     @activity.defn
     async def execute_operations(self, request: ExecuteOperationsInput) -> ExecuteOperationsResult:
         """Run every scenario of the given operations, at most ``concurrency`` requests at once.
@@ -127,19 +137,19 @@ class QaHttpActivities:
         Each operation's results are stored as soon as it finishes, so a cancelled run
         keeps them; a retried batch (after a worker crash) overwrites the same rows.
         """
-        row = await self.store.get(request.run_id)
-        if row is None or row.spec is None:
-            raise ApplicationError(f"QA run {request.run_id} has no stored spec", non_retryable=True)
-        spec = Spec(row.spec)
-        by_key = {op.key: op for op in spec.operations}
-        headers = await self.secrets.get(request.headers_secret) if request.headers_secret else {}
-        stored = await self.store.results(request.run_id, operations=request.operations)
-        ready: dict[str, list[Scenario]] = {}
-        for result in stored:
-            ready.setdefault(result.operation, []).append(Scenario.from_dict(result.scenario))
-        limit = asyncio.Semaphore(max(1, request.concurrency))
-        target = Target(self.client, spec, request, headers, limit)
         with heartbeating():
+            spec = await self._spec(request.run_id)
+            by_key = {op.key: op for op in spec.operations}
+            headers = await self.secrets.get(request.headers_secret) if request.headers_secret else {}
+            ready: dict[str, list[Scenario]] = {}
+            for stored in await self.store.results(
+                request.run_id, operations=request.operations, excerpts=False
+            ):
+                if not stored.scenario.get(PROBLEM_ROW):
+                    ready.setdefault(stored.operation, []).append(Scenario.from_dict(stored.scenario))
+            target = Target(
+                self.client, spec, request, headers, asyncio.Semaphore(max(1, request.concurrency))
+            )
             outcomes = await asyncio.gather(
                 *(
                     self._operation(target, by_key[key], ready.get(key), request)
@@ -164,8 +174,7 @@ class QaHttpActivities:
                 scenarios = schema_scenarios(target.spec, op, seed=request.seed)
             except SpecProblem as exc:
                 # A part of the spec only generation trips over (a bad pattern): the operation's result.
-                if str(exc) not in op.problems:
-                    await self.store.save_results(request.run_id, op.key, [_problem_row(op, str(exc))])
+                await self.store.save_results(request.run_id, op.key, [_problem_row(op, str(exc))])
                 return OperationOutcome(op.key, 0, passed=False, failed_checks=[SPEC_PROBLEM])
         results = await asyncio.gather(*(target.run(op, scenario) for scenario in scenarios))
         rows = [
@@ -182,137 +191,16 @@ def spec_checks(op: Operation) -> set[str]:
     return {SPEC_PROBLEM} if op.problems else set()
 
 
-class Target:
-    """Sends scenarios to the target under test and checks what comes back."""
-
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        spec: Spec,
-        request: ExecuteOperationsInput,
-        headers: dict[str, str],
-        limit: asyncio.Semaphore,
-    ) -> None:
-        self.client = client
-        self.spec = spec
-        self.request = request
-        self.headers = headers
-        self.limit = limit
-        base = request.base_url.rstrip("/")
-        self.base = base if urlsplit(base).path not in ("", "/") else base + spec.base_path
-
-    async def run(self, op: Operation, scenario: Scenario) -> dict[str, Any]:
-        async with self.limit:
-            try:
-                response = await self._send(op, scenario)
-            except httpx.TimeoutException:
-                failure = CheckFailure(
-                    REQUEST_ERROR,
-                    f"no response within {self.request.request_timeout_s:g} s",
-                    "a response",
-                    "timeout",
-                )
-                return {
-                    "status": None,
-                    "elapsed_ms": None,
-                    "content_type": None,
-                    "failures": [failure.to_dict()],
-                }
-            except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
-                failure = CheckFailure(
-                    REQUEST_ERROR, f"the request failed: {exc!r}", "a response", type(exc).__name__
-                )
-                return {
-                    "status": None,
-                    "elapsed_ms": None,
-                    "content_type": None,
-                    "failures": [failure.to_dict()],
-                }
-        failures = check_response(
-            self.spec, op, scenario, response, max_response_time_ms=self.request.max_response_time_ms
-        )
-        return {
-            "status": response.status,
-            "elapsed_ms": round(response.elapsed_ms, 2),
-            "content_type": response.content_type,
-            "body_excerpt": _excerpt(response),
-            "truncated": response.truncated,
-            "failures": [f.to_dict() for f in failures],
-        }
-
-    async def _send(self, op: Operation, scenario: Scenario) -> Response:
-        path = op.path
-        for name, value in scenario.path_params.items():
-            path = path.replace("{" + name + "}", quote(_text(value), safe=""))
-        headers = {name: _text(value) for name, value in scenario.headers.items()}
-        headers.update(self.headers)  # the user's own headers (auth) win
-        kwargs: dict[str, Any] = {}
-        if scenario.has_body:
-            media = (scenario.media_type or "application/json").split(";")[0].strip().lower()
-            if media == "application/json" or media.endswith("+json"):
-                kwargs["json"] = scenario.body
-            elif media == "application/x-www-form-urlencoded" and isinstance(scenario.body, dict):
-                kwargs["data"] = {k: _text(v) for k, v in scenario.body.items()}
-            elif media == "multipart/form-data" and isinstance(scenario.body, dict):
-                kwargs["files"] = {k: (None, _text(v).encode()) for k, v in scenario.body.items()}
-            else:
-                kwargs["content"] = _text(scenario.body).encode()
-                headers.setdefault("content-type", media)
-        built = self.client.build_request(
-            op.method.upper(),
-            self.base + path,
-            params=[(k, _text(v)) for k, values in scenario.query.items() for v in _many(values)],
-            headers=headers,
-            cookies={k: _text(v) for k, v in scenario.cookies.items()},
-            timeout=self.request.request_timeout_s,
-            **kwargs,
-        )
-        started = time.perf_counter()
-        response = await self.client.send(built, stream=True, follow_redirects=self.request.follow_redirects)
-        try:
-            body = bytearray()
-            truncated = False
-            async with asyncio.timeout(self.request.request_timeout_s):
-                async for chunk in response.aiter_raw():
-                    if len(body) + len(chunk) > MAX_RESPONSE_BYTES:
-                        body += chunk[: MAX_RESPONSE_BYTES - len(body)]
-                        truncated = True
-                        break
-                    body += chunk
-        except TimeoutError:
-            truncated = True  # a stream that never ends: check what arrived in time
-        finally:
-            await response.aclose()
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        return Response(
-            status=response.status_code,
-            content_type=response.headers.get("content-type"),
-            body=_decoded(bytes(body), response.headers.get("content-encoding"))
-            if not truncated
-            else bytes(body),
-            elapsed_ms=elapsed_ms,
-            truncated=truncated,
-        )
-
-
 def _problem_row(op: Operation, problem: str) -> StoredResult:
+    """A result row that holds a spec problem, not a scenario: it is never sent or replayed."""
     failure = CheckFailure(SPEC_PROBLEM, problem)
     return StoredResult(
         op.key,
         0,
-        {"name": "spec problem", "expect": "accept"},
+        {"name": "spec problem", "expect": "accept", PROBLEM_ROW: True},
         {"status": None, "elapsed_ms": None, "content_type": None, "failures": [failure.to_dict()]},
         False,
     )
-
-
-def _excerpt(response: Response) -> str:
-    """The start of a textual body, for people reading a report; binary bodies by their size."""
-    media = (response.content_type or "").split(";")[0].strip().lower()
-    textual = media.startswith("text/") or "json" in media or "xml" in media or "yaml" in media
-    if not textual and b"\x00" in response.body[:BODY_EXCERPT_BYTES]:
-        return f"<{len(response.body)} bytes of {media or 'binary data'}>"
-    return response.body[:BODY_EXCERPT_BYTES].decode("utf-8", errors="replace")
 
 
 def parse_or_raise(raw: bytes) -> dict[str, Any]:
@@ -320,31 +208,3 @@ def parse_or_raise(raw: bytes) -> dict[str, Any]:
         return parse_document(raw)
     except NotASpecError as exc:
         raise ApplicationError(str(exc), type=SPEC_INVALID, non_retryable=True) from None
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value)
-    return "" if value is None else str(value)
-
-
-def _many(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _decoded(body: bytes, encoding: str | None) -> bytes:
-    """Bodies are read raw (so the size cap counts wire bytes); undo gzip/deflate for the checks."""
-    if not encoding or not body:
-        return body
-    import zlib
-
-    try:
-        if encoding.lower() == "gzip":
-            return zlib.decompress(body, 16 + zlib.MAX_WBITS)
-        if encoding.lower() == "deflate":
-            return zlib.decompress(body)
-    except zlib.error:
-        return body
-    return body

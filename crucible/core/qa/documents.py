@@ -7,6 +7,12 @@ from typing import Any
 
 import yaml
 
+#: A spec with more JSON nodes than this is refused: YAML aliases can make a small text
+#: expand into billions of nodes ("billion laughs").
+MAX_NODES = 2_000_000
+#: And nesting deeper than this is not a spec anyone wrote.
+MAX_DEPTH = 200
+
 
 class NotASpecError(ValueError):
     """The document is not an OpenAPI or Swagger document; ``reasons`` says why, field by field."""
@@ -19,19 +25,36 @@ class NotASpecError(ValueError):
 def parse_document(text: str | bytes | dict[str, Any]) -> dict[str, Any]:
     """A JSON or YAML document as a mapping; :class:`NotASpecError` when it is neither."""
     if isinstance(text, dict):
-        return jsonable(text)
+        return _bounded(text)
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
     try:
         doc = json.loads(text)
+    except RecursionError:
+        raise NotASpecError([("spec", f"nested deeper than {MAX_DEPTH} levels")]) from None
     except ValueError:
         try:
             doc = yaml.safe_load(text)
+        except RecursionError:
+            raise NotASpecError([("spec", f"nested deeper than {MAX_DEPTH} levels")]) from None
         except yaml.YAMLError as exc:
             raise NotASpecError([("spec", f"neither JSON nor YAML: {first_line(str(exc))}")]) from None
     if not isinstance(doc, dict):
         raise NotASpecError([("spec", f"a spec is a JSON/YAML object, not {type(doc).__name__}")])
-    return jsonable(doc)
+    return _bounded(doc)
+
+
+def _bounded(doc: dict[str, Any]) -> dict[str, Any]:
+    budget = [MAX_NODES]
+    try:
+        out: dict[str, Any] = jsonable(doc, budget=budget)
+    except _TooLarge as exc:
+        raise NotASpecError([("spec", str(exc))]) from None
+    return out
+
+
+class _TooLarge(Exception):
+    pass
 
 
 def spec_version(doc: dict[str, Any]) -> str:
@@ -68,12 +91,21 @@ def first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else text
 
 
-def jsonable(node: Any) -> Any:
-    """YAML can hold dates and non-string keys; a spec as JSON has neither."""
+def jsonable(node: Any, *, budget: list[int] | None = None, depth: int = 0) -> Any:
+    """YAML can hold dates and non-string keys; a spec as JSON has neither.
+
+    ``budget`` (one count, shared down the tree) bounds how many nodes the copy may have.
+    """
+    if budget is not None:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise _TooLarge(f"more than {MAX_NODES:,} values once its YAML aliases are expanded")
+        if depth > MAX_DEPTH:
+            raise _TooLarge(f"nested deeper than {MAX_DEPTH} levels")
     if isinstance(node, dict):
-        return {str(k): jsonable(v) for k, v in node.items()}
+        return {str(k): jsonable(v, budget=budget, depth=depth + 1) for k, v in node.items()}
     if isinstance(node, list):
-        return [jsonable(v) for v in node]
+        return [jsonable(v, budget=budget, depth=depth + 1) for v in node]
     if isinstance(node, (str, int, float, bool)) or node is None:
         return node
     return str(node)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from jsonschema import Draft4Validator, Draft202012Validator
 from jsonschema.exceptions import SchemaError
@@ -23,6 +24,8 @@ from crucible.core.qa.documents import NotASpecError, first_line, parse_document
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 #: The URI under which validators find the document, so ``$ref``s inside schemas resolve.
 SPEC_URI = "urn:crucible:spec"
+#: Header parameters OpenAPI says to ignore: the media types and auth decide them.
+IGNORED_HEADERS = ("accept", "content-type", "authorization")
 #: How deep a chain of ``$ref`` to ``$ref`` may go before it counts as a loop.
 MAX_REF_CHAIN = 32
 
@@ -120,7 +123,7 @@ class Spec:
     def lookup(self, pointer: str) -> Any:
         node: Any = self.doc
         for raw in pointer.split("/")[1:] if pointer else []:
-            part = raw.replace("~1", "/").replace("~0", "~")
+            part = unquote(raw).replace("~1", "/").replace("~0", "~")  # bundlers percent-encode
             if isinstance(node, dict) and part in node:
                 node = node[part]
             elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
@@ -130,13 +133,17 @@ class Spec:
         return node
 
     def _base_path(self) -> str:
+        """The path every operation's path is under: ``basePath`` (2.0) or the first server's path."""
         if self.version == "2.0":
-            base = str(self.doc.get("basePath") or "")
-        else:
-            servers = self.doc.get("servers") or []
-            url = str(servers[0].get("url", "")) if servers and isinstance(servers[0], dict) else ""
-            base = "" if "://" in url or "{" in url else url
-        return base.rstrip("/")
+            return str(self.doc.get("basePath") or "").rstrip("/")
+        servers = self.doc.get("servers")
+        server = servers[0] if isinstance(servers, list) and servers and isinstance(servers[0], dict) else {}
+        url = str(server.get("url") or "")
+        variables = server.get("variables")
+        for name, variable in (variables if isinstance(variables, dict) else {}).items():
+            default = variable.get("default", "") if isinstance(variable, dict) else ""
+            url = url.replace("{" + str(name) + "}", str(default))
+        return urlsplit(url).path.rstrip("/") if "{" not in url else ""
 
     def _operations(self) -> Iterator[Operation]:
         for path, raw_item in (self.doc.get("paths") or {}).items():
@@ -150,8 +157,14 @@ class Spec:
                 continue
             for method in METHODS:
                 raw_op = item.get(method)
-                if isinstance(raw_op, dict):
+                if not isinstance(raw_op, dict):
+                    continue
+                try:
                     yield self._operation(str(path), method, item, raw_op, f"{item_pointer}/{method}")
+                except (SpecProblem, ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+                    # A part too broken to read at all: the operation is still there, with the reason.
+                    problem = f"{method.upper()} {path} cannot be read: {type(exc).__name__}: {exc}"
+                    yield Operation(method=method, path=str(path), problems=[problem])
 
     def _operation(
         self, path: str, method: str, item: dict[str, Any], raw: dict[str, Any], pointer: str
@@ -175,7 +188,7 @@ class Spec:
                     params[(param.location, param.name)] = param  # the operation's wins
         op.parameters = list(params.values())
         try:
-            op.body = self._request_body(raw, pointer, op)
+            op.body = self._request_body(raw, pointer, op, item)
         except SpecProblem as exc:
             op.problems.append(str(exc))
         for status, raw_response in (raw.get("responses") or {}).items():
@@ -198,6 +211,8 @@ class Spec:
         location = str(param["in"])
         if location in ("body", "formData"):  # Swagger 2.0: folded into the request body
             return None
+        if location == "header" and str(param["name"]).lower() in IGNORED_HEADERS:
+            return None
         if "schema" in param:
             schema_pointer = f"{pointer}/schema"
             schema = param["schema"]
@@ -219,9 +234,11 @@ class Spec:
             has_example=has_example,
         )
 
-    def _request_body(self, raw: dict[str, Any], pointer: str, op: Operation) -> RequestBody | None:
+    def _request_body(
+        self, raw: dict[str, Any], pointer: str, op: Operation, item: dict[str, Any]
+    ) -> RequestBody | None:
         if self.version == "2.0":
-            return self._swagger_body(raw, pointer)
+            return self._swagger_body(raw, pointer, item)
         if "requestBody" not in raw:
             return None
         body, body_pointer = self.resolve(raw["requestBody"], f"{pointer}/requestBody")
@@ -242,12 +259,16 @@ class Spec:
             has_example=has_example,
         )
 
-    def _swagger_body(self, raw: dict[str, Any], pointer: str) -> RequestBody | None:
+    def _swagger_body(self, raw: dict[str, Any], pointer: str, item: dict[str, Any]) -> RequestBody | None:
+        """Swagger 2.0's ``body`` or ``formData`` parameters (the path item's, then the operation's)."""
         consumes = raw.get("consumes") or self.doc.get("consumes") or ["application/json"]
         form: dict[str, Any] = {"type": "object", "properties": {}, "required": []}
-        for index, raw_param in enumerate(raw.get("parameters") or []):
-            param, param_pointer = self.resolve(raw_param, f"{pointer}/parameters/{index}")
-            if not isinstance(param, dict):
+        item_pointer = pointer[: pointer.rfind("/")]
+        sources = [(item_pointer, p) for p in enumerate(item.get("parameters") or [])]
+        sources += [(pointer, p) for p in enumerate(raw.get("parameters") or [])]
+        for where, (index, raw_param) in sources:
+            param, param_pointer = self.resolve(raw_param, f"{where}/parameters/{index}")
+            if not isinstance(param, dict) or not isinstance(param.get("name", ""), str):
                 continue
             if param.get("in") == "body":
                 has_example, example = _example_of(param.get("schema") or {})
@@ -263,9 +284,12 @@ class Spec:
                 keep = {k: v for k, v in param.items() if k not in ("name", "in", "required", "description")}
                 if keep.get("type") == "file":
                     keep = {"type": "string", "format": "binary"}
-                form["properties"][param["name"]] = keep
+                name = str(param.get("name") or "")
+                if not name:
+                    raise SpecProblem(f"formData parameter at {param_pointer} has no name")
+                form["properties"][name] = keep
                 if param.get("required"):
-                    form["required"].append(param["name"])
+                    form["required"].append(name)
         if not form["properties"]:
             return None
         required = bool(form["required"])
@@ -285,8 +309,9 @@ class Spec:
             raise SpecProblem(f"response {status} at {pointer} is not an object")
         if self.version == "2.0":
             produces = op_raw.get("produces") or self.doc.get("produces") or []
-            if "schema" not in response:
-                return ResponseSpec(status, [], None, None)
+            schema = response.get("schema")
+            if not isinstance(schema, dict) or schema.get("type") == "file":  # a download: any bytes
+                return ResponseSpec(status, list(produces), None, None)
             return ResponseSpec(
                 status, list(produces) or ["application/json"], response["schema"], f"{pointer}/schema"
             )
@@ -379,10 +404,15 @@ def _with_nullable_types(node: Any) -> Any:
     """OpenAPI 3.0's ``nullable: true`` (Swagger's ``x-nullable``) as JSON Schema's null type."""
     if isinstance(node, dict):
         out = {k: _with_nullable_types(v) for k, v in node.items()}
-        if (out.get("nullable") is True or out.get("x-nullable") is True) and isinstance(
-            out.get("type"), str
-        ):
+        if out.get("nullable") is not True and out.get("x-nullable") is not True:
+            return out
+        if isinstance(out.get("enum"), list) and None not in out["enum"]:
+            out["enum"] = [*out["enum"], None]
+        if isinstance(out.get("type"), str):
             out["type"] = [out["type"], "null"]
+        elif "type" not in out:  # a $ref or a combination: null, or whatever it says
+            rest = {k: v for k, v in out.items() if k not in ("nullable", "x-nullable")}
+            return {"anyOf": [rest, {"type": "null"}]}
         return out
     if isinstance(node, list):
         return [_with_nullable_types(v) for v in node]

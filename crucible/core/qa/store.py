@@ -19,6 +19,8 @@ from crucible.core.tables import QaResultRow, QaRunRow
 
 RUNS: Table = QaRunRow.__table__  # type: ignore[attr-defined]
 RESULTS: Table = QaResultRow.__table__  # type: ignore[attr-defined]
+#: Marks a stored row that records a spec problem instead of a scenario: never sent or replayed.
+PROBLEM_ROW = "spec_problem"
 
 
 def pg_safe(value: Any) -> Any:
@@ -141,7 +143,9 @@ class QaStore:
 
     async def copy_scenarios(self, source_run: str, run_id: str) -> int:
         """Give ``run_id`` the scenarios of ``source_run``, without results; how many."""
-        source = await self.results(source_run)
+        source = [
+            r for r in await self.results(source_run, excerpts=False) if not r.scenario.get(PROBLEM_ROW)
+        ]
         by_operation: dict[str, list[dict[str, Any]]] = {}
         for row in source:
             by_operation.setdefault(row.operation, []).append(row.scenario)

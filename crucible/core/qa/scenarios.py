@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import copy
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from crucible.core.qa.spec import Operation, Spec, SpecProblem
+from jsonschema.protocols import Validator
+
+from crucible.core.qa.spec import Operation, Parameter, Spec, SpecProblem
 from crucible.core.qa.values import ValueBuilder, type_of
 
 ACCEPT = "accept"
@@ -51,39 +54,61 @@ class Scenario:
 
 
 def schema_scenarios(spec: Spec, op: Operation, *, seed: int) -> list[Scenario]:
-    """The built-in generator: positive and negative scenarios for ``op``."""
+    """The built-in generator: positive and negative scenarios for ``op``.
+
+    Raises :class:`SpecProblem` when the operation's schemas cannot yield data at all.
+    """
+    try:
+        return _scenarios(spec, op, seed)
+    except SpecProblem:
+        raise
+    except Exception as exc:  # a schema no generator can use (wrong keyword types, cycles)
+        raise SpecProblem(f"no data can be built for {op.key}: {type(exc).__name__}: {exc}") from None
+
+
+def _scenarios(spec: Spec, op: Operation, seed: int) -> list[Scenario]:
     rng = random.Random(f"{seed}:{op.key}")
     builder = ValueBuilder(spec, rng)
-    scenarios = [_positive(builder, op, "positive: examples and full data", use_examples=True, full=True)]
+    body_check = _body_validator(spec, op)
+    base = _positive(builder, op, "positive: examples and full data", full=True, check=body_check)
+    scenarios = [base]
     optional = any(not p.required for p in op.parameters) or (
         op.body is not None and _has_optional(builder, op)
     )
     if optional:
-        scenarios.append(
-            _positive(builder, op, "positive: required data only", use_examples=False, full=False)
-        )
-    base = scenarios[0]
-    scenarios.extend(_negatives(spec, builder, op, base)[:MAX_NEGATIVES])
+        scenarios.append(_positive(builder, op, "positive: required data only", full=False, check=body_check))
+    scenarios.extend(_negatives(spec, builder, op, base, body_check)[:MAX_NEGATIVES])
     return scenarios
 
 
-def _positive(builder: ValueBuilder, op: Operation, name: str, *, use_examples: bool, full: bool) -> Scenario:
+def _body_validator(spec: Spec, op: Operation) -> Validator | None:
+    """What request bodies are checked against; none when the spec is too broken to say."""
+    if op.body is None or not op.body.pointer or op.problems:
+        return None
+    return spec.validator_for(op.body.pointer, request=True)
+
+
+def _positive(
+    builder: ValueBuilder, op: Operation, name: str, *, full: bool, check: Validator | None
+) -> Scenario:
+    """Valid data; the spec's examples first (``full``), unless an example breaks its own schema."""
     scenario = Scenario(name=name, expect=ACCEPT)
     for param in op.parameters:
         if not (param.required or full):
             continue
-        if use_examples and param.has_example:
+        if full and param.has_example:
             value = param.example
         else:
-            value = builder.value(param.schema, use_examples=use_examples, full=full)
+            value = builder.value(param.schema, use_examples=full, full=full)
         _slot(scenario, param.location)[param.name] = value if param.location != "header" else str(value)
     if op.body is not None and (op.body.required or full):
         scenario.has_body = True
         scenario.media_type = op.body.media_type
-        if use_examples and op.body.has_example:
-            scenario.body = op.body.example
-        else:
-            scenario.body = builder.value(op.body.schema, use_examples=use_examples, full=full)
+        scenario.body = op.body.example if full and op.body.has_example else None
+        if scenario.body is None or (check is not None and not check.is_valid(scenario.body)):
+            scenario.body = builder.value(op.body.schema, use_examples=full, full=full)
+        if check is not None and not check.is_valid(scenario.body):
+            scenario.body = builder.value(op.body.schema, use_examples=False, full=full)
     return scenario
 
 
@@ -102,78 +127,100 @@ def _slot(scenario: Scenario, location: str) -> dict[str, Any]:
     }[location]
 
 
-def _negatives(spec: Spec, builder: ValueBuilder, op: Operation, base: Scenario) -> list[Scenario]:
+def _negatives(
+    spec: Spec, builder: ValueBuilder, op: Operation, base: Scenario, body_check: Validator | None
+) -> list[Scenario]:
     out: list[Scenario] = []
 
-    def add(name: str, target: str, mutate: Any) -> None:
+    def add(name: str, target: str, mutate: Callable[[Scenario], None]) -> None:
         scenario = copy.deepcopy(base)
         scenario.name, scenario.expect, scenario.target = f"negative: {name}", REJECT, target
         mutate(scenario)
         out.append(scenario)
 
+    def drop_body(scenario: Scenario) -> None:
+        scenario.has_body, scenario.body = False, None
+
     if op.body is not None and op.body.required:
-        add(
-            "request body missing",
-            "$.body",
-            lambda s: s.__setattr__("has_body", False) or s.__setattr__("body", None),
-        )
+        add("request body missing", "$.body", drop_body)
     if op.body is not None and _is_json(op.body.media_type) and isinstance(base.body, dict):
-        out.extend(_body_negatives(spec, builder, op, base))
+        out.extend(_body_negatives(builder, op, base, body_check))
     for param in op.parameters:
         if param.location not in ("query", "path"):
             continue
-        slot_name = "path_params" if param.location == "path" else "query"
+        slot = "path_params" if param.location == "path" else "query"
         target = f"$.{param.location}.{param.name}"
+
+        def set_value(
+            scenario: Scenario, name: str = param.name, value: Any = None, slot: str = slot
+        ) -> None:
+            getattr(scenario, slot)[name] = value
+
         if param.required and param.location == "query":
             add(
                 f"required query parameter '{param.name}' missing",
                 target,
-                lambda s, n=param.name: s.query.pop(n, None),
+                lambda s, n=param.name: s.query.pop(n, None),  # type: ignore[misc]
             )
         schema = builder.schema(param.schema)
-        wrong = _wrong_scalar(schema)
-        if wrong is not None:
-            add(
-                f"{param.location} parameter '{param.name}' of the wrong type",
-                target,
-                lambda s, n=param.name, v=wrong, a=slot_name: getattr(s, a).__setitem__(n, v),
-            )
-        for label, value in _out_of_range(schema):
+        check = _param_validator(spec, param)
+        candidates = [("of the wrong type or format", _wrong_scalar(schema)), *_out_of_range(schema)]
+        for label, value in candidates:
+            if value is None or (check is not None and _is_valid(check, value)):
+                continue  # not wrong after all (a string may be anything): no negative scenario
             add(
                 f"{param.location} parameter '{param.name}' {label}",
                 target,
-                lambda s, n=param.name, v=value, a=slot_name: getattr(s, a).__setitem__(n, v),
+                lambda s, n=param.name, v=value: set_value(s, n, v),  # type: ignore[misc]
             )
     return out
 
 
-def _body_negatives(spec: Spec, builder: ValueBuilder, op: Operation, base: Scenario) -> list[Scenario]:
+def _param_validator(spec: Spec, param: Parameter) -> Validator | None:
+    try:
+        if spec.version != "2.0":
+            return spec.validator_for(param.pointer, request=True)
+        # Swagger 2.0 keeps it inline, refs are rare.
+        return spec.validator_class(param.schema, format_checker=spec.validator_class.FORMAT_CHECKER)
+    except Exception:
+        return None
+
+
+def _is_valid(validator: Validator, value: Any) -> bool:
+    try:
+        return bool(validator.is_valid(value))
+    except Exception:  # a broken schema cannot say: treat the value as wrong, as intended
+        return False
+
+
+def _body_negatives(
+    builder: ValueBuilder, op: Operation, base: Scenario, check: Validator | None
+) -> list[Scenario]:
+    """Mutations of a valid body, each kept only when the schema really rejects it."""
     assert op.body is not None
     schema = builder.schema(op.body.schema)
-    properties: dict[str, Any] = schema.get("properties") or {}
-    # With a broken spec the mutations cannot be verified against it; they are sent as they are.
-    validator = spec.validator_for(op.body.pointer) if op.body.pointer and not op.problems else None
+    declared = schema.get("properties")
+    properties: dict[str, Any] = declared if isinstance(declared, dict) else {}
+    base_valid = check is not None and _is_valid(check, base.body)
     out: list[Scenario] = []
 
-    def keep(name: str, field_name: str, body: dict[str, Any]) -> None:
-        if validator is not None and validator.is_valid(body):
-            return  # the "wrong" data is valid after all: not a negative scenario
+    def keep(name: str, field_name: str, body: dict[str, Any]) -> bool:
+        if body == base.body or (base_valid and check is not None and _is_valid(check, body)):
+            return False  # the "wrong" data is valid after all: not a negative scenario
         scenario = copy.deepcopy(base)
         scenario.name, scenario.expect = f"negative: {name}", REJECT
         scenario.target, scenario.body = f"$.body.{field_name}", body
         out.append(scenario)
+        return True
 
     for name in schema.get("required") or []:
-        body = {k: v for k, v in base.body.items() if k != name}
-        keep(f"required field '{name}' missing", name, body)
+        keep(f"required field '{name}' missing", name, {k: v for k, v in base.body.items() if k != name})
     for name, sub in properties.items():
         sub = builder.schema(sub)
         if sub.get("readOnly"):
             continue
         for value in _WRONG_TYPES:
-            body = {**base.body, name: value}
-            if validator is None or not validator.is_valid(body):
-                keep(f"field '{name}' of the wrong type", name, body)
+            if keep(f"field '{name}' of the wrong type", name, {**base.body, name: value}):
                 break
         for label, value in _out_of_range(sub):
             keep(f"field '{name}' {label}", name, {**base.body, name: value})

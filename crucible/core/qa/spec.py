@@ -97,15 +97,30 @@ class Spec:
             SPEC_URI,
             (DRAFT202012 if self.version == "3.1" else DRAFT4).create_resource(self.validation_doc),
         )
-        self._validators: dict[str, Validator] = {}
+        # Requests are checked against a view where readOnly properties are not required:
+        # a client never sends them.
+        request_doc = _without_read_only_required(self.validation_doc, self)
+        self.request_registry: Registry[Any] = Registry().with_resource(
+            SPEC_URI, (DRAFT202012 if self.version == "3.1" else DRAFT4).create_resource(request_doc)
+        )
+        self._validators: dict[tuple[str, bool], Validator] = {}
         self.operations = list(self._operations())
 
-    def validator_for(self, pointer: str) -> Validator:
-        """A validator for the schema at ``pointer``; its ``$ref``s resolve within the document."""
-        if pointer not in self._validators:
+    def validator_for(self, pointer: str, *, request: bool = False) -> Validator:
+        """A validator for the schema at ``pointer``; its ``$ref``s resolve within the document.
+
+        With ``request``, for data a client sends: readOnly properties are not required.
+        """
+        key = (pointer, request)
+        if key not in self._validators:
             schema = {"$ref": f"{SPEC_URI}#{pointer}"}
-            self._validators[pointer] = self.validator_class(schema, registry=self.registry)
-        return self._validators[pointer]
+            if request:  # formats too: data we send should be right in every respect
+                self._validators[key] = self.validator_class(
+                    schema, registry=self.request_registry, format_checker=self.validator_class.FORMAT_CHECKER
+                )
+            else:
+                self._validators[key] = self.validator_class(schema, registry=self.registry)
+        return self._validators[key]
 
     def resolve(self, node: Any, pointer: str) -> tuple[Any, str]:
         """Follow ``node``'s ``$ref`` chain, if any; the target and where it lives."""
@@ -417,6 +432,31 @@ def _with_nullable_types(node: Any) -> Any:
     if isinstance(node, list):
         return [_with_nullable_types(v) for v in node]
     return node
+
+
+def _without_read_only_required(node: Any, spec: Spec) -> Any:
+    if isinstance(node, list):
+        return [_without_read_only_required(v, spec) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _without_read_only_required(v, spec) for k, v in node.items()}
+    properties, required = node.get("properties"), node.get("required")
+    if isinstance(properties, dict) and isinstance(required, list):
+        kept = [name for name in required if not _read_only(properties.get(name), spec)]
+        if len(kept) != len(required):
+            if kept:
+                out["required"] = kept
+            else:
+                del out["required"]  # draft 4 wants a non-empty list or none
+    return out
+
+
+def _read_only(schema: Any, spec: Spec) -> bool:
+    try:
+        target, _ = spec.resolve(schema, "")
+    except SpecProblem:
+        return False
+    return isinstance(target, dict) and target.get("readOnly") is True
 
 
 def _strip_refs(node: Any) -> Any:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, Text, case, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -132,7 +132,11 @@ class QaStore:
         self, run_id: str, *, operations: Sequence[str] | None = None, excerpts: bool = True
     ) -> list[StoredResult]:
         """The run's scenarios and results; without ``excerpts``, response bodies are left out."""
-        result = RESULTS.c.result if excerpts else RESULTS.c.result.op("-")("body_excerpt").label("result")
+        result: Any = RESULTS.c.result
+        if not excerpts:  # results not yet there are JSON null, which has no keys to drop
+            without = RESULTS.c.result.op("-")(literal("body_excerpt", Text))
+            result = case((func.jsonb_typeof(RESULTS.c.result) == "object", without), else_=RESULTS.c.result)
+            result = result.label("result")
         columns = [RESULTS.c.operation, RESULTS.c.idx, RESULTS.c.scenario, result, RESULTS.c.passed]
         query = select(*columns).where(RESULTS.c.run_id == run_id)
         if operations is not None:

@@ -31,6 +31,7 @@ import resource
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,7 +48,7 @@ from httpx_aiohttp import AiohttpTransport
 from temporalio.client import Client
 
 from bench.event_log.procfs import own_cpu_seconds, peak_rss_mb, rss_mb, tree_cpu_seconds
-from bench.event_log.stack import NAMESPACE
+from bench.event_log.stack import NAMESPACE, REPO_ROOT
 from bench.qa_history import BATCH, RunHistory, Timeline, fetch_run_history, timeline
 from bench.qa_plain import PlainRequest, build_requests, new_session, read_scenarios, replay, unexpected
 from bench.qa_stack import QaBenchStack, running_qa_stack
@@ -188,6 +189,7 @@ class Bench:
         self.options = options
         self.results = results
         self.requests: dict[str, list[PlainRequest]] = {}
+        self.crucible_runs = 0
 
     def _cpu(self) -> dict[str, float]:
         roots = {name: self.stack.pid(name) for name in PARTS if name != "bench"}
@@ -230,6 +232,7 @@ class Bench:
             outcome = await self.client.get_workflow_handle(run_id).result()
         seconds, seen = time.perf_counter() - started, time.time()
         scenarios = await self._check_run(api, run_id, outcome)
+        self.crucible_runs += 1
         if keep:
             history = await fetch_run_history(self.client, run_id)
             run = CrucibleRun(
@@ -309,7 +312,7 @@ class Bench:
                         await self._timed(target, contender, number, work)
         self.results.rss_peak_mb = {name: peak_rss_mb(self.stack.pid(name)) for name in names}
         self.results.checks.append(
-            f"every Crucible run ({opts.rounds * 2 + 2 * opts.warmup} in all) is COMPLETED and PASSED, with "
+            f"every Crucible run ({self.crucible_runs} in all) is COMPLETED and PASSED, with "
             f"all {self.results.scenarios:,} scenarios of its {self.results.operations} operations passed"
         )
         self.results.checks.append(
@@ -452,6 +455,24 @@ def _versions() -> str:
         except metadata.PackageNotFoundError:
             continue
     return ", ".join(found)
+
+
+def _commit() -> str:
+    """The commit measured, and whether the work tree differed from it."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, cwd=REPO_ROOT
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO_ROOT,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git work tree)"
+    return head + (" with uncommitted changes" if dirty else "")
 
 
 def _verdict(ok: bool) -> str:
@@ -637,7 +658,8 @@ def timeline_tables(results: Results) -> list[str]:
             f"between its batches; workflow tasks: "
             f"{statistics.mean(r.history.workflow_tasks for r in runs):.0f} per run, "
             f"{statistics.mean(r.history.workflow_task_wait_s for r in runs):.3f} s queued and "
-            f"{statistics.mean(r.history.workflow_task_run_s for r in runs):.3f} s running in all.",
+            f"{statistics.mean(r.history.workflow_task_run_s for r in runs):.3f} s running "
+            "(with the local activities that write events) in all.",
             "",
         ]
     return out
@@ -655,6 +677,7 @@ def render(results: Results) -> str:
         f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"- Machine: {os.cpu_count()} CPUs (nproc), {platform.platform()}",
         f"- Python {platform.python_version()}; {_versions()}",
+        f"- Crucible commit: {_commit()}",
         f"- Settings: {settings}",
         f"- Whole benchmark, start-up included: {results.total_seconds:.0f} s",
         "",
@@ -677,7 +700,8 @@ def render(results: Results) -> str:
         "",
         *memory_table(results),
         "",
-        "Temporal history of each run (the same at any number of scenarios per operation):",
+        "Temporal history of each run: it grows with the number of batches (at most "
+        "2 lanes x 4 batches until batches reach 100 operations), not with operations or scenarios:",
         "",
         *history_table(results),
         "",

@@ -5,9 +5,9 @@
 ``--delay-ms`` (an ``asyncio.sleep``, so many wait at once), then is answered the way
 the spec says: input that the spec admits gets 200 and a body that conforms to the
 response schema; anything else gets 422 with the ``Error`` schema. Unknown paths get
-404, undeclared methods 405 with ``Allow``. The server is aiohttp's (its HTTP parser is
-C), in a process of its own, so it does not share a loop or a core's time slice with
-the clients it is measured with.
+404, undeclared methods 405 with ``Allow``. The server is aiohttp's low-level one (its
+HTTP parser is C; there is no router, so paths are matched raw, percent-encoding and
+all), in a process of its own, so it shares no event loop with the clients it serves.
 
 The spec has one resource per four operations, each with:
 
@@ -25,8 +25,11 @@ import asyncio
 import json
 import math
 import re
+import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from aiohttp import web
 from jsonschema import Draft4Validator
@@ -299,7 +302,7 @@ def build_routes(spec: dict[str, Any]) -> dict[str, dict[str, tuple[re.Pattern[s
     routes: dict[str, dict[str, tuple[re.Pattern[str], Route]]] = {}
     for template, item in spec["paths"].items():
         names = re.findall(r"{(\w+)}", template)
-        pattern = re.compile("^" + re.sub(r"{(\w+)}", r"(?P<\1>[^/]+)", template) + "$")
+        pattern = re.compile(re.sub(r"{(\w+)}", r"(?P<\1>[^/]+)", template))
         for method, operation in item.items():
             params = [
                 Param(p["name"], p["in"], bool(p.get("required")), p["schema"], _validator(p["schema"]))
@@ -313,7 +316,11 @@ def build_routes(spec: dict[str, Any]) -> dict[str, dict[str, tuple[re.Pattern[s
     return routes
 
 
-def make_app(operations: int, delay_s: float) -> web.Application:
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+
+def make_handler(operations: int, delay_s: float) -> Handler:
+    """The target's one request handler (no router: paths are matched raw, segment by segment)."""
     spec = build_spec(operations)
     spec_bytes = json.dumps(spec).encode()
     routes = build_routes(spec)
@@ -330,36 +337,51 @@ def make_app(operations: int, delay_s: float) -> web.Application:
             body=json.dumps(body).encode(), status=status, content_type=_JSON, headers=headers
         )
 
-    async def handle(request: web.Request) -> web.StreamResponse:
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
         if request.path == SPEC_PATH:
             return web.Response(body=spec_bytes, content_type=_JSON)
         if delay_s > 0:
             await asyncio.sleep(delay_s)
         raw = await request.read()
-        for methods in index.get(tuple(request.path.strip("/").split("/")[:2]), []):
+        path = request.rel_url.raw_path  # still percent-encoded: an encoded "/" stays in its segment
+        for methods in index.get(tuple(path.strip("/").split("/")[:2]), []):
             pattern, _ = next(iter(methods.values()))
-            match = pattern.match(request.path)
+            match = pattern.fullmatch(path)
             if match is None:
                 continue
             if request.method not in methods:
                 return error(405, f"{request.method} is not allowed", Allow=", ".join(sorted(methods)))
             route = methods[request.method][1]
+            values = {name: unquote(value, errors="strict") for name, value in match.groupdict().items()}
             try:
-                route.check(match.groupdict(), request.query, raw, request.content_type)
+                route.check(values, request.query, raw, request.content_type)
             except Invalid as exc:
                 return error(422, exc.error, exc.where)
             return web.Response(body=route.answer, content_type=_JSON)
         return error(404, f"no operation at {request.path}")
 
-    async def safe(request: web.Request) -> web.StreamResponse:
+    async def safe(request: web.BaseRequest) -> web.StreamResponse:
         try:
             return await handle(request)
         except (UnicodeError, ValueError) as exc:  # undecodable input: still the client's fault
             return error(422, f"unreadable input: {exc}")
 
-    app = web.Application(client_max_size=1024 * 1024)
-    app.router.add_route("*", "/{tail:.*}", safe)
-    return app
+    return safe
+
+
+async def serve(port: int, handler: Handler) -> None:
+    """Serve on 127.0.0.1:``port`` until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.ServerRunner(web.Server(handler, access_log=None), handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        await stop.wait()
+    finally:
+        await runner.cleanup()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -368,8 +390,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--delay-ms", type=float, default=10.0, help="how long each answer waits")
     parser.add_argument("--operations", type=int, default=200, help="operations in the spec")
     args = parser.parse_args(argv)
-    app = make_app(args.operations, args.delay_ms / 1000)
-    web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None, handle_signals=True)
+    asyncio.run(serve(args.port, make_handler(args.operations, args.delay_ms / 1000)))
 
 
 if __name__ == "__main__":

@@ -20,13 +20,15 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from crucible.activities.ai import AiActivities
     from crucible.activities.db import QaDbActivities
-    from crucible.activities.http import QaHttpActivities
+    from crucible.activities.http import SPEC_INVALID, QaHttpActivities
     from crucible.core.events import EventType
     from crucible.core.qa.models import (
         EvaluateQaInput,
         ExecuteOperationsInput,
         FetchSpecInput,
+        GeneratedScenarios,
         GenerateScenariosInput,
+        GenerateScenariosResult,
         OperationOutcome,
         QaPackageRunInput,
         QaPackageRunResult,
@@ -49,7 +51,9 @@ EXECUTE_RETRY = RetryPolicy(
 #: policy only covers the activity itself being lost, to a worker crash say.
 GENERATE_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=1))
 GENERATE_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
-DB_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(seconds=10))
+DB_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(seconds=10), maximum_attempts=20
+)
 #: A dead worker's batch is retried this soon, and a cancellation reaches a batch this fast.
 BATCH_HEARTBEAT_TIMEOUT = timedelta(seconds=4)
 
@@ -97,7 +101,10 @@ class QaPackageRunWorkflow:
                 retry_policy=FETCH_SPEC_RETRY,
             )
         except ActivityError as exc:
-            reason = str(exc.cause) if exc.cause is not None else str(exc)
+            cause = exc.cause
+            if not (isinstance(cause, ApplicationError) and cause.type == SPEC_INVALID):
+                raise  # not the spec's fault (the database, say): the run fails saying so
+            reason = str(cause)
             await log.record(EventType.SPEC_INVALID, {"reason": reason, "spec_url": request.spec_url})
             raise ApplicationError(
                 f"the spec is not usable: {reason}", type="SpecInvalid", non_retryable=True
@@ -180,7 +187,7 @@ class QaPackageRunWorkflow:
                 batch = queue.pop()
                 sources = {}
                 if generator == "llm":
-                    sources = await self._generate(request, batch, concurrency, stats)
+                    sources = await self._generate(request, batch, concurrency, lanes, stats)
                 outcomes = await workflow.execute_activity_method(
                     QaHttpActivities.execute_operations,
                     ExecuteOperationsInput(
@@ -208,7 +215,10 @@ class QaPackageRunWorkflow:
         share = [
             request.concurrency // lanes + (1 if i < request.concurrency % lanes else 0) for i in range(lanes)
         ]
-        await asyncio.gather(*(lane(max(1, c)) for c in share))
+        # A lane that fails cancels the others before the run's log is closed.
+        async with asyncio.TaskGroup() as lanes_group:
+            for concurrency in share:
+                lanes_group.create_task(lane(max(1, concurrency)))
 
     def _record_outcome(self, outcome: OperationOutcome, generator: str, stats: dict[str, int]) -> None:
         log = self.log
@@ -242,24 +252,34 @@ class QaPackageRunWorkflow:
         log.run.summary = {"operations": self.total, "done": self.done, "failed": self.failed}
 
     async def _generate(
-        self, request: QaPackageRunInput, batch: list[str], concurrency: int, stats: dict[str, int]
+        self,
+        request: QaPackageRunInput,
+        batch: list[str],
+        concurrency: int,
+        lanes: int,
+        stats: dict[str, int],
     ) -> dict[str, str]:
         """LLM scenarios for each operation of ``batch``; which generator made each one's."""
         log = self.log
         assert log is not None
-        generated = await workflow.execute_activity_method(
-            AiActivities.generate_scenarios,
-            GenerateScenariosInput(
-                run_id=workflow.info().workflow_id,
-                operations=batch,
-                attempts=request.ai_attempts,
-                token_budget=request.ai_token_budget - stats["tokens"],
-                concurrency=concurrency,
-            ),
-            start_to_close_timeout=timedelta(minutes=10 + 2 * len(batch)),
-            heartbeat_timeout=GENERATE_HEARTBEAT_TIMEOUT,
-            retry_policy=GENERATE_RETRY,
-        )
+        try:
+            generated = await workflow.execute_activity_method(
+                AiActivities.generate_scenarios,
+                GenerateScenariosInput(
+                    run_id=workflow.info().workflow_id,
+                    operations=batch,
+                    attempts=request.ai_attempts,
+                    # Lanes run at once: each may spend its share of what is left.
+                    token_budget=max(0, request.ai_token_budget - stats["tokens"]) // lanes,
+                    concurrency=concurrency,
+                ),
+                start_to_close_timeout=timedelta(minutes=10 + 2 * len(batch)),
+                heartbeat_timeout=GENERATE_HEARTBEAT_TIMEOUT,
+                retry_policy=GENERATE_RETRY,
+            )
+        except ActivityError as exc:  # generation itself broke: the schema generator steps in
+            reason = f"scenario generation failed: {exc.cause or exc}"
+            generated = GenerateScenariosResult([GeneratedScenarios(key, fallback=reason) for key in batch])
         sources: dict[str, str] = {}
         for outcome in generated.operations:
             stats["tokens"] += outcome.tokens

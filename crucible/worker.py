@@ -36,7 +36,7 @@ from crucible.core.kafka import EventPublisher
 from crucible.core.logs import configure_logging
 from crucible.core.qa.store import QaStore
 from crucible.core.reconcile import RunReconciler
-from crucible.core.secrets import SecretBox, SecretStore
+from crucible.core.secrets import SecretStore, secret_box
 from crucible.core.store import RunStore
 from crucible.core.temporal import connect, ensure_search_attributes
 from crucible.workflows.qa_package import QaPackageRunWorkflow
@@ -72,8 +72,7 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
     if deps.settings is not None and deps.http is not None:
         settings = deps.settings
         qa = QaStore(deps.store.engine)
-        key = settings.secrets_key.get_secret_value() if settings.secrets_key else None
-        secrets = SecretStore(deps.store.engine, SecretBox(key, key_id=settings.secrets_key_id))
+        secrets = SecretStore(deps.store.engine, secret_box(settings))
         http = QaHttpActivities(qa, secrets, deps.http)
         ai = AiActivities(qa, deps.http, settings)
         activities += [

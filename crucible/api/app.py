@@ -22,7 +22,7 @@ from crucible.core.db import create_engine
 from crucible.core.kafka import EventPublisher
 from crucible.core.qa.store import QaStore
 from crucible.core.reconcile import RunReconciler
-from crucible.core.secrets import SecretBox, SecretStore
+from crucible.core.secrets import SecretStore, secret_box
 from crucible.core.store import RunStore
 from crucible.core.temporal import connect
 
@@ -49,8 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = resolved
         app.state.store = RunStore(engine)
         app.state.qa_store = QaStore(engine)
-        key = resolved.secrets_key.get_secret_value() if resolved.secrets_key else None
-        app.state.secrets = SecretStore(engine, SecretBox(key, key_id=resolved.secrets_key_id))
+        app.state.secrets = SecretStore(engine, secret_box(resolved))
         app.state.temporal = await connect(resolved, lazy=True)
         app.state.reconciler = RunReconciler(app.state.store, app.state.temporal, publisher)
         app.state.refresh_limiter = RefreshLimiter()

@@ -9,9 +9,13 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from crucible.core.qa.checks import ALL_CHECKS, SPEC_PROBLEM
+from crucible.core.qa.evaluate import normalise_failure_key
 from crucible.core.qa.spec import METHODS, NotASpecError, Spec, parse_document
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]*$")
+#: An inline spec larger than this is refused; fetch larger ones with spec_url.
+MAX_INLINE_SPEC_CHARS = 10 * 1024 * 1024
 _KNOWN_FAILURE_CHECKS = {*ALL_CHECKS, SPEC_PROBLEM, "request_error"}
 
 
@@ -91,13 +95,18 @@ class QaRunCreate(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
-        return _http_url(value, "base_url")
+        value = _http_url(value, "base_url")
+        if urlsplit(value).query or urlsplit(value).fragment:
+            raise ValueError("base_url takes no query or fragment; operations' paths are added to it")
+        return value
 
     @field_validator("spec")
     @classmethod
     def _spec(cls, value: dict[str, Any] | str | None) -> dict[str, Any] | None:
         if value is None:
             return None
+        if isinstance(value, str) and len(value) > MAX_INLINE_SPEC_CHARS:
+            raise ValueError(f"longer than {MAX_INLINE_SPEC_CHARS:,} characters; give a spec_url instead")
         try:
             doc = parse_document(value)
             Spec(doc)
@@ -106,6 +115,8 @@ class QaRunCreate(BaseModel):
                 "not an OpenAPI or Swagger document: "
                 + "; ".join(f"{where}: {why}" for where, why in exc.reasons)
             ) from None
+        except Exception as exc:  # readable, but not as a spec: never a 500
+            raise ValueError(f"the spec cannot be read: {type(exc).__name__}: {exc}") from None
         return doc
 
     @field_validator("headers")
@@ -114,6 +125,10 @@ class QaRunCreate(BaseModel):
         bad = [name for name in headers if not _HEADER_NAME.match(name)]
         if bad:
             raise ValueError(f"invalid header names: {bad}")
+        # Values are secrets, so the message names the header only.
+        unsendable = [name for name, value in headers.items() if not _HEADER_VALUE.fullmatch(value)]
+        if unsendable:
+            raise ValueError(f"header values must be printable ASCII on one line: {unsendable}")
         return headers
 
     @field_validator("known_failures")
@@ -127,7 +142,7 @@ class QaRunCreate(BaseModel):
                 raise ValueError(
                     f"{entry!r}: unknown check {parts[2]!r}; one of {sorted(_KNOWN_FAILURE_CHECKS)}"
                 )
-        return [" ".join(e.split()) for e in entries]
+        return [normalise_failure_key(e) for e in entries]
 
     @model_validator(mode="after")
     def _one_spec(self) -> QaRunCreate:

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
         None, description="32 bytes, base64: encrypts target headers and credentials at rest."
     )
     secrets_key_id: str = Field("k1", description="Id stored with each secret, to rotate keys.")
+    secrets_previous_keys: SecretStr | None = Field(
+        None, description="Keys rotated out, as id=key,…: secrets sealed with them still open."
+    )
 
     # LLM scenario generation (an OpenAI-compatible chat-completions endpoint)
     llm_base_url: str | None = Field(None, description="e.g. https://api.openai.com/v1")

@@ -1,8 +1,10 @@
 """Secrets at rest: AES-GCM encrypted rows, handed around by id.
 
 A workflow carries a secret's id, never its value; the activity that needs the value
-opens it. The key comes from ``CRUCIBLE_SECRETS_KEY`` (32 bytes, base64); its id is
-stored with every secret, so a new key can be introduced while old secrets still open.
+opens it. The key comes from ``CRUCIBLE_SECRETS_KEY`` (32 bytes, base64) and its id
+from ``CRUCIBLE_SECRETS_KEY_ID``; the id is stored with every secret. To rotate, give
+the new key a new id and list the old one in ``CRUCIBLE_SECRETS_PREVIOUS_KEYS``
+(``id=key,…``): new secrets are sealed with the new key, old ones still open.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from crucible.core.config import Settings
 from crucible.core.errors import CrucibleError
 from crucible.core.tables import SecretRow
 
@@ -33,22 +36,50 @@ def new_key() -> str:
     return base64.urlsafe_b64encode(os.urandom(32)).decode()
 
 
+def _cipher_of(key: str, what: str) -> AESGCM:
+    try:
+        raw = base64.urlsafe_b64decode(key.encode())
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        raise SecretsUnavailableError(f"{what} must be 32 bytes, base64-encoded")
+    return AESGCM(raw)
+
+
+def parse_previous_keys(text: str | None) -> dict[str, str]:
+    """``"k1=…,k0=…"`` as ``{"k1": "…", "k0": "…"}``."""
+    keys: dict[str, str] = {}
+    for entry in (text or "").split(","):
+        if entry.strip():
+            key_id, sep, key = entry.strip().partition("=")
+            if not sep or not key_id:
+                raise SecretsUnavailableError(
+                    "CRUCIBLE_SECRETS_PREVIOUS_KEYS takes id=key pairs, comma-separated"
+                )
+            keys[key_id] = key
+    return keys
+
+
 class SecretBox:
     """Encrypts and decrypts JSON values with AES-GCM; the secret's id is the associated data."""
 
-    def __init__(self, key: str | None, *, key_id: str = "k1") -> None:
+    def __init__(
+        self, key: str | None, *, key_id: str = "k1", previous: dict[str, str] | None = None
+    ) -> None:
         self.key_id = key_id
-        self._aead: AESGCM | None = None
-        if key:
-            try:
-                raw = base64.urlsafe_b64decode(key.encode())
-            except (binascii.Error, ValueError):
-                raw = b""
-            if len(raw) != 32:
-                raise SecretsUnavailableError("CRUCIBLE_SECRETS_KEY must be 32 bytes, base64-encoded")
-            self._aead = AESGCM(raw)
+        self._aead = _cipher_of(key, "CRUCIBLE_SECRETS_KEY") if key else None
+        self._previous = {
+            old_id: _cipher_of(old_key, f"previous key {old_id!r}")
+            for old_id, old_key in (previous or {}).items()
+        }
 
-    def _cipher(self) -> AESGCM:
+    def _cipher(self, key_id: str | None = None) -> AESGCM:
+        if key_id is not None and key_id != self.key_id:
+            if key_id not in self._previous:
+                raise SecretsUnavailableError(
+                    f"no key with id {key_id!r} (see CRUCIBLE_SECRETS_PREVIOUS_KEYS)"
+                )
+            return self._previous[key_id]
         if self._aead is None:
             raise SecretsUnavailableError("no secrets key is configured (set CRUCIBLE_SECRETS_KEY)")
         return self._aead
@@ -65,13 +96,18 @@ class SecretBox:
         )
 
     def open(self, row: SecretRow) -> Any:
-        if row.key_id != self.key_id:
-            raise SecretsUnavailableError(f"secret {row.secret_id} was sealed with key {row.key_id!r}")
         try:
-            plain = self._cipher().decrypt(row.nonce, row.ciphertext, row.secret_id.encode())
+            plain = self._cipher(row.key_id).decrypt(row.nonce, row.ciphertext, row.secret_id.encode())
         except InvalidTag:
             raise SecretsUnavailableError(f"secret {row.secret_id} does not open with this key") from None
         return json.loads(plain)
+
+
+def secret_box(settings: Settings) -> SecretBox:
+    """The box the settings describe: the current key and any previous ones."""
+    key = settings.secrets_key.get_secret_value() if settings.secrets_key else None
+    previous = settings.secrets_previous_keys.get_secret_value() if settings.secrets_previous_keys else None
+    return SecretBox(key, key_id=settings.secrets_key_id, previous=parse_previous_keys(previous))
 
 
 class SecretStore:

@@ -121,6 +121,7 @@ async def test_bad_input_gets_every_error_field_by_field_and_starts_nothing(
             "include": {"paths": ["("], "methods": ["FETCH"]},
             "known_failures": ["GET /x"],
             "min_pass_rate": 2,
+            "headers": {"Authorization": "Bearer line\nbreak-secret"},
         },
     )
     assert more.status_code == 422
@@ -130,7 +131,13 @@ async def test_bad_input_gets_every_error_field_by_field_and_starts_nothing(
         ("body", "include", "methods"),
         ("body", "known_failures"),
         ("body", "min_pass_rate"),
+        ("body", "headers"),
     }
+    assert "break-secret" not in more.text, "a header's value is never echoed, even when wrong"
+    query = await api.post(
+        "/api/v1/qa-runs", json={"spec": DEMO_SPEC.read_text(), "base_url": "http://h/?a=1"}
+    )
+    assert query.status_code == 422 and query.json()["detail"][0]["loc"] == ["body", "base_url"]
     no_llm = await api.post(
         "/api/v1/qa-runs",
         json={"spec": DEMO_SPEC.read_text(), "base_url": "http://127.0.0.1:1", "generator": "llm"},

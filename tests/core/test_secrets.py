@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from crucible.core.secrets import SecretBox, SecretStore, SecretsUnavailableError, new_key
+from crucible.core.secrets import (
+    SecretBox,
+    SecretStore,
+    SecretsUnavailableError,
+    new_key,
+    parse_previous_keys,
+)
 from crucible.core.store import RunStore
 
 
@@ -39,3 +45,13 @@ def test_a_missing_or_malformed_key_says_so() -> None:
         SecretBox(None).seal("s", 1)
     with pytest.raises(SecretsUnavailableError, match="32 bytes"):
         SecretBox("c2hvcnQ=")
+
+
+def test_a_rotated_key_still_opens_what_it_sealed() -> None:
+    old, new = new_key(), new_key()
+    sealed = SecretBox(old, key_id="k1").seal("secret-a", {"x": 1})
+    rotated = SecretBox(new, key_id="k2", previous=parse_previous_keys(f"k1={old}"))
+    assert rotated.open(sealed) == {"x": 1}
+    assert rotated.seal("secret-b", 2).key_id == "k2"
+    with pytest.raises(SecretsUnavailableError, match="no key with id 'k1'"):
+        SecretBox(new, key_id="k2").open(sealed)

@@ -18,6 +18,12 @@ def failure_key(operation: str, check: str) -> str:
     return f"{operation} {check}"
 
 
+def normalise_failure_key(entry: str) -> str:
+    """``"get  /x  check"`` as ``"GET /x check"``: methods in capitals, single spaces."""
+    parts = entry.split()
+    return " ".join([parts[0].upper(), *parts[1:]]) if parts else ""
+
+
 def evaluate(
     operations: Sequence[dict[str, Any]],
     results: Sequence[StoredResult],
@@ -30,7 +36,7 @@ def evaluate(
     An operation passes when none of its scenarios failed a check, not counting the
     failures the ``known_failures`` baseline lists, and its part of the spec is sound.
     """
-    known = {" ".join(k.split()) for k in known_failures}
+    known = {normalise_failure_key(k) for k in known_failures}
     by_operation: dict[str, list[StoredResult]] = {}
     for row in results:
         by_operation.setdefault(row.operation, []).append(row)
@@ -79,9 +85,10 @@ def evaluate(
         )
     total = len(endpoints)
     passed_count = sum(1 for e in endpoints if e["status"] == "PASSED")
-    pass_rate = passed_count / total if total else 1.0
+    # No operation tested (filters that match nothing) proves nothing: it is not a pass.
+    pass_rate = passed_count / total if total else 0.0
     return {
-        "verdict": PASSED if pass_rate >= min_pass_rate else FAILED,
+        "verdict": PASSED if total and pass_rate >= min_pass_rate else FAILED,
         "pass_rate": round(pass_rate, 4),
         "min_pass_rate": min_pass_rate,
         "operations": total,

@@ -69,3 +69,19 @@ def test_a_known_failure_does_not_fail_the_verdict_and_junit_parses() -> None:
     cases = [case for suite in xml for case in suite]
     assert [c.is_passed for c in cases] == [True, False]
     assert "server error 500" in report_html(meta, strict)
+
+
+def test_a_run_that_tested_nothing_does_not_pass() -> None:
+    nothing = evaluate([], [], min_pass_rate=0.0)
+    assert (nothing["verdict"], nothing["pass_rate"]) == ("FAILED", 0.0)
+    lower = evaluate(
+        [{"key": "GET /b", "responses": ["200"]}],
+        [
+            StoredResult(
+                "GET /b", 0, {}, {"status": 500, "failures": [{"check": "not_a_server_error"}]}, False
+            )
+        ],
+        min_pass_rate=1.0,
+        known_failures=["get /b not_a_server_error"],
+    )
+    assert lower["verdict"] == "PASSED"

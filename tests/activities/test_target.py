@@ -1,0 +1,111 @@
+"""Whatever a target does on the wire, it is one scenario's result, never a broken batch."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from crucible.activities.target import MAX_RESPONSE_BYTES, REDACTED, Target
+from crucible.core.http import target_client
+from crucible.core.qa.models import ExecuteOperationsInput
+from crucible.core.qa.scenarios import ACCEPT, Scenario
+from crucible.core.qa.spec import Spec
+from crucible.stack.services import free_port
+from tests.support.targets import simple_spec
+
+SECRET = "Bearer very-secret-token"
+JSON = b"content-type: application/json\r\n"
+
+
+def _answer(path: str, headers: dict[str, str]) -> bytes:
+    if path == "/malformed":
+        return b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n"
+    if path == "/echo":
+        body = json.dumps({"authorization": headers.get("authorization", "")}).encode()
+    elif path == "/cookie":
+        body = json.dumps({"cookie": headers.get("cookie", "")}).encode()
+        return (
+            b"HTTP/1.1 200 OK\r\n"
+            + JSON
+            + b"set-cookie: session=ADMIN\r\n"
+            + b"content-length: %d\r\n\r\n" % len(body)
+            + body
+        )
+    elif path == "/bomb":
+        body = gzip.compress(b"{" + b" " * (20 * MAX_RESPONSE_BYTES))
+        return (
+            b"HTTP/1.1 200 OK\r\n"
+            + JSON
+            + b"content-encoding: gzip\r\ncontent-length: %d\r\n\r\n" % len(body)
+            + body
+        )
+    else:
+        body = b"{}"
+    return b"HTTP/1.1 200 OK\r\n" + JSON + b"content-length: %d\r\n\r\n" % len(body) + body
+
+
+@pytest.fixture
+async def target_url() -> AsyncIterator[str]:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = (await reader.readuntil(b"\r\n\r\n")).decode()
+                lines = head.split("\r\n")
+                path = lines[0].split(" ")[1]
+                headers = {
+                    k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)
+                }
+                if path == "/stall":
+                    writer.write(b"HTTP/1.1 200 OK\r\n" + JSON + b'content-length: 100\r\n\r\n{"a"')
+                    await writer.drain()
+                    await asyncio.sleep(30)
+                writer.write(_answer(path, headers))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    port = free_port()
+    server = await asyncio.start_server(serve, "127.0.0.1", port)
+    yield f"http://127.0.0.1:{port}"
+    server.close()
+
+
+async def _run(
+    url: str, path: str, client: httpx.AsyncClient, *, headers: dict[str, str] | None = None
+) -> dict:
+    spec = Spec(simple_spec([path]))
+    request = ExecuteOperationsInput(run_id="qa-test", operations=[], base_url=url, request_timeout_s=1)
+    target = Target(client, spec, request, headers or {}, asyncio.Semaphore(4))
+    return await target.run(spec.operations[0], Scenario("positive", ACCEPT))
+
+
+async def test_the_wire_never_breaks_a_batch(target_url: str) -> None:
+    client = target_client()
+    try:
+        malformed = await _run(target_url, "/malformed", client)
+        assert [f["check"] for f in malformed["failures"]] == ["request_error"]
+
+        stalled = await _run(target_url, "/stall", client)  # the body never ends: judged on what came
+        assert stalled["status"] == 200 and stalled["truncated"]
+
+        bomb = await _run(target_url, "/bomb", client)  # decompressed up to the cap, no further
+        assert bomb["truncated"] and bomb["status"] == 200
+
+        refused = await _run(f"http://127.0.0.1:{free_port()}", "/x", client)
+        assert "could not connect" in refused["failures"][0]["message"]
+
+        echoed = await _run(target_url, "/echo", client, headers={"authorization": SECRET})
+        assert SECRET not in str(echoed) and REDACTED in echoed["body_excerpt"]
+
+        first = await _run(target_url, "/cookie", client)
+        second = await _run(target_url, "/cookie", client)
+        assert '"cookie": ""' in first["body_excerpt"] and '"cookie": ""' in second["body_excerpt"]
+    finally:
+        await client.aclose()

@@ -83,7 +83,11 @@ async def test_a_qa_run_survives_kill_9_of_its_worker(
         if second is not None:
             await second.terminate()
 
-    assert (result.operations, result.passed) == (OPERATIONS, OPERATIONS)
+    rows = await QaStore(store.engine).results(handle.id)
+    row = await QaStore(store.engine).get(handle.id)
+    assert row is not None and row.evaluation is not None
+    failed = [e for e in row.evaluation["endpoints"] if e["status"] != "PASSED"]
+    assert (result.operations, result.passed) == (OPERATIONS, OPERATIONS), failed
     assert set(seen) == set(PATHS), "every operation was attempted"
     events = await fetch_all_events(store, handle.id)
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
@@ -92,7 +96,6 @@ async def test_a_qa_run_survives_kill_9_of_its_worker(
     assert len(per_operation) == 2 * OPERATIONS
     assert [e.type for e in events[-3:]] == ["AI_SUCCESS", "QA_EVAL_DONE", "COMPLETE"]
 
-    rows = await QaStore(store.engine).results(handle.id)
     assert sorted((r.operation, r.idx) for r in rows) == sorted((f"GET {p}", 0) for p in PATHS)
     assert all(r.passed for r in rows)
     on_kafka = await kafka_events(kafka.bootstrap, EVENTS_TOPIC, handle.id)

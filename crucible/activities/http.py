@@ -8,6 +8,7 @@ so neither Temporal's per-activity cost nor a client per request decides the spe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import httpx
@@ -31,6 +32,8 @@ from crucible.core.secrets import SecretStore
 
 #: A spec larger than this is refused: it would not fit the database row sensibly.
 MAX_SPEC_BYTES = 20 * 1024 * 1024
+#: How often a batch stores the results of the operations it has finished.
+RESULT_FLUSH_S = 0.25
 #: Parsed specs kept per worker, most recent runs first out last.
 SPEC_CACHE_SIZE = 16
 SPEC_INVALID = "SpecInvalid"
@@ -150,13 +153,14 @@ class QaHttpActivities:
             target = Target(
                 self.client, spec, request, headers, asyncio.Semaphore(max(1, request.concurrency))
             )
-            outcomes = await asyncio.gather(
-                *(
-                    self._operation(target, by_key[key], ready.get(key), request)
-                    for key in request.operations
-                    if key in by_key
+            async with ResultWriter(self.store, request.run_id) as writer:
+                outcomes = await asyncio.gather(
+                    *(
+                        self._operation(target, by_key[key], ready.get(key), request, writer)
+                        for key in request.operations
+                        if key in by_key
+                    )
                 )
-            )
         return ExecuteOperationsResult(outcomes=list(outcomes))
 
     async def _operation(
@@ -165,6 +169,7 @@ class QaHttpActivities:
         op: Operation,
         scenarios: list[Scenario] | None,
         request: ExecuteOperationsInput,
+        writer: ResultWriter,
     ) -> OperationOutcome:
         # An operation whose part of the spec is broken is still tested as far as it can be;
         # the evaluation adds its spec problems to whatever the scenarios find.
@@ -174,17 +179,57 @@ class QaHttpActivities:
                 scenarios = schema_scenarios(target.spec, op, seed=request.seed)
             except SpecProblem as exc:
                 # A part of the spec only generation trips over (a bad pattern): the operation's result.
-                await self.store.save_results(request.run_id, op.key, [_problem_row(op, str(exc))])
+                writer.add([_problem_row(op, str(exc))])
                 return OperationOutcome(op.key, 0, passed=False, failed_checks=[SPEC_PROBLEM])
         results = await asyncio.gather(*(target.run(op, scenario) for scenario in scenarios))
         rows = [
             StoredResult(op.key, idx, scenario.to_dict(), result, not result["failures"])
             for idx, (scenario, result) in enumerate(zip(scenarios, results, strict=True))
         ]
-        await self.store.save_results(request.run_id, op.key, rows)
+        writer.add(rows)
         failed = sorted({f["check"] for result in results for f in result["failures"]} | spec_checks(op))
         statuses = sorted({r["status"] for r in results if r["status"] is not None})
         return OperationOutcome(op.key, len(scenarios), not failed, failed, statuses, source)
+
+
+class ResultWriter:
+    """Stores finished operations' results in a few statements, not one per operation.
+
+    Rows are written every ``RESULT_FLUSH_S`` and when the block ends, also when it ends
+    by cancellation: a cancelled run keeps what it found.
+    """
+
+    def __init__(self, store: QaStore, run_id: str) -> None:
+        self.store = store
+        self.run_id = run_id
+        self._rows: list[StoredResult] = []
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, rows: list[StoredResult]) -> None:
+        self._rows.extend(rows)
+
+    async def flush(self) -> None:
+        rows, self._rows = self._rows, []
+        if rows:
+            await self.store.save_results(self.run_id, rows)
+
+    async def _every(self) -> None:
+        # Never cancelled: a write cut short would lose the rows it had taken.
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), RESULT_FLUSH_S)
+            await self.flush()
+        await self.flush()  # rows added while the last round was writing
+
+    async def __aenter__(self) -> ResultWriter:
+        self._task = asyncio.create_task(self._every())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._task is not None
+        self._stopping.set()
+        await asyncio.shield(self._task)  # its last round writes whatever is left
 
 
 def spec_checks(op: Operation) -> set[str]:

@@ -215,10 +215,14 @@ class QaPackageRunWorkflow:
         share = [
             request.concurrency // lanes + (1 if i < request.concurrency % lanes else 0) for i in range(lanes)
         ]
-        # A lane that fails cancels the others before the run's log is closed.
-        async with asyncio.TaskGroup() as lanes_group:
-            for concurrency in share:
-                lanes_group.create_task(lane(max(1, concurrency)))
+        # A lane that fails stops the others: no requests go on after the run has failed.
+        tasks = [asyncio.ensure_future(lane(max(1, c))) for c in share]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
 
     def _record_outcome(self, outcome: OperationOutcome, generator: str, stats: dict[str, int]) -> None:
         log = self.log

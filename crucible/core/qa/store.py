@@ -100,11 +100,12 @@ class QaStore:
             if rows:
                 await conn.execute(insert(RESULTS), rows)
 
-    async def save_results(self, run_id: str, operation: str, rows: Iterable[StoredResult]) -> None:
+    async def save_results(self, run_id: str, rows: Iterable[StoredResult]) -> None:
+        """Upsert results (of any operations of the run) in one statement."""
         values = [
             {
                 "run_id": run_id,
-                "operation": operation,
+                "operation": r.operation,
                 "idx": r.idx,
                 "scenario": pg_safe(r.scenario),
                 "result": pg_safe(r.result),

@@ -93,18 +93,20 @@ class Spec:
         self.validator_class: Any = Draft202012Validator if self.version == "3.1" else Draft4Validator
         # The checks validate against this copy: 3.0's and 2.0's ``nullable`` become JSON Schema.
         self.validation_doc = doc if self.version == "3.1" else _with_nullable_types(doc)
-        self.registry: Registry[Any] = Registry().with_resource(
-            SPEC_URI,
-            (DRAFT202012 if self.version == "3.1" else DRAFT4).create_resource(self.validation_doc),
+        # Responses are checked against a view where writeOnly properties are not required
+        # (a server never returns them), requests against one where readOnly ones are not.
+        self.registry: Registry[Any] = self._registry(
+            _without_required(self.validation_doc, self, "writeOnly")
         )
-        # Requests are checked against a view where readOnly properties are not required:
-        # a client never sends them.
-        request_doc = _without_read_only_required(self.validation_doc, self)
-        self.request_registry: Registry[Any] = Registry().with_resource(
-            SPEC_URI, (DRAFT202012 if self.version == "3.1" else DRAFT4).create_resource(request_doc)
+        self.request_registry: Registry[Any] = self._registry(
+            _without_required(self.validation_doc, self, "readOnly")
         )
         self._validators: dict[tuple[str, bool], Validator] = {}
         self.operations = list(self._operations())
+
+    def _registry(self, doc: dict[str, Any]) -> Registry[Any]:
+        specification = DRAFT202012 if self.version == "3.1" else DRAFT4
+        return Registry().with_resource(SPEC_URI, specification.create_resource(doc))
 
     def validator_for(self, pointer: str, *, request: bool = False) -> Validator:
         """A validator for the schema at ``pointer``; its ``$ref``s resolve within the document.
@@ -434,15 +436,16 @@ def _with_nullable_types(node: Any) -> Any:
     return node
 
 
-def _without_read_only_required(node: Any, spec: Spec) -> Any:
+def _without_required(node: Any, spec: Spec, flag: str) -> Any:
+    """The document with properties marked ``flag`` (readOnly, writeOnly) dropped from ``required``."""
     if isinstance(node, list):
-        return [_without_read_only_required(v, spec) for v in node]
+        return [_without_required(v, spec, flag) for v in node]
     if not isinstance(node, dict):
         return node
-    out = {k: _without_read_only_required(v, spec) for k, v in node.items()}
+    out = {k: _without_required(v, spec, flag) for k, v in node.items()}
     properties, required = node.get("properties"), node.get("required")
     if isinstance(properties, dict) and isinstance(required, list):
-        kept = [name for name in required if not _read_only(properties.get(name), spec)]
+        kept = [name for name in required if not _flagged(properties.get(name), spec, flag)]
         if len(kept) != len(required):
             if kept:
                 out["required"] = kept
@@ -451,12 +454,12 @@ def _without_read_only_required(node: Any, spec: Spec) -> Any:
     return out
 
 
-def _read_only(schema: Any, spec: Spec) -> bool:
+def _flagged(schema: Any, spec: Spec, flag: str) -> bool:
     try:
         target, _ = spec.resolve(schema, "")
     except SpecProblem:
         return False
-    return isinstance(target, dict) and target.get("readOnly") is True
+    return isinstance(target, dict) and target.get(flag) is True
 
 
 def _strip_refs(node: Any) -> Any:

@@ -83,3 +83,20 @@ def test_openapi_30_nullable_is_honoured_when_validating() -> None:
     )
     validator = spec.validator_for("/components/schemas/A")
     assert validator.is_valid({"x": None}) and not validator.is_valid({"x": 3})
+
+
+def test_read_only_and_write_only_properties_are_required_one_way_each() -> None:
+    user = {
+        "type": "object",
+        "required": ["id", "password"],
+        "properties": {
+            "id": {"type": "integer", "readOnly": True},
+            "password": {"type": "string", "writeOnly": True},
+        },
+    }
+    spec = Spec({"openapi": "3.1.0", "info": {}, "paths": {}, "components": {"schemas": {"User": user}}})
+    assert spec.validator_for("/components/schemas/User").is_valid({"id": 1})  # what a server returns
+    assert spec.validator_for("/components/schemas/User", request=True).is_valid(
+        {"password": "x"}
+    )  # a client sends
+    assert not spec.validator_for("/components/schemas/User").is_valid({"password": "x"})

@@ -201,6 +201,7 @@ class QaPackageRunWorkflow:
                         max_response_time_ms=request.max_response_time_ms,
                         follow_redirects=request.follow_redirects,
                     ),
+                    # A bound no healthy batch meets (its heartbeat is what notices a dead worker).
                     start_to_close_timeout=timedelta(
                         seconds=60 + 30 * len(batch) * request.request_timeout_s
                     ),

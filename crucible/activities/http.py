@@ -35,7 +35,7 @@ MAX_SPEC_BYTES = 20 * 1024 * 1024
 #: How often a batch stores the results of the operations it has finished.
 RESULT_FLUSH_S = 0.25
 #: Parsed specs kept per worker, most recent runs first out last.
-SPEC_CACHE_SIZE = 16
+SPEC_CACHE_SIZE = 4
 SPEC_INVALID = "SpecInvalid"
 
 
@@ -56,7 +56,7 @@ class QaHttpActivities:
         self.store = store
         self.secrets = secrets
         self.client = client
-        self._specs: dict[str, Spec] = {}
+        self._specs: dict[str, asyncio.Future[Spec]] = {}
 
     @activity.defn
     async def fetch_spec(self, request: FetchSpecInput) -> FetchSpecResult:
@@ -77,9 +77,13 @@ class QaHttpActivities:
                 "the run has neither a spec_url nor a spec", type=SPEC_INVALID, non_retryable=True
             )
         try:
-            spec = Spec(doc)
+            spec = await asyncio.to_thread(Spec, doc)
         except NotASpecError as exc:
             raise ApplicationError(str(exc), type=SPEC_INVALID, non_retryable=True) from None
+        except Exception as exc:  # readable, but not as a spec
+            message = f"the spec cannot be read: {type(exc).__name__}: {exc}"
+            raise ApplicationError(message, type=SPEC_INVALID, non_retryable=True) from None
+        self._remember(request.run_id, spec)  # the run's first batches usually land on this worker
         operations = [op for op in spec.operations if request.filters.admits(op)]
         await self.store.save_spec(
             request.run_id,
@@ -121,17 +125,29 @@ class QaHttpActivities:
             raise ApplicationError(f"fetching {url} failed: {exc!r}", type=SPEC_INVALID) from None
 
     async def _spec(self, run_id: str) -> Spec:
-        """The run's parsed spec. Parsed once per worker and run, off the event loop."""
-        if run_id in self._specs:
-            return self._specs[run_id]
+        """The run's parsed spec: parsed once per worker and run, however many batches ask at once."""
+        if run_id not in self._specs:
+            self._specs[run_id] = asyncio.ensure_future(self._parse(run_id))
+            while len(self._specs) > SPEC_CACHE_SIZE:
+                self._specs.pop(next(iter(self._specs)))
+        try:
+            return await asyncio.shield(self._specs[run_id])
+        except Exception:
+            self._specs.pop(run_id, None)  # the next batch tries again
+            raise
+
+    def _remember(self, run_id: str, spec: Spec) -> None:
+        parsed: asyncio.Future[Spec] = asyncio.get_running_loop().create_future()
+        parsed.set_result(spec)
+        self._specs[run_id] = parsed
+        while len(self._specs) > SPEC_CACHE_SIZE:
+            self._specs.pop(next(iter(self._specs)))
+
+    async def _parse(self, run_id: str) -> Spec:
         row = await self.store.get(run_id)
         if row is None or row.spec is None:
             raise ApplicationError(f"QA run {run_id} has no stored spec", non_retryable=True)
-        spec = await asyncio.to_thread(Spec, row.spec)
-        self._specs[run_id] = spec
-        while len(self._specs) > SPEC_CACHE_SIZE:
-            self._specs.pop(next(iter(self._specs)))
-        return spec
+        return await asyncio.to_thread(Spec, row.spec)
 
     @activity.defn
     async def execute_operations(self, request: ExecuteOperationsInput) -> ExecuteOperationsResult:

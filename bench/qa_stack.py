@@ -20,7 +20,7 @@ import httpx
 from bench.event_log.stack import READY_TIMEOUT_S, REPO_ROOT, STOP_TIMEOUT_S, BenchStack
 from bench.qa_target import SPEC_PATH
 from crucible.core.qa.spec import Spec
-from crucible.stack.process import ManagedProcess, ProcessSpec
+from crucible.stack.process import ProcessSpec
 from crucible.stack.services import EmbeddedPostgres, StackError, free_port, wait_until
 
 #: What Crucible's worker logs once it is about to poll (at INFO).
@@ -32,39 +32,23 @@ class QaBenchStack(BenchStack):
     #: Target name → its base URL.
     targets: dict[str, str] = field(default_factory=dict)
 
-    async def start_worker(self) -> None:
+    async def start_worker(
+        self,
+        argv: list[str] | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        ready_line: str = WORKER_READY,
+    ) -> None:
         """Crucible's real worker, so QA runs go through exactly what users run."""
-        ready = asyncio.Event()
-
-        def watch(line: str) -> None:
-            if WORKER_READY in line:
-                ready.set()
-
-        spec = ProcessSpec(
-            name="worker",
-            argv=[sys.executable, "-m", "crucible", "worker"],
+        await super().start_worker(
+            argv or [sys.executable, "-m", "crucible", "worker"],
             env={
-                **self.app_env(),
-                "CRUCIBLE_LOG_LEVEL": "INFO",  # for the line above; the worker says little at INFO
-                "CRUCIBLE_WORKER_SHUTDOWN_GRACE_S": "2",
+                "CRUCIBLE_LOG_LEVEL": "INFO",  # for the ready line; the worker says little at INFO
                 "CRUCIBLE_WORKER_METRICS_PORT": str(free_port()),
+                **(env or {}),
             },
-            cwd=REPO_ROOT,
-            log_path=self.workdir / "worker.log",
-            echo=True,
-            restart=False,
+            ready_line=ready_line,
         )
-        process = ManagedProcess(spec, echo=watch)
-        self.processes["worker"] = process
-        await process.start()
-
-        async def polling() -> None:
-            if not process.running:
-                raise StackError("the worker exited: " + " | ".join(process.tail))
-            if not ready.is_set():
-                raise StackError("not polling yet")
-
-        await wait_until("the worker", polling, timeout=READY_TIMEOUT_S, interval=0.1)
 
     async def start_target(self, name: str, *, delay_ms: float, operations: int) -> None:
         port = free_port()

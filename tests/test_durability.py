@@ -48,8 +48,9 @@ async def activity_started(handle: WorkflowHandle[Any, Any]) -> None:
             await asyncio.sleep(0.05)
 
 
-async def start_worker(env: dict[str, str]) -> Child:
-    worker = await Child.start(env=env, module="tests.support.probe_worker")
+async def start_worker(env: dict[str, str], *args: str, module: str = "tests.support.probe_worker") -> Child:
+    """A worker process (the probe's by default), once it polls."""
+    worker = await Child.start(*args, env=env, module=module)
     await worker.wait_for(r"worker polling task queue", timeout=60)
     return worker
 

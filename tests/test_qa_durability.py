@@ -23,7 +23,7 @@ from tests.support.qa import serving, start_qa_run
 from tests.support.runs import kafka_events
 from tests.support.servers import KafkaBroker
 from tests.support.targets import simple_spec
-from tests.test_durability import worker_env
+from tests.test_durability import start_worker, worker_env
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -40,12 +40,6 @@ def slow_target(seen: Counter[str]) -> Starlette:
     return Starlette(routes=[Route("/items/{i}", item)])
 
 
-async def start_worker(env: dict[str, str]) -> Child:
-    worker = await Child.start("worker", env=env)
-    await worker.wait_for(r"worker polling task queue", timeout=60)
-    return worker
-
-
 async def test_a_qa_run_survives_kill_9_of_its_worker(
     settings: Settings, client: Client, store: RunStore, kafka: KafkaBroker, task_queue: str, tmp_path: Path
 ) -> None:
@@ -53,7 +47,7 @@ async def test_a_qa_run_survives_kill_9_of_its_worker(
     assert settings.secrets_key is not None
     env["CRUCIBLE_SECRETS_KEY"] = settings.secrets_key.get_secret_value()
     seen: Counter[str] = Counter()
-    first = await start_worker(env)
+    first = await start_worker(env, "worker", module="crucible")
     second: Child | None = None
     try:
         async with serving(slow_target(seen)) as target:
@@ -76,7 +70,7 @@ async def test_a_qa_run_survives_kill_9_of_its_worker(
             done_at_kill = sum(seen.values())
             assert done_at_kill < OPERATIONS, "the run was still in the middle when the worker died"
 
-            second = await start_worker(env)
+            second = await start_worker(env, "worker", module="crucible")
             result = await asyncio.wait_for(handle.result(), 120)
     finally:
         await first.kill()

@@ -109,17 +109,24 @@ class BenchStack:
             "CRUCIBLE_LOG_LEVEL": "WARNING",
         }
 
-    async def start_worker(self) -> None:
+    async def start_worker(
+        self,
+        argv: list[str] | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        ready_line: str = READY_LINE,
+    ) -> None:
+        """The worker process (the bench's own unless ``argv`` says otherwise), once it polls."""
         ready = asyncio.Event()
 
         def watch(line: str) -> None:
-            if READY_LINE in line:
+            if ready_line in line:
                 ready.set()
 
         spec = ProcessSpec(
             name="worker",
-            argv=[sys.executable, "-m", "bench.event_log.worker"],
-            env={**self.app_env(), "CRUCIBLE_WORKER_SHUTDOWN_GRACE_S": "2"},
+            argv=argv or [sys.executable, "-m", "bench.event_log.worker"],
+            env={**self.app_env(), "CRUCIBLE_WORKER_SHUTDOWN_GRACE_S": "2", **(env or {})},
             cwd=REPO_ROOT,
             log_path=self.workdir / "worker.log",
             echo=True,

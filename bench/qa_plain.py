@@ -13,13 +13,13 @@ import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote, urlencode
 
 import aiohttp
 import psycopg
 from yarl import URL
 
+from crucible.activities.target import as_text
 from crucible.core.qa.scenarios import ACCEPT, Scenario
 
 
@@ -50,36 +50,27 @@ async def read_scenarios(dsn: str, run_id: str) -> list[StoredScenario]:
     return [StoredScenario(op, idx, Scenario.from_dict(data)) for op, idx, data in rows]
 
 
-def _text(value: Any) -> str:
-    """A value as it travels in a URL or header: Crucible's own spelling."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value)
-    return "" if value is None else str(value)
-
-
 def build_request(base_url: str, stored: StoredScenario) -> PlainRequest:
     scenario = stored.scenario
     method, path = stored.operation.split(" ", 1)
     for name, value in scenario.path_params.items():
-        path = path.replace("{" + name + "}", quote(_text(value), safe=""))
+        path = path.replace("{" + name + "}", quote(as_text(value), safe=""))
     query = [
-        (name, _text(item))
+        (name, as_text(item))
         for name, value in scenario.query.items()
         for item in (value if isinstance(value, list) else [value])
     ]
     url = base_url.rstrip("/") + path + ("?" + urlencode(query) if query else "")
-    headers = {name: _text(value) for name, value in scenario.headers.items()}
+    headers = {name: as_text(value) for name, value in scenario.headers.items()}
     if scenario.cookies:
-        headers["cookie"] = "; ".join(f"{k}={_text(v)}" for k, v in scenario.cookies.items())
+        headers["cookie"] = "; ".join(f"{k}={as_text(v)}" for k, v in scenario.cookies.items())
     body = None
     if scenario.has_body:
         media = scenario.media_type or "application/json"
         if media.split(";")[0].strip().lower().endswith("json"):
             body = json.dumps(scenario.body).encode()
         else:
-            body = _text(scenario.body).encode()
+            body = as_text(scenario.body).encode()
         headers["content-type"] = media
     return PlainRequest(method.upper(), URL(url, encoded=True), body, headers, scenario.expect)
 

@@ -11,17 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from bench.event_log.stack import READY_TIMEOUT_S, REPO_ROOT, STOP_TIMEOUT_S, BenchStack
+from bench.event_log.stack import READY_TIMEOUT_S, REPO_ROOT, STOP_TIMEOUT_S, BenchStack, running_stack
 from bench.qa_target import SPEC_PATH
 from crucible.core.qa.spec import Spec
 from crucible.stack.process import ProcessSpec
-from crucible.stack.services import EmbeddedPostgres, StackError, free_port, wait_until
+from crucible.stack.services import StackError, free_port, wait_until
 
 #: What Crucible's worker logs once it is about to poll (at INFO).
 WORKER_READY = "worker polling task queue"
@@ -29,8 +30,15 @@ WORKER_READY = "worker polling task queue"
 
 @dataclass
 class QaBenchStack(BenchStack):
-    #: Target name → its base URL.
+    #: Target name → how long it takes to answer, in ms.
+    wanted: dict[str, float] = field(default_factory=dict)
+    #: Operations in the targets' spec.
+    operations: int = 0
+    #: Target name → its base URL, once it serves.
     targets: dict[str, str] = field(default_factory=dict)
+
+    def more_parts(self) -> list[Coroutine[Any, Any, None]]:
+        return [self.start_target(name, delay_ms=delay) for name, delay in self.wanted.items()]
 
     async def start_worker(
         self,
@@ -50,7 +58,8 @@ class QaBenchStack(BenchStack):
             ready_line=ready_line,
         )
 
-    async def start_target(self, name: str, *, delay_ms: float, operations: int) -> None:
+    async def start_target(self, name: str, *, delay_ms: float) -> None:
+        operations = self.operations
         port = free_port()
         await self._start(
             ProcessSpec(
@@ -91,25 +100,8 @@ async def running_qa_stack(
     workdir: Path, *, targets: dict[str, float], operations: int
 ) -> AsyncIterator[QaBenchStack]:
     """Every part started in ``workdir``, and ``targets`` (name → delay in ms); all stopped on exit."""
-    pg_port, kafka_port, temporal_port, api_port = (free_port() for _ in range(4))
-    stack = QaBenchStack(
-        workdir=workdir,
-        postgres=EmbeddedPostgres(workdir / "pgdata", port=pg_port, durable=False),
-        temporal_address=f"127.0.0.1:{temporal_port}",
-        kafka_bootstrap=f"127.0.0.1:{kafka_port}",
-        api_url=f"http://127.0.0.1:{api_port}",
-    )
-    (workdir / "home").mkdir(parents=True, exist_ok=True)
-    try:
-        async with asyncio.TaskGroup() as group:
-            group.create_task(stack.start_postgres())
-            group.create_task(stack.start_kafka(kafka_port))
-            group.create_task(stack.start_temporal(temporal_port))
-            for name, delay_ms in targets.items():
-                group.create_task(stack.start_target(name, delay_ms=delay_ms, operations=operations))
-        async with asyncio.TaskGroup() as group:
-            group.create_task(stack.start_worker())
-            group.create_task(stack.start_api(api_port))
+    async with running_stack(
+        workdir, stack_type=QaBenchStack, wanted=targets, operations=operations
+    ) as stack:
+        assert isinstance(stack, QaBenchStack)
         yield stack
-    finally:
-        await stack.stop()

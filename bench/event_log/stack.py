@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -109,6 +110,10 @@ class BenchStack:
             "CRUCIBLE_LOG_LEVEL": "WARNING",
         }
 
+    def more_parts(self) -> list[Coroutine[Any, Any, None]]:
+        """Parts a kind of bench adds, started with the infrastructure; none here."""
+        return []
+
     async def start_worker(
         self,
         argv: list[str] | None = None,
@@ -171,15 +176,21 @@ class BenchStack:
 
 
 @contextlib.asynccontextmanager
-async def running_stack(workdir: Path, *, durable_postgres: bool = False) -> AsyncIterator[BenchStack]:
-    """Start every part in ``workdir`` and stop them all on exit, whatever happened."""
+async def running_stack(
+    workdir: Path, *, durable_postgres: bool = False, stack_type: type[BenchStack] = BenchStack, **fields: Any
+) -> AsyncIterator[BenchStack]:
+    """Start every part in ``workdir`` and stop them all on exit, whatever happened.
+
+    ``stack_type`` (with its own ``fields``) may add parts: see :meth:`BenchStack.more_parts`.
+    """
     pg_port, kafka_port, temporal_port, api_port = (free_port() for _ in range(4))
-    stack = BenchStack(
+    stack = stack_type(
         workdir=workdir,
         postgres=EmbeddedPostgres(workdir / "pgdata", port=pg_port, durable=durable_postgres),
         temporal_address=f"127.0.0.1:{temporal_port}",
         kafka_bootstrap=f"127.0.0.1:{kafka_port}",
         api_url=f"http://127.0.0.1:{api_port}",
+        **fields,
     )
     (workdir / "home").mkdir(parents=True, exist_ok=True)
     try:
@@ -188,6 +199,8 @@ async def running_stack(workdir: Path, *, durable_postgres: bool = False) -> Asy
             group.create_task(stack.start_postgres())
             group.create_task(stack.start_kafka(kafka_port))
             group.create_task(stack.start_temporal(temporal_port))
+            for part in stack.more_parts():
+                group.create_task(part)
         async with asyncio.TaskGroup() as group:
             group.create_task(stack.start_worker())
             group.create_task(stack.start_api(api_port))

@@ -20,7 +20,7 @@ import httpx
 from crucible.core.qa.checks import REQUEST_ERROR, CheckFailure, Response, check_response
 from crucible.core.qa.models import ExecuteOperationsInput
 from crucible.core.qa.scenarios import Scenario
-from crucible.core.qa.spec import Operation, Spec
+from crucible.core.qa.spec import Operation, Spec, is_json_media
 
 #: Bytes of each response body kept for the checks (after decompression); the rest is dropped.
 MAX_RESPONSE_BYTES = 1024 * 1024
@@ -89,29 +89,29 @@ class Target:
         path = op.path
         for name, value in scenario.path_params.items():
             path = path.replace("{" + name + "}", _path_segment(value))
-        headers = httpx.Headers({name: _text(value) for name, value in scenario.headers.items()})
+        headers = httpx.Headers({name: as_text(value) for name, value in scenario.headers.items()})
         headers.update(self.headers)  # the user's own headers (auth) win, whatever their case
         kwargs: dict[str, Any] = {}
         if scenario.has_body:
             media = (scenario.media_type or "application/json").split(";")[0].strip().lower()
-            if media == "application/json" or media.endswith("+json"):
+            if is_json_media(media):
                 kwargs["json"] = scenario.body
             elif media == "application/x-www-form-urlencoded" and isinstance(scenario.body, dict):
-                kwargs["data"] = {k: _text(v) for k, v in scenario.body.items()}
+                kwargs["data"] = {k: as_text(v) for k, v in scenario.body.items()}
             elif media == "multipart/form-data" and isinstance(scenario.body, dict):
                 kwargs["files"] = {
-                    k: (f"{k}.bin", _text(v).encode(), "application/octet-stream")
+                    k: (f"{k}.bin", as_text(v).encode(), "application/octet-stream")
                     for k, v in scenario.body.items()
                 }
             else:
-                kwargs["content"] = _text(scenario.body).encode()
+                kwargs["content"] = as_text(scenario.body).encode()
                 headers.setdefault("content-type", media)
         return self.client.build_request(
             op.method.upper(),
             self.base + path,
-            params=[(k, _text(v)) for k, values in scenario.query.items() for v in _many(values)],
+            params=[(k, as_text(v)) for k, values in scenario.query.items() for v in _many(values)],
             headers=headers,
-            cookies={k: _text(v) for k, v in scenario.cookies.items()},
+            cookies={k: as_text(v) for k, v in scenario.cookies.items()},
             # The run's own deadline (below) comes first; this only bounds a stuck socket.
             timeout=self.request.request_timeout_s + 5,
             **kwargs,
@@ -193,12 +193,13 @@ def _decoded(body: bytes, encoding: str | None) -> tuple[bytes, bool]:
 
 
 def _path_segment(value: Any) -> str:
-    text = quote(_text(value), safe="")
+    text = quote(as_text(value), safe="")
     # "." and ".." would be collapsed by the client into another endpoint.
     return text.replace(".", "%2E") if text in (".", "..") else text
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """A value as it travels in a URL, header or form: ``true``, JSON for objects, empty for null."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (dict, list)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ from crucible.core.config import Settings
 from crucible.core.kafka import EventPublisher
 from crucible.core.qa.models import QaFilters, QaPackageRunInput
 from crucible.core.qa.spec import parse_document
-from crucible.core.secrets import SecretBox, SecretStore
+from crucible.core.secrets import SecretStore, secret_box
 from crucible.core.store import RunStore
 from crucible.worker import WorkerDeps, build_worker
 from examples.demo_target.app import create_app as demo_app
@@ -26,67 +27,59 @@ LLM_KEY = "llm-key-for-the-endpoint"
 TARGET_TOKEN = "target-token-the-llm-must-not-see"
 
 
-async def _run_with_llm(
-    script: list[str],
-    *,
-    options: dict[str, Any] | None = None,
-    client: Client,
-    store: RunStore,
-    publisher: EventPublisher,
-    settings: Settings,
-    http: httpx.AsyncClient,
-    task_queue: str,
-) -> tuple[str, FakeChatCompletions]:
-    fake = FakeChatCompletions(script)
-    async with serving(fake.app()) as llm, serving(demo_app()) as target:
-        llm_settings = settings.model_copy(
-            update={"llm_base_url": f"{llm.url}/v1", "llm_timeout_s": 0.5, "llm_api_key": SecretStr(LLM_KEY)}
-        )
-        worker = build_worker(
-            client,
-            WorkerDeps(store, publisher, settings=llm_settings, http=http),
-            task_queue=task_queue,
-        )
-        async with worker:
-            handle = await start_qa_run(
-                client,
-                store,
-                task_queue=task_queue,
-                spec=parse_document(DEMO_SPEC.read_text()),
-                request=QaPackageRunInput(
-                    base_url=target.url, generator="llm", **{"filters": ONE_OPERATION, **(options or {})}
-                ),
-            )
-            await handle.result()
-    return handle.id, fake
+RunWithLlm = Callable[..., Awaitable[tuple[str, FakeChatCompletions]]]
 
 
 @pytest.fixture
-def deps(
+def run_with_llm(
     client: Client,
     store: RunStore,
     publisher: EventPublisher,
     settings: Settings,
     http: httpx.AsyncClient,
     task_queue: str,
-) -> dict[str, object]:
-    return {
-        "client": client,
-        "store": store,
-        "publisher": publisher,
-        "settings": settings,
-        "http": http,
-        "task_queue": task_queue,
-    }
+) -> RunWithLlm:
+    """Runs a QA package against the demo with an LLM that plays ``script``; the run id and the LLM."""
+
+    async def run(
+        script: list[str], options: dict[str, Any] | None = None
+    ) -> tuple[str, FakeChatCompletions]:
+        fake = FakeChatCompletions(script)
+        async with serving(fake.app()) as llm, serving(demo_app()) as target:
+            llm_settings = settings.model_copy(
+                update={
+                    "llm_base_url": f"{llm.url}/v1",
+                    "llm_timeout_s": 0.5,
+                    "llm_api_key": SecretStr(LLM_KEY),
+                }
+            )
+            worker = build_worker(
+                client, WorkerDeps(store, publisher, settings=llm_settings, http=http), task_queue=task_queue
+            )
+            async with worker:
+                handle = await start_qa_run(
+                    client,
+                    store,
+                    task_queue=task_queue,
+                    spec=parse_document(DEMO_SPEC.read_text()),
+                    request=QaPackageRunInput(
+                        base_url=target.url, generator="llm", **{"filters": ONE_OPERATION, **(options or {})}
+                    ),
+                )
+                await handle.result()
+        return handle.id, fake
+
+    return run
 
 
 async def test_an_llm_that_times_out_twice_then_answers(
-    store: RunStore, settings: Settings, deps: dict
+    store: RunStore, settings: Settings, run_with_llm: RunWithLlm
 ) -> None:
-    key = settings.secrets_key.get_secret_value() if settings.secrets_key else None
-    secret = await SecretStore(store.engine, SecretBox(key)).put({"Authorization": f"Bearer {TARGET_TOKEN}"})
+    secret = await SecretStore(store.engine, secret_box(settings)).put(
+        {"Authorization": f"Bearer {TARGET_TOKEN}"}
+    )
     options = {"headers_secret": secret, "header_names": ["Authorization"]}
-    run_id, fake = await _run_with_llm([HANG, HANG, ANSWER], options=options, **deps)
+    run_id, fake = await run_with_llm([HANG, HANG, ANSWER], options)
     events = await events_of(store, run_id)
     assert_contiguous(events)
     assert [e.type for e in events] == [
@@ -109,10 +102,12 @@ async def test_an_llm_that_times_out_twice_then_answers(
     assert TARGET_TOKEN not in json.dumps(fake.requests), "the LLM never sees the target's headers"
 
 
-async def test_the_token_budget_of_a_run_caps_what_the_llm_is_asked(store: RunStore, deps: dict) -> None:
+async def test_the_token_budget_of_a_run_caps_what_the_llm_is_asked(
+    store: RunStore, run_with_llm: RunWithLlm
+) -> None:
     # Each answer costs 200 tokens: the first two operations spend the budget, the rest fall back.
     options = {"filters": QaFilters(include_methods=["GET"]), "concurrency": 1, "ai_token_budget": 300}
-    run_id, fake = await _run_with_llm([ANSWER], options=options, **deps)
+    run_id, fake = await run_with_llm([ANSWER], options)
     events = await events_of(store, run_id)
     made_by = {e.data["operation"]: e.data["generator"] for e in events if e.type == "SCENARIO_CREATED"}
     assert sorted(made_by.values()) == ["llm", "llm", "schema", "schema"]
@@ -122,9 +117,9 @@ async def test_the_token_budget_of_a_run_caps_what_the_llm_is_asked(store: RunSt
 
 
 async def test_an_llm_that_never_answers_falls_back_to_the_schema_generator(
-    store: RunStore, deps: dict
+    store: RunStore, run_with_llm: RunWithLlm
 ) -> None:
-    run_id, fake = await _run_with_llm([HANG, GARBAGE, HANG], **deps)
+    run_id, fake = await run_with_llm([HANG, GARBAGE, HANG])
     events = await events_of(store, run_id)
     types = [e.type for e in events]
     assert types[2:6] == ["AI_FAILED", "AI_FAILED", "AI_FAILED", "AI_FALLBACK"]

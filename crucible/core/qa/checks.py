@@ -8,6 +8,7 @@ body, the JSON path.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ from jsonschema.exceptions import SchemaError, UnknownType
 from referencing.exceptions import Unresolvable
 
 from crucible.core.qa.scenarios import ACCEPT, REJECT, Scenario
-from crucible.core.qa.spec import Operation, ResponseSpec, Spec
+from crucible.core.qa.spec import Operation, ResponseSpec, Spec, is_json_media
 
 NOT_A_SERVER_ERROR = "not_a_server_error"
 STATUS_CODE_CONFORMANCE = "status_code_conformance"
@@ -65,13 +66,16 @@ class Response:
     truncated: bool = False
 
 
+def declared_code(codes: Collection[str], status: int) -> str | None:
+    """Which of the declared ``codes`` covers ``status``: the exact code, then ``4XX``, then ``DEFAULT``."""
+    code = str(status)
+    return next((c for c in (code, f"{code[0]}XX", "DEFAULT") if c in codes), None)
+
+
 def declared(op: Operation, status: int) -> ResponseSpec | None:
-    """The response the spec declares for ``status``: exact code, then ``4XX``, then ``default``."""
-    return (
-        op.responses.get(str(status))
-        or op.responses.get(f"{str(status)[0]}XX")
-        or op.responses.get("DEFAULT")
-    )
+    """The response the spec declares for ``status``."""
+    code = declared_code(op.responses, status)
+    return op.responses[code] if code is not None else None
 
 
 def check_response(
@@ -137,7 +141,7 @@ def _content_checks(spec: Spec, declared_response: ResponseSpec, response: Respo
                 media or None,
             )
         ]
-    if declared_response.pointer is None or not _is_json(media) or response.truncated:
+    if declared_response.pointer is None or not is_json_media(media) or response.truncated:
         return []
     try:
         body = json.loads(response.body)
@@ -169,10 +173,6 @@ def _media_matches(media: str, declared_types: list[str]) -> bool:
         if pattern in ("*/*", media) or (pattern.endswith("/*") and media.startswith(pattern[:-1])):
             return True
     return False
-
-
-def _is_json(media: str) -> bool:
-    return media == "application/json" or media.endswith("+json")
 
 
 def _expected(keyword: Any, value: Any) -> Any:

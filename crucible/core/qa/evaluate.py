@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from crucible.core.qa.checks import SPEC_PROBLEM
+from crucible.core.qa.checks import SPEC_PROBLEM, declared_code
 from crucible.core.qa.store import StoredResult
 
 PASSED = "PASSED"
@@ -47,6 +47,7 @@ def evaluate(
     scenarios = 0
     for op in operations:
         key = op["key"]
+        declared: list[str] = op.get("responses") or []
         rows = [r for r in by_operation.get(key, []) if r.result is not None]
         scenarios += len(rows)
         failures = [
@@ -77,9 +78,11 @@ def evaluate(
                 "failures": failures,
                 "problems": op.get("problems") or [],
                 "coverage": {
-                    "declared": sorted(op.get("responses") or []),
+                    "declared": sorted(declared),
                     "seen": sorted(seen),
-                    "undeclared_seen": sorted(s for s in seen if not _declares(op.get("responses") or [], s)),
+                    "undeclared_seen": sorted(
+                        s for s in seen if declared_code(op.get("responses") or [], s) is None
+                    ),
                 },
             }
         )
@@ -101,8 +104,3 @@ def evaluate(
         "known_failures_fixed": sorted(known - known_seen),
         "endpoints": endpoints,
     }
-
-
-def _declares(declared: Sequence[str], status: int) -> bool:
-    code = str(status)
-    return code in declared or f"{code[0]}XX" in declared or "DEFAULT" in declared

@@ -16,7 +16,7 @@ from typing import Any
 
 from jsonschema.protocols import Validator
 
-from crucible.core.qa.spec import Operation, Parameter, Spec, SpecProblem
+from crucible.core.qa.spec import Operation, Parameter, Spec, SpecProblem, is_json_media
 from crucible.core.qa.values import ValueBuilder, type_of
 
 ACCEPT = "accept"
@@ -143,7 +143,7 @@ def _negatives(
 
     if op.body is not None and op.body.required:
         add("request body missing", "$.body", drop_body)
-    if op.body is not None and _is_json(op.body.media_type) and isinstance(base.body, dict):
+    if op.body is not None and is_json_media(op.body.media_type) and isinstance(base.body, dict):
         out.extend(_body_negatives(builder, op, base, body_check))
     for param in op.parameters:
         if param.location not in ("query", "path"):
@@ -264,11 +264,3 @@ def _out_of_range(schema: dict[str, Any]) -> list[tuple[str, Any]]:
     if isinstance(schema.get("enum"), list) and schema["enum"] and kind == "string":
         out.append(("outside its enum", "not-in-the-enum"))
     return out
-
-
-def _is_json(media: str) -> bool:
-    media = media.split(";")[0].strip().lower()
-    return media == "application/json" or media.endswith("+json")
-
-
-__all__ = ["ACCEPT", "REJECT", "Scenario", "SpecProblem", "schema_scenarios"]

@@ -335,7 +335,11 @@ class Spec:
         content = response.get("content") or {}
         media_types = list(content) if isinstance(content, dict) else []
         for media in media_types:
-            if _is_json(media) and isinstance(content[media], dict) and "schema" in content[media]:
+            if (
+                (is_json_media(media) or media.strip() == "*/*")
+                and isinstance(content[media], dict)
+                and ("schema" in content[media])
+            ):
                 return ResponseSpec(
                     status,
                     media_types,
@@ -403,14 +407,15 @@ def _example_of(node: dict[str, Any]) -> tuple[bool, Any]:
 
 def _preferred_media(media_types: list[str]) -> str:
     for media in media_types:
-        if _is_json(media):
+        if is_json_media(media) or media.strip() == "*/*":
             return media
     return media_types[0] if media_types else "application/json"
 
 
-def _is_json(media: str) -> bool:
+def is_json_media(media: str) -> bool:
+    """``application/json`` or a ``+json`` type, whatever its parameters and case."""
     media = media.split(";")[0].strip().lower()
-    return media == "application/json" or media.endswith("+json") or media == "*/*"
+    return media == "application/json" or media.endswith("+json")
 
 
 def _escape(part: str) -> str:

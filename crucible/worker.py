@@ -25,20 +25,25 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from crucible.activities.ai import AiActivities
+from crucible.activities.batch import BatchActivities
 from crucible.activities.db import QaDbActivities
 from crucible.activities.events import EventActivities
 from crucible.activities.http import QaHttpActivities
+from crucible.activities.pipelines import PipelineActivities
 from crucible.core.config import Settings, load_settings
 from crucible.core.db import create_engine
 from crucible.core.exits import exit_without_teardown
 from crucible.core.http import target_client
 from crucible.core.kafka import EventPublisher
 from crucible.core.logs import configure_logging
+from crucible.core.pipelines.store import PipelineStore
 from crucible.core.qa.store import QaStore
 from crucible.core.reconcile import RunReconciler
 from crucible.core.secrets import SecretStore, secret_box
 from crucible.core.store import RunStore
 from crucible.core.temporal import connect, ensure_search_attributes
+from crucible.workflows.batch_job import BatchJobWorkflow
+from crucible.workflows.pipeline import PipelineRunWorkflow, PipelineStepWorkflow
 from crucible.workflows.qa_package import QaPackageRunWorkflow
 
 log = logging.getLogger("crucible.worker")
@@ -48,7 +53,7 @@ SWEEP_FIRST_LOOKBACK = timedelta(days=1)
 SWEEP_OVERLAP = timedelta(minutes=1)
 
 #: Every workflow Crucible runs. Each kind of run adds its class here.
-WORKFLOWS: list[type] = [QaPackageRunWorkflow]
+WORKFLOWS: list[type] = [QaPackageRunWorkflow, BatchJobWorkflow, PipelineRunWorkflow, PipelineStepWorkflow]
 
 
 @dataclass
@@ -75,13 +80,39 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
         secrets = SecretStore(deps.store.engine, secret_box(settings))
         http = QaHttpActivities(qa, secrets, deps.http)
         ai = AiActivities(qa, deps.http, settings)
+        pipelines = PipelineActivities(PipelineStore(deps.store.engine), secrets, deps.http)
         activities += [
+            pipelines.load_pipeline,
+            pipelines.post_webhook,
             http.fetch_spec,
             http.execute_operations,
             ai.generate_scenarios,
             QaDbActivities(qa).evaluate_qa,
         ]
     return activities
+
+
+def build_batch_worker(
+    client: Client,
+    deps: WorkerDeps,
+    *,
+    task_queue: str,
+    shutdown_grace: timedelta = timedelta(seconds=30),
+) -> Worker:
+    """A worker for the batch task queue: chunk work, apart from the HTTP-bound QA work."""
+    settings, http = deps.settings, deps.http
+    if settings is None or http is None:
+        raise ValueError("a batch worker needs settings and an HTTP client")
+    settings.effective_batch_work_dir.mkdir(parents=True, exist_ok=True)
+    secrets = SecretStore(deps.store.engine, secret_box(settings))
+    batch = BatchActivities(settings.effective_batch_work_dir, http, secrets)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        activities=[batch.prepare_batch_input, batch.process_batch_chunks, batch.combine_batch_output],
+        max_concurrent_activities=settings.batch_concurrency,
+        graceful_shutdown_timeout=shutdown_grace,
+    )
 
 
 def build_worker(
@@ -183,14 +214,21 @@ async def run_worker(
             shutdown_grace=timedelta(seconds=settings.worker_shutdown_grace_s),
         )
         log.info(
-            "worker polling task queue %r on %s (namespace %s)",
+            "worker polling task queues %r and %r on %s (namespace %s)",
             settings.task_queue,
+            settings.effective_batch_task_queue,
             settings.effective_temporal_address,
             settings.temporal_namespace,
         )
+        batch_worker = build_batch_worker(
+            client,
+            deps,
+            task_queue=settings.effective_batch_task_queue,
+            shutdown_grace=timedelta(seconds=settings.worker_shutdown_grace_s),
+        )
         reconciler = RunReconciler(deps.store, client, publisher)
         sweeping = asyncio.create_task(sweep_ended_runs(reconciler, settings.reconcile_interval_s, stop))
-        async with worker:
+        async with worker, batch_worker:
             await stop.wait()
             log.info(
                 "shutting down: in-flight activities have %.0f s to finish",

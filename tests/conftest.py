@@ -23,7 +23,7 @@ from crucible.core.secrets import new_key
 from crucible.core.store import RunStore
 from crucible.core.temporal import SEARCH_ATTRIBUTES
 from crucible.stack.services import temporal_cli
-from crucible.worker import WorkerDeps, build_worker
+from crucible.worker import WorkerDeps, build_batch_worker, build_worker
 from tests.support.probe import PROBE_KIND, ProbeWorkflow
 from tests.support.servers import ApiServer, KafkaBroker, PostgresServer
 
@@ -77,6 +77,8 @@ def make_settings(
         sse_poll_interval_s=0.05,
         temporal_ui_url="http://127.0.0.1:8233",
         secrets_key=new_key(),
+        batch_segment_s=0.5,
+        batch_heartbeat_timeout_s=3,
     )
 
 
@@ -144,14 +146,13 @@ async def worker(
 async def crucible_worker(
     client: Client, store: RunStore, publisher: EventPublisher, settings: Settings, http: httpx.AsyncClient
 ) -> AsyncIterator[Worker]:
-    """A worker on the task queue the API starts runs on, with every Crucible workflow and activity."""
-    w = build_worker(
-        client,
-        WorkerDeps(store=store, publisher=publisher, settings=settings, http=http),
-        task_queue=settings.task_queue,
-        shutdown_grace=timedelta(seconds=1),
+    """Workers on the task queues the API starts runs on, with every Crucible workflow and activity."""
+    deps = WorkerDeps(store=store, publisher=publisher, settings=settings, http=http)
+    w = build_worker(client, deps, task_queue=settings.task_queue, shutdown_grace=timedelta(seconds=1))
+    batch = build_batch_worker(
+        client, deps, task_queue=settings.effective_batch_task_queue, shutdown_grace=timedelta(seconds=1)
     )
-    async with w:
+    async with w, batch:
         yield w
 
 

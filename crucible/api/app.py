@@ -15,11 +15,12 @@ from prometheus_client import CollectorRegistry
 import crucible
 from crucible.api.errors import install_error_handlers
 from crucible.api.metrics import ApiMetrics, MetricsMiddleware
-from crucible.api.routes import events, health, qa, runs
+from crucible.api.routes import batch, events, health, pipelines, qa, runs
 from crucible.api.service import RefreshLimiter
 from crucible.core.config import Settings, load_settings
 from crucible.core.db import create_engine
 from crucible.core.kafka import EventPublisher
+from crucible.core.pipelines.store import PipelineStore
 from crucible.core.qa.store import QaStore
 from crucible.core.reconcile import RunReconciler
 from crucible.core.secrets import SecretStore, secret_box
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = resolved
         app.state.store = RunStore(engine)
         app.state.qa_store = QaStore(engine)
+        app.state.pipeline_store = PipelineStore(engine)
         app.state.secrets = SecretStore(engine, secret_box(resolved))
         app.state.temporal = await connect(resolved, lazy=True)
         app.state.reconciler = RunReconciler(app.state.store, app.state.temporal, publisher)
@@ -72,6 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(events.router)
     app.include_router(qa.router)
+    app.include_router(batch.router)
+    app.include_router(pipelines.router)
     return app
 
 

@@ -9,6 +9,7 @@ from temporalio.client import Client
 
 from crucible.api.service import RunService
 from crucible.core.config import Settings
+from crucible.core.pipelines.store import PipelineStore
 from crucible.core.qa.store import QaStore
 from crucible.core.secrets import SecretStore
 from crucible.core.store import RunStore
@@ -26,6 +27,11 @@ def get_store(request: Request) -> RunStore:
 
 def get_qa_store(request: Request) -> QaStore:
     store: QaStore = request.app.state.qa_store
+    return store
+
+
+def get_pipeline_store(request: Request) -> PipelineStore:
+    store: PipelineStore = request.app.state.pipeline_store
     return store
 
 
@@ -49,4 +55,5 @@ StoreDep = Annotated[RunStore, Depends(get_store)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
 QaStoreDep = Annotated[QaStore, Depends(get_qa_store)]
 SecretsDep = Annotated[SecretStore, Depends(get_secrets)]
+PipelineStoreDep = Annotated[PipelineStore, Depends(get_pipeline_store)]
 RunServiceDep = Annotated[RunService, Depends(get_run_service)]

@@ -17,10 +17,14 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from temporalio.service import RPCError, RPCStatusCode
 
 from crucible.core.errors import (
+    ConflictError,
     DependencyUnavailableError,
     InvalidRequestError,
+    NotFoundError,
     RunClosedError,
     RunNotFoundError,
+    ScheduleExistsError,
+    ScheduleNotFoundError,
 )
 from crucible.core.temporal import unreachable_reason
 
@@ -51,11 +55,15 @@ def temporal_error(exc: RPCError) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RunNotFoundError)
-    async def _not_found(_: Request, exc: RunNotFoundError) -> JSONResponse:
+    @app.exception_handler(ScheduleNotFoundError)
+    @app.exception_handler(NotFoundError)
+    async def _not_found(_: Request, exc: Exception) -> JSONResponse:
         return _detail(status.HTTP_404_NOT_FOUND, str(exc))
 
     @app.exception_handler(RunClosedError)
-    async def _closed(_: Request, exc: RunClosedError) -> JSONResponse:
+    @app.exception_handler(ScheduleExistsError)
+    @app.exception_handler(ConflictError)
+    async def _conflict(_: Request, exc: Exception) -> JSONResponse:
         return _detail(status.HTTP_409_CONFLICT, str(exc))
 
     @app.exception_handler(InvalidRequestError)

@@ -36,11 +36,20 @@ class SignalRoute:
 class KindRoutes:
     kind: str
     signals: Mapping[str, SignalRoute] = field(default_factory=dict)
+    #: The workflow query a running run answers with its progress, if the kind has one.
+    progress: Callable[..., Any] | None = None
 
 
 KINDS: dict[str, KindRoutes] = {kind: KindRoutes(kind) for kind in RUN_KINDS}
 
 
-def register_kind(kind: str, signals: Mapping[str, Callable[..., Any]] | None = None) -> None:
-    """Make ``kind`` known to the API, with the signals its runs accept."""
-    KINDS[kind] = KindRoutes(kind, {name: SignalRoute.of(method) for name, method in (signals or {}).items()})
+def register_kind(
+    kind: str,
+    signals: Mapping[str, Callable[..., Any]] | None = None,
+    *,
+    progress: Callable[..., Any] | None = None,
+) -> None:
+    """Make ``kind`` known to the API, with the signals its runs accept and its progress query."""
+    KINDS[kind] = KindRoutes(
+        kind, {name: SignalRoute.of(method) for name, method in (signals or {}).items()}, progress
+    )

@@ -33,14 +33,20 @@ class RunPublic(BaseModel):
     closed_at: datetime | None
     last_seq: int = Field(description="The seq of the newest event.")
     summary: dict[str, Any]
+    progress: dict[str, Any] | None = Field(
+        None, description="A running run's own account of its progress (batch jobs: chunks, rate, ETA)."
+    )
     temporal_ui_url: str
     links: RunLinks
 
     @classmethod
-    def of(cls, run: Run, *, api_prefix: str, temporal_ui_url: str) -> RunPublic:
+    def of(
+        cls, run: Run, *, api_prefix: str, temporal_ui_url: str, progress: dict[str, Any] | None = None
+    ) -> RunPublic:
         base = f"{api_prefix}/runs/{run.run_id}"
         return cls(
             **run.model_dump(),
+            progress=progress,
             temporal_ui_url=temporal_ui_url,
             links=RunLinks(
                 self=base,

@@ -30,6 +30,17 @@ def _http_url(value: str, field: str) -> str:
     return value
 
 
+def checked_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Headers a target can be sent; a wrong one is named, its value never shown (a secret)."""
+    bad = [name for name in headers if not _HEADER_NAME.match(name)]
+    if bad:
+        raise ValueError(f"invalid header names: {bad}")
+    unsendable = [name for name, value in headers.items() if not _HEADER_VALUE.fullmatch(value)]
+    if unsendable:
+        raise ValueError(f"header values must be printable ASCII on one line: {unsendable}")
+    return headers
+
+
 class OperationFilter(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -122,14 +133,7 @@ class QaRunCreate(BaseModel):
     @field_validator("headers")
     @classmethod
     def _headers(cls, headers: dict[str, str]) -> dict[str, str]:
-        bad = [name for name in headers if not _HEADER_NAME.match(name)]
-        if bad:
-            raise ValueError(f"invalid header names: {bad}")
-        # Values are secrets, so the message names the header only.
-        unsendable = [name for name, value in headers.items() if not _HEADER_VALUE.fullmatch(value)]
-        if unsendable:
-            raise ValueError(f"header values must be printable ASCII on one line: {unsendable}")
-        return headers
+        return checked_headers(headers)
 
     @field_validator("known_failures")
     @classmethod

@@ -6,10 +6,11 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from crucible.api.kinds import KINDS
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: A read asks Temporal about a run that looks alive at most this often (per API process).
 REFRESH_EVERY_S = 3.0
+#: A progress query that takes longer is given up: the run's summary still says where it stands.
+PROGRESS_TIMEOUT_S = 2.0
 
 
 class RefreshLimiter:
@@ -98,6 +101,20 @@ class RunService:
         except DependencyUnavailableError as exc:
             log.warning("Temporal did not answer about %s: %s", run.run_id, exc.reason)
             return run
+
+    async def progress(self, run: Run) -> dict[str, Any] | None:
+        """A running run's answer to its kind's progress query; None if it has none or is silent."""
+        routes = KINDS.get(run.kind)
+        if run.closed or routes is None or routes.progress is None:
+            return None
+        try:
+            answer: dict[str, Any] = await self._handle(run.run_id).query(
+                routes.progress, rpc_timeout=timedelta(seconds=PROGRESS_TIMEOUT_S)
+            )
+        except (RPCError, WorkflowQueryFailedError, RuntimeError) as exc:
+            log.info("no progress from %s: %s", run.run_id, exc)
+            return None
+        return answer
 
     async def events_after(self, run: Run, *, after: int, limit: int) -> tuple[Run, list[RunEvent]]:
         """The run's events after ``after``, and the run as it stands when they were read.

@@ -84,6 +84,21 @@ class Settings(BaseSettings):
         30.0, ge=0, description="How often a worker looks for runs Temporal ended (0: never)."
     )
 
+    # Batch jobs
+    batch_task_queue: str | None = Field(
+        None, description="Task queue of batch work (CPU-bound); unset: the task queue + `-batch`."
+    )
+    batch_work_dir: Path | None = Field(
+        None, description="Folder for chunk outputs, shared by every batch worker; unset: $CRUCIBLE_HOME/batch."
+    )
+    batch_concurrency: int = Field(2, ge=1, le=64, description="Batch activities one worker runs at once.")
+    batch_segment_s: float = Field(
+        5.0, gt=0, description="How long one activity works through chunks before progress is recorded."
+    )
+    batch_heartbeat_timeout_s: float = Field(
+        10.0, gt=0, description="How soon a batch activity on a dead worker is retried elsewhere."
+    )
+
     # Demo target (`crucible dev --demo`)
     demo_port: int = Field(8099, ge=1, le=65535, description="Port of the demo target API.")
 
@@ -112,6 +127,14 @@ class Settings(BaseSettings):
     @property
     def stack_env_path(self) -> Path:
         return self.home_dir / STACK_ENV_FILE
+
+    @property
+    def effective_batch_task_queue(self) -> str:
+        return self.batch_task_queue or f"{self.task_queue}-batch"
+
+    @property
+    def effective_batch_work_dir(self) -> Path:
+        return (self.batch_work_dir or self.home_dir / "batch").expanduser().resolve()
 
     @property
     def effective_api_url(self) -> str:

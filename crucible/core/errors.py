@@ -3,6 +3,10 @@
 CrucibleError
 ├── RunNotFoundError        no run with that id (404)
 ├── RunClosedError          the run has already finished (409)
+├── ScheduleNotFoundError   no schedule with that id (404)
+├── ScheduleExistsError     a schedule with that id exists already (409)
+├── NotFoundError           no pipeline (or other resource) with that id (404)
+├── ConflictError           the request does not fit where its subject stands (409)
 ├── InvalidRequestError     a request field is wrong; names the field (422)
 ├── InvalidCursorError      a list cursor this API did not hand out (crucible.core.store)
 ├── DependencyUnavailableError   Temporal, PostgreSQL or Kafka does not answer (503)
@@ -30,6 +34,29 @@ class RunClosedError(CrucibleError):
         super().__init__(f"run {run_id!r} has already finished with status {status}")
         self.run_id = run_id
         self.status = status
+
+
+class ScheduleNotFoundError(CrucibleError):
+    def __init__(self, schedule_id: str) -> None:
+        super().__init__(f"schedule {schedule_id!r} not found")
+        self.schedule_id = schedule_id
+
+
+class ScheduleExistsError(CrucibleError):
+    def __init__(self, schedule_id: str) -> None:
+        super().__init__(f"a schedule with id {schedule_id!r} exists already; choose another name")
+        self.schedule_id = schedule_id
+
+
+class NotFoundError(CrucibleError):
+    """Something other than a run (a pipeline, say) that does not exist (404)."""
+
+    def __init__(self, what: str, ident: str) -> None:
+        super().__init__(f"{what} {ident!r} not found")
+
+
+class ConflictError(CrucibleError):
+    """The request does not fit where its subject stands: resuming a running job, say (409)."""
 
 
 @dataclass(frozen=True)

@@ -107,3 +107,17 @@ class QaResultRow(SQLModel, table=True):
     scenario: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
     result: dict[str, Any] | None = _jsonb(nullable=True)
     passed: bool | None = Field(default=None, sa_column=Column(Boolean, nullable=True))
+
+
+class PipelineRow(SQLModel, table=True):
+    """A pipeline definition: its steps, with secret values replaced by references."""
+
+    __tablename__ = "pipelines"
+    __table_args__ = (Index("ix_pipelines_created", text("created_at DESC"), text("pipeline_id DESC")),)
+
+    pipeline_id: str = Field(sa_column=Column(Text, primary_key=True))
+    name: str = Field(sa_column=Column(Text, nullable=False))
+    org_id: str = Field(sa_column=Column(Text, nullable=False))
+    team_id: str = Field(sa_column=Column(Text, nullable=False))
+    steps: list[dict[str, Any]] = Field(sa_column=Column(JSONB, nullable=False))
+    created_at: datetime = _tz()

@@ -13,7 +13,12 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -62,12 +67,15 @@ async def start_run(
     org_id: str = DEFAULT_ORG,
     team_id: str = DEFAULT_TEAM,
     run_id: str | None = None,
+    id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
 ) -> WorkflowHandle[Any, Any]:
     """Start a run: its id from :func:`new_run_id`, its org, team and kind as search attributes.
 
     Args:
         workflow_run: the workflow's run method, e.g. ``QaPackageRunWorkflow.run``.
         run_id: an id made earlier with :func:`new_run_id`, when rows must exist before the run.
+        id_reuse_policy: ``REJECT_DUPLICATE`` for ids derived from another run's, which may
+            start once only.
     """
     handle: WorkflowHandle[Any, Any] = await client.start_workflow(
         workflow_run,
@@ -75,6 +83,7 @@ async def start_run(
         id=run_id or new_run_id(kind),
         task_queue=task_queue,
         search_attributes=run_search_attributes(kind=kind, org_id=org_id, team_id=team_id),
+        id_reuse_policy=id_reuse_policy,
     )
     return handle
 

@@ -18,7 +18,27 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from crucible.core.batch.models import (
+    BatchCheckpoint,
+    BatchJobInput,
+    BatchJobRequest,
+    BatchPlan,
+    CombineOutputInput,
+    CombineOutputResult,
+    FailedChunk,
+    PrepareBatchInput,
+    ProcessChunksInput,
+    ProcessChunksResult,
+    Resumption,
+)
 from crucible.core.events import RecordEventsInput, RecordEventsResult
+from crucible.core.pipelines.models import (
+    Assertion,
+    PipelineDefinition,
+    PipelineRunInput,
+    PipelineStep,
+    PostWebhookInput,
+)
 from crucible.core.qa.models import (
     EvaluateQaInput,
     EvaluateQaResult,
@@ -34,6 +54,8 @@ from crucible.core.qa.models import (
 )
 from crucible.core.temporal import SEARCH_ATTRIBUTES, start_run
 from crucible.stack.services import temporal_cli
+from crucible.workflows.batch_job import BatchJobWorkflow
+from crucible.workflows.pipeline import PipelineRunWorkflow, PipelineStepWorkflow
 from crucible.workflows.qa_package import QaPackageRunWorkflow
 from tests.support.probe import ProbeInput, ProbeWorkflow, ProceedInput
 from tests.support.runs import start_probe
@@ -102,13 +124,90 @@ async def record_qa(env: WorkflowEnvironment) -> None:
             (HISTORIES / f"{name}.json").write_text((await handle.fetch_history()).to_json())
 
 
+@activity.defn(name="prepare_batch_input")
+async def prepare_batch_input(request: PrepareBatchInput) -> BatchPlan:
+    return BatchPlan(request.request.input, "csv", 30, 3, ["id", "amount"], 10, {"amount": {"mean": 1.0}})
+
+
+@activity.defn(name="process_batch_chunks")
+async def process_batch_chunks(request: ProcessChunksInput) -> ProcessChunksResult:
+    at = request.start
+    if request.request.input.endswith("broken.csv") and at.next_chunk == 1:
+        return ProcessChunksResult(at, 0, stopped_at=FailedChunk(1, 11, "row 12: not a number", 4))
+    done = BatchCheckpoint(at.next_chunk + 1, at.next_offset + 100, at.records_done + 10, {"records": 10})
+    resumed = [Resumption(2, at.next_chunk)] if at.next_chunk == 2 else []
+    return ProcessChunksResult(done, processed=1, resumed=resumed)
+
+
+@activity.defn(name="combine_batch_output")
+async def combine_batch_output(request: CombineOutputInput) -> CombineOutputResult:
+    return CombineOutputResult(request.request.output, 3, 300, {"records": 30, "flagged": 3})
+
+
+@activity.defn(name="load_pipeline")
+async def load_pipeline(pipeline_id: str) -> PipelineDefinition:
+    limit = 0 if pipeline_id.endswith("strict") else 10
+    return PipelineDefinition(
+        pipeline_id,
+        "recorded",
+        [
+            PipelineStep("detect", "batch", batch=BatchJobRequest("/in/rows.csv", "anomaly-detection", "/out/f")),
+            PipelineStep("check", "validate", assertions=[Assertion("output_lines", "<=", limit)]),
+            PipelineStep("tell", "notify", webhook_secret="webhook-1", webhook_host="hooks.example.com"),
+        ],
+    )
+
+
+@activity.defn(name="post_webhook")
+async def post_webhook(request: PostWebhookInput) -> int:
+    return 200
+
+
+async def record_batch(env: WorkflowEnvironment) -> None:
+    activities: list[Callable[..., Any]] = [
+        record_events,
+        prepare_batch_input,
+        process_batch_chunks,
+        combine_batch_output,
+        load_pipeline,
+        post_webhook,
+    ]
+    workflows = [BatchJobWorkflow, PipelineRunWorkflow, PipelineStepWorkflow]
+    async with Worker(env.client, task_queue="record", workflows=workflows, activities=activities):
+        job = BatchJobRequest("/in/rows.csv", "anomaly-detection", "/out/flagged.jsonl")
+        broken = BatchJobRequest("/in/broken.csv", "anomaly-detection", "/out/flagged.jsonl")
+        resumed_at = BatchCheckpoint(1, 110, 10, {"records": 10})
+        plan = BatchPlan("/in/broken.csv", "csv", 30, 3, ["id", "amount"], 10, {})
+        runs: dict[str, tuple[Any, Any, str]] = {
+            # Two segments per run: the job continues as new once before it completes.
+            "batch_continued": (BatchJobWorkflow.run, BatchJobInput("batch-a", job, segments_per_run=2), "batch"),
+            "batch_chunk_failed": (BatchJobWorkflow.run, BatchJobInput("batch-b", broken), "batch"),
+            "batch_resumed": (
+                BatchJobWorkflow.run,
+                BatchJobInput("batch-b", job, resumed_from="batch-b", plan=plan, checkpoint=resumed_at),
+                "batch",
+            ),
+            "pipeline_completed": (PipelineRunWorkflow.run, PipelineRunInput("pl-recorded"), "pipeline"),
+            "pipeline_step_failed": (PipelineRunWorkflow.run, PipelineRunInput("pl-strict"), "pipeline"),
+        }
+        for name, (run, arg, kind) in runs.items():
+            handle = await start_run(env.client, run, arg, kind=kind, task_queue="record")
+            with contextlib.suppress(Exception):
+                await handle.result()
+            history = await env.client.get_workflow_handle(handle.id, run_id=handle.result_run_id).fetch_history()
+            (HISTORIES / f"{name}.json").write_text(history.to_json())
+            if name == "batch_continued":  # and the run it continued as, to the end
+                history = await env.client.get_workflow_handle(handle.id).fetch_history()
+                (HISTORIES / "batch_continued_final.json").write_text(history.to_json())
+
+
 async def main(which: str) -> None:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(), search_attributes=SEARCH_ATTRIBUTES
     )
-    if which == "qa":
+    if which in ("qa", "batch"):
         async with env:
-            await record_qa(env)
+            await (record_qa if which == "qa" else record_batch)(env)
         return
     async with (
         env,
@@ -133,5 +232,5 @@ async def main(which: str) -> None:
 
 
 if __name__ == "__main__":
-    # `qa` records the QA run's histories only; no argument records the probe's.
+    # `qa` or `batch` records those runs' histories only; no argument records the probe's.
     asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "probe"))

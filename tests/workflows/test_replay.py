@@ -8,6 +8,8 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from crucible.workflows.batch_job import BatchJobWorkflow
+from crucible.workflows.pipeline import PipelineRunWorkflow, PipelineStepWorkflow
 from crucible.workflows.qa_package import QaPackageRunWorkflow
 from tests.support.probe import ProbeWorkflow
 
@@ -22,11 +24,18 @@ def test_the_recorded_paths_are_all_there() -> None:
         "qa_schema",
         "qa_llm",
         "qa_spec_invalid",
+        "batch_continued",
+        "batch_continued_final",
+        "batch_chunk_failed",
+        "batch_resumed",
+        "pipeline_completed",
+        "pipeline_step_failed",
     }
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json("replay", path.read_text())
-    result = await Replayer(workflows=[ProbeWorkflow, QaPackageRunWorkflow]).replay_workflow(history)
+    workflows = [ProbeWorkflow, QaPackageRunWorkflow, BatchJobWorkflow, PipelineRunWorkflow, PipelineStepWorkflow]
+    result = await Replayer(workflows=workflows).replay_workflow(history)
     assert result.replay_failure is None

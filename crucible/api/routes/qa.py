@@ -9,32 +9,33 @@ from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from crucible.api.deps import QaStoreDep, RunServiceDep, SecretsDep, SettingsDep, TemporalDep
+from crucible.api.kinds import register_kind
 from crucible.api.qa_models import QaRunAccepted, QaRunCreate, QaRunLinks
 from crucible.api.routes.runs import API_PREFIX, RunIdPath
+from crucible.core.config import Settings
 from crucible.core.errors import DependencyUnavailableError, InvalidRequestError, RunNotFoundError
 from crucible.core.qa.evaluate import evaluate
 from crucible.core.qa.models import QaFilters, QaPackageRunInput
 from crucible.core.qa.report import report_html, report_json, report_junit
+from crucible.core.qa.store import QaStore
 from crucible.core.runs import new_run_id
-from crucible.core.secrets import SecretsUnavailableError
+from crucible.core.secrets import SecretStore, SecretsUnavailableError
 from crucible.core.temporal import start_run, workflow_ui_url
 from crucible.workflows.qa_package import KIND, QaPackageRunWorkflow
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix=API_PREFIX, tags=["qa"])
+register_kind(KIND, progress=QaPackageRunWorkflow.progress)
 
 
-@router.post(
-    "/qa-runs",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=QaRunAccepted,
-    summary="Start a QA package run against a live service",
-    responses={422: {"description": "The request or its inline spec is invalid; every error is listed"}},
-)
-async def create_qa_run(
-    body: QaRunCreate, store: QaStoreDep, secrets: SecretsDep, temporal: TemporalDep, settings: SettingsDep
-) -> QaRunAccepted:
+async def store_qa_request(
+    body: QaRunCreate, *, key: str, store: QaStore, secrets: SecretStore, settings: Settings
+) -> QaPackageRunInput:
+    """Check what ``body`` asks for, seal its headers, store the request under ``key``; the run's input.
+
+    ``key`` is the run's id, or the id of a schedule's stored request that its runs copy.
+    """
     if body.generator == "llm" and not settings.llm_base_url:
         raise InvalidRequestError.one(
             ("body", "generator"), "no LLM endpoint is configured on this server (CRUCIBLE_LLM_BASE_URL)"
@@ -54,11 +55,11 @@ async def create_qa_run(
             headers_secret = await secrets.put(body.headers, prefix="headers")
         except SecretsUnavailableError as exc:
             raise DependencyUnavailableError("secrets", str(exc)) from exc
-    run_id = new_run_id(KIND)
     recorded = body.model_dump(exclude={"spec", "headers"})
     recorded["header_names"] = sorted(body.headers)
-    await store.create(run_id, request=recorded, spec=spec)
-    arg = QaPackageRunInput(
+    recorded["headers_secret"] = headers_secret  # a reference, so the secret goes when its runs do
+    await store.create(key, request=recorded, spec=spec)
+    return QaPackageRunInput(
         base_url=body.base_url,
         spec_url=body.spec_url,
         generator=body.generator,
@@ -83,6 +84,20 @@ async def create_qa_run(
         ai_attempts=settings.llm_attempts,
         ai_token_budget=settings.llm_token_budget,
     )
+
+
+@router.post(
+    "/qa-runs",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=QaRunAccepted,
+    summary="Start a QA package run against a live service",
+    responses={422: {"description": "The request or its inline spec is invalid; every error is listed"}},
+)
+async def create_qa_run(
+    body: QaRunCreate, store: QaStoreDep, secrets: SecretsDep, temporal: TemporalDep, settings: SettingsDep
+) -> QaRunAccepted:
+    run_id = new_run_id(KIND)
+    arg = await store_qa_request(body, key=run_id, store=store, secrets=secrets, settings=settings)
     try:
         await start_run(
             temporal, QaPackageRunWorkflow.run, arg, kind=KIND, task_queue=settings.task_queue, run_id=run_id

@@ -24,8 +24,10 @@ router = APIRouter(prefix=f"{API_PREFIX}/runs", tags=["runs"])
 RunIdPath = Annotated[str, Path(description="The run id, e.g. `qa-3f2c…`.", max_length=200)]
 
 
-def public(run: Run, settings: Settings) -> RunPublic:
-    return RunPublic.of(run, api_prefix=API_PREFIX, temporal_ui_url=workflow_ui_url(settings, run.run_id))
+def public(run: Run, settings: Settings, progress: dict[str, Any] | None = None) -> RunPublic:
+    return RunPublic.of(
+        run, api_prefix=API_PREFIX, temporal_ui_url=workflow_ui_url(settings, run.run_id), progress=progress
+    )
 
 
 @router.get("", response_model=RunList, summary="List runs, newest first")
@@ -52,7 +54,8 @@ async def list_runs(
 
 @router.get("/{run_id}", response_model=RunPublic, summary="A run's status, state, verdict and summary")
 async def get_run(run_id: RunIdPath, runs: RunServiceDep, settings: SettingsDep) -> RunPublic:
-    return public(await runs.refresh(await runs.get(run_id), force=True), settings)
+    run = await runs.refresh(await runs.get(run_id), force=True)
+    return public(run, settings, await runs.progress(run))
 
 
 @router.post(

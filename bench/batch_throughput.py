@@ -1,0 +1,201 @@
+"""Batch job throughput: ``python -m bench.batch_throughput [--rows 1000000] [--chunk-size 10000] …``.
+
+A CSV of ``--rows`` rows is run through ``--processor`` (anomaly-detection) twice per
+round, in alternating order, in the same process on the same machine:
+
+- Crucible: ``POST /api/v1/batch-jobs`` until the job's workflow has closed, with its
+  first pass, chunks, checkpoints, events and the combined output file included;
+- the plain loop (:func:`crucible.core.batch.plain.run_plain`): the same processor over the
+  same file in one process, one pass for the statistics and one for the records.
+
+It checks that both flag exactly the same rows, then prints each one's records per
+second, their ratio (target: Crucible at least 0.8 of the plain loop), the peak memory
+of the worker and the API, and each run's Temporal history length.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio.client import Client
+
+from bench.event_log.procfs import peak_rss_mb, rss_mb
+from bench.event_log.report import machine
+from bench.event_log.stack import NAMESPACE
+from bench.event_log.write import BenchmarkError
+from bench.qa_stack import running_qa_stack
+from crucible.core.batch.plain import run_plain
+from tests.support.batch_data import write_sample_csv
+
+RUN_TIMEOUT_S = 1800
+
+
+@dataclass
+class Round:
+    number: int
+    crucible_s: float
+    plain_s: float
+    history_events: int
+
+
+@dataclass
+class Results:
+    options: dict[str, Any]
+    rows: int = 0
+    output_lines: int = 0
+    rounds: list[Round] = field(default_factory=list)
+    rss_ready_mb: dict[str, float] = field(default_factory=dict)
+    rss_peak_mb: dict[str, float] = field(default_factory=dict)
+    total_s: float = 0.0
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.batch_throughput",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows in the CSV")
+    parser.add_argument("--chunk-size", type=int, default=10_000, help="records per chunk")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds; the order alternates")
+    parser.add_argument("--markdown", type=Path, help="also write the figures to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    args = parser.parse_args(argv)
+    if min(args.rows, args.chunk_size, args.rounds) < 1:
+        parser.error("--rows, --chunk-size and --rounds must be at least 1")
+    return args
+
+
+def read_output(path: Path) -> list[dict[str, Any]]:
+    with path.open() as f:
+        return [json.loads(line) for line in f]
+
+
+async def crucible_job(api: httpx.AsyncClient, client: Client, source: Path, output: Path, chunk: int) -> tuple[float, int]:
+    body = {"input": str(source), "processor": "anomaly-detection", "chunk_size": chunk, "output": str(output)}
+    started = time.perf_counter()
+    response = await api.post("/api/v1/batch-jobs", json=body)
+    if response.status_code != 202:
+        raise BenchmarkError(f"POST /api/v1/batch-jobs answered {response.status_code}: {response.text}")
+    handle = client.get_workflow_handle(response.json()["run_id"])
+    async with asyncio.timeout(RUN_TIMEOUT_S):
+        await handle.result()
+    seconds = time.perf_counter() - started
+    events = 0
+    async for _ in handle.fetch_history_events():
+        events += 1
+    return seconds, events
+
+
+async def bench(args: argparse.Namespace) -> Results:
+    results = Results(options=vars(args) | {"markdown": str(args.markdown) if args.markdown else None})
+    started = time.perf_counter()
+    workdir = Path(tempfile.mkdtemp(prefix="crucible-batch-bench-"))
+    try:
+        source = workdir / "rows.csv"
+        print(f"writing {args.rows:,} rows to {source}", flush=True)
+        await asyncio.to_thread(write_sample_csv, source, args.rows)
+        results.rows = args.rows
+        print(f"starting PostgreSQL, Kafka, Temporal, the worker and the API in {workdir}", flush=True)
+        async with running_qa_stack(workdir, targets={}, operations=0) as stack:
+            client = await Client.connect(stack.temporal_address, namespace=NAMESPACE)
+            results.rss_ready_mb = {name: rss_mb(stack.pid(name)) for name in ("worker", "api")}
+            async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as api:
+                for number in range(1, args.rounds + 1):
+                    output = workdir / f"flagged-{number}.jsonl"
+                    plain_first = number % 2 == 1
+                    timings: dict[str, float] = {}
+                    events = 0
+                    for contender in ("plain", "crucible") if plain_first else ("crucible", "plain"):
+                        if contender == "plain":
+                            t0 = time.perf_counter()
+                            plain = await asyncio.to_thread(run_plain, str(source), "anomaly-detection", {})
+                            timings["plain"] = time.perf_counter() - t0
+                        else:
+                            timings["crucible"], events = await crucible_job(
+                                api, client, source, output, args.chunk_size
+                            )
+                    flagged = await asyncio.to_thread(read_output, output)
+                    if flagged != plain.lines:
+                        raise BenchmarkError(f"round {number}: Crucible's output differs from the plain loop's")
+                    results.output_lines = len(flagged)
+                    results.rounds.append(Round(number, timings["crucible"], timings["plain"], events))
+                    print(
+                        f"  round {number}: Crucible {args.rows / timings['crucible']:,.0f} records/s, "
+                        f"plain {args.rows / timings['plain']:,.0f} records/s, {events} history events",
+                        flush=True,
+                    )
+            results.rss_peak_mb = {name: peak_rss_mb(stack.pid(name)) for name in ("worker", "api")}
+    finally:
+        if args.keep:
+            print(f"kept {workdir}", flush=True)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    results.total_s = time.perf_counter() - started
+    return results
+
+
+def render(results: Results) -> str:
+    rows = results.rows
+    crucible = [rows / r.crucible_s for r in results.rounds]
+    plain = [rows / r.plain_s for r in results.rounds]
+    ratios = [r.plain_s / r.crucible_s for r in results.rounds]
+    ratio = statistics.median(ratios)
+    lines = [
+        "## Batch job throughput (`python -m bench.batch_throughput`)",
+        "",
+        *machine(),
+        "",
+        f"{rows:,} CSV rows, anomaly-detection (z-score and IQR over 3 numeric columns), "
+        f"chunk size {results.options['chunk_size']:,}, {len(results.rounds)} rounds; "
+        f"{results.output_lines:,} rows flagged, identical in every round to the plain loop's.",
+        "",
+        "| contender | records/s (median) | range |",
+        "|---|---|---|",
+        f"| Crucible batch job | {statistics.median(crucible):,.0f} | {min(crucible):,.0f}–{max(crucible):,.0f} |",
+        f"| plain loop, one process | {statistics.median(plain):,.0f} | {min(plain):,.0f}–{max(plain):,.0f} |",
+        "",
+        f"**Crucible / plain loop: {ratio:.2f}** (per round: {', '.join(f'{r:.2f}' for r in ratios)}; "
+        f"target ≥ 0.8: {'met' if ratio >= 0.8 else 'NOT met'}).",
+        "",
+        "| process | RSS when ready | peak RSS |",
+        "|---|---|---|",
+        *(
+            f"| {name} | {results.rss_ready_mb[name]:.0f} MB | {results.rss_peak_mb[name]:.0f} MB |"
+            for name in ("worker", "api")
+        ),
+        "",
+        f"Temporal history per job: {', '.join(str(r.history_events) for r in results.rounds)} events. "
+        f"Whole benchmark: {results.total_s:.0f} s.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        results = asyncio.run(bench(args))
+    except BenchmarkError as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    text = render(results)
+    print()
+    print(text)
+    if args.markdown is not None:
+        args.markdown.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

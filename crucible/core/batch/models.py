@@ -1,0 +1,163 @@
+"""The dataclasses a batch job's workflow and activities exchange.
+
+They carry positions, counts and compact statistics only. Records and their
+output live on disk: the input where the user put it, each chunk's output in a part
+file under the job's folder, the combined output where the user asked for it.
+Header values for the ``http`` processor live in the secret store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+ON_CHUNK_FAILURE = ("fail", "skip")
+
+
+@dataclass
+class BatchJobRequest:
+    """What the user asked for. ``headers_secret`` refers to header values; names only here."""
+
+    input: str
+    processor: str
+    output: str
+    format: str | None = None
+    chunk_size: int = 10_000
+    max_chunk_retries: int = 3
+    on_chunk_failure: str = "fail"
+    options: dict[str, Any] = field(default_factory=dict)
+    headers_secret: str | None = None
+    header_names: list[str] = field(default_factory=list)
+    #: The first retry of a failing chunk waits this long; each next one twice as long.
+    chunk_retry_delay_s: float = 1.0
+
+
+@dataclass
+class BatchPlan:
+    """What the first pass found: where the records are, how many, and global statistics."""
+
+    path: str
+    format: str
+    records: int
+    chunks: int
+    columns: list[str]
+    data_offset: int
+    profile: dict[str, Any] = field(default_factory=dict)
+    malformed: int = 0
+
+
+@dataclass
+class FailedChunk:
+    chunk: int
+    first_row: int
+    error: str
+    attempts: int
+
+
+@dataclass
+class BatchCheckpoint:
+    """Where a job stands: everything before ``next_chunk`` is done and its output on disk."""
+
+    next_chunk: int = 0
+    next_offset: int = 0
+    records_done: int = 0
+    aggregates: dict[str, Any] = field(default_factory=dict)
+    failed_chunks: list[FailedChunk] = field(default_factory=list)
+
+
+@dataclass
+class BatchJobInput:
+    """A batch job run, fresh or carried on (continue-as-new, or a resume of a failed run).
+
+    ``job_id`` is the id of the job's first run: its part files live under it, so a resumed
+    run reuses the output of the chunks done before.
+    """
+
+    job_id: str
+    request: BatchJobRequest
+    resumed_from: str | None = None
+    plan: BatchPlan | None = None
+    checkpoint: BatchCheckpoint | None = None
+    #: Continue-as-new after this many segments, to keep history bounded.
+    segments_per_run: int = 200
+    segment_s: float = 5.0
+    heartbeat_timeout_s: float = 10.0
+    task_queue: str | None = None
+    # Carried across continue-as-new:
+    next_seq: int = 1
+    created_at: datetime | None = None
+    processing_started_at: datetime | None = None
+    records_at_start: int = 0
+
+
+@dataclass
+class BatchJobResult:
+    output: str
+    records: int
+    chunks: int
+    output_lines: int
+    failed_chunks: list[FailedChunk]
+    summary: dict[str, Any]
+
+
+@dataclass
+class PrepareBatchInput:
+    job_id: str
+    request: BatchJobRequest
+    #: Statistics of an earlier pass to keep (a resumed job keeps the thresholds it started with).
+    profile: dict[str, Any] | None = None
+
+
+@dataclass
+class ProcessChunksInput:
+    job_id: str
+    request: BatchJobRequest
+    plan: BatchPlan
+    start: BatchCheckpoint
+    #: Stop after the chunk that ends past this many seconds, so the workflow can record progress.
+    budget_s: float = 5.0
+
+
+@dataclass
+class Resumption:
+    """A retried activity picked up from its last heartbeat, or from part files on disk."""
+
+    attempt: int
+    chunk: int
+
+
+@dataclass
+class ProcessChunksResult:
+    checkpoint: BatchCheckpoint
+    processed: int
+    skipped_on_disk: int = 0
+    resumed: list[Resumption] = field(default_factory=list)
+    #: Set when a chunk failed for good and the job must stop (``on_chunk_failure: fail``).
+    stopped_at: FailedChunk | None = None
+
+
+@dataclass
+class CombineOutputInput:
+    job_id: str
+    request: BatchJobRequest
+    plan: BatchPlan
+    aggregates: dict[str, Any]
+
+
+@dataclass
+class CombineOutputResult:
+    output: str
+    lines: int
+    bytes: int
+    summary: dict[str, Any]
+
+
+@dataclass
+class BatchResumePoint:
+    """What a new run needs to carry on a job from where this run stopped."""
+
+    job_id: str
+    request: BatchJobRequest
+    plan: BatchPlan | None
+    checkpoint: BatchCheckpoint | None

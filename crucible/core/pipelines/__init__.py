@@ -1,0 +1,1 @@
+"""Pipelines of steps (seed 002, diagram 4)."""

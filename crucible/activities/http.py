@@ -66,6 +66,9 @@ class QaHttpActivities:
         non-retryable ``SpecInvalid`` error that says why.
         """
         row = await self.store.get(request.run_id)
+        if row is None and request.template is not None:  # a scheduled run makes its own row
+            await self.store.copy_request(request.template, request.run_id)
+            row = await self.store.get(request.run_id)
         if row is None:
             raise ApplicationError(f"QA run {request.run_id} has no stored request", non_retryable=True)
         if request.spec_url:

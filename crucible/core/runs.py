@@ -1,8 +1,10 @@
 """Runs: the ids, kinds and status vocabulary every kind of run shares.
 
 A run's id is its Temporal workflow id, ``<kind>-<32 hex digits>``, so the same id
-works in the API, the CLI and the Temporal Web UI. This module is imported by
-workflow code, so it uses the standard library only.
+works in the API, the CLI and the Temporal Web UI. A run that a Temporal Schedule
+started has the id ``<kind>-<schedule id>-<action time>`` instead: the schedule's
+action id with the time Temporal appends (``pipeline-nightly-orders-2026-01-01T03:17:00Z``).
+This module is imported by workflow code, so it uses the standard library only.
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ DEFAULT_ORG = "default"
 DEFAULT_TEAM = "default"
 
 _RUN_ID = re.compile(r"^(?P<kind>[a-z][a-z0-9]*)-[0-9a-f]{32}$")
+_SCHEDULED_RUN_ID = re.compile(
+    r"(?P<kind>[a-z][a-z0-9]*)-(?P<schedule>[a-z0-9]+(?:-[a-z0-9]+)*)-\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z"
+)
+#: Longer ids are not run ids (a schedule id has at most 60 characters).
+_MAX_RUN_ID = 120
 
 
 class RunStatus(StrEnum):
@@ -48,10 +55,21 @@ def new_run_id(kind: str, *, unique: uuid.UUID | None = None) -> str:
     return f"{kind}-{(unique or uuid.uuid4()).hex}"
 
 
+def _scheduled(run_id: str) -> re.Match[str] | None:
+    match = _SCHEDULED_RUN_ID.fullmatch(run_id) if len(run_id) <= _MAX_RUN_ID else None
+    return match if match and match["kind"] in RUN_KINDS else None
+
+
 def kind_of(run_id: str) -> str | None:
     """The kind encoded in a run id, or None when it is not a run id."""
-    match = _RUN_ID.match(run_id)
+    match = _RUN_ID.match(run_id) or _scheduled(run_id)
     return match["kind"] if match else None
+
+
+def schedule_of(run_id: str) -> str | None:
+    """The id of the schedule that started the run, or None when no schedule did."""
+    match = _scheduled(run_id)
+    return match["schedule"] if match else None
 
 
 @dataclass

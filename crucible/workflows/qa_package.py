@@ -96,7 +96,9 @@ class QaPackageRunWorkflow:
         try:
             spec = await workflow.execute_activity_method(
                 QaHttpActivities.fetch_spec,
-                FetchSpecInput(run_id, request.spec_url, request.filters, request.replay_of),
+                FetchSpecInput(
+                    run_id, request.spec_url, request.filters, request.replay_of, request.template
+                ),
                 start_to_close_timeout=timedelta(seconds=120),
                 retry_policy=FETCH_SPEC_RETRY,
             )

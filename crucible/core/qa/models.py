@@ -60,6 +60,9 @@ class QaPackageRunInput:
     follow_redirects: bool = False
     ai_attempts: int = 3
     ai_token_budget: int = 200_000
+    #: A stored request (a schedule's) that the run copies as its own: a scheduled run has no
+    #: request row of its own until it makes one.
+    template: str | None = None
 
 
 @dataclass
@@ -78,6 +81,7 @@ class FetchSpecInput:
     spec_url: str | None
     filters: QaFilters
     replay_of: str | None = None
+    template: str | None = None
 
 
 @dataclass

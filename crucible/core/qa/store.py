@@ -11,14 +11,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, Text, case, func, literal, select
+from sqlalchemy import Delete, Table, Text, case, exists, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from crucible.core.tables import QaResultRow, QaRunRow
+from crucible.core.tables import QaResultRow, QaRunRow, SecretRow
 
 RUNS: Table = QaRunRow.__table__  # type: ignore[attr-defined]
 RESULTS: Table = QaResultRow.__table__  # type: ignore[attr-defined]
+SECRETS: Table = SecretRow.__table__  # type: ignore[attr-defined]
+#: The secret that holds a request's header values, by its id in the request row.
+HEADERS_SECRET = RUNS.c.request["headers_secret"].astext
 #: Marks a stored row that records a spec problem instead of a scenario: never sent or replayed.
 PROBLEM_ROW = "spec_problem"
 
@@ -32,6 +35,14 @@ def pg_safe(value: Any) -> Any:
     if isinstance(value, list):
         return [pg_safe(v) for v in value]
     return value
+
+
+def drop_unreferenced_secrets(secret_ids: list[str]) -> Delete:
+    """Delete those of ``secret_ids`` that no stored request refers to any more."""
+    return SECRETS.delete().where(
+        SECRETS.c.secret_id.in_(secret_ids),
+        ~exists().where(SECRETS.c.secret_id == HEADERS_SECRET),
+    )
 
 
 @dataclass
@@ -56,10 +67,26 @@ class QaStore:
                 .on_conflict_do_nothing()
             )
 
-    async def delete(self, run_id: str) -> None:
+    async def copy_request(self, source: str, run_id: str) -> None:
+        """Give ``run_id`` the request and spec stored under ``source`` (a schedule's) unless it has one."""
+        copied = select(literal(run_id, Text), RUNS.c.request, RUNS.c.spec, func.now()).where(
+            RUNS.c.run_id == source
+        )
         async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(RUNS)
+                .from_select(["run_id", "request", "spec", "created_at"], copied)
+                .on_conflict_do_nothing()
+            )
+
+    async def delete(self, run_id: str) -> None:
+        """Delete a request, its results, and its headers secret once no other request refers to it."""
+        async with self.engine.begin() as conn:
+            secret = (await conn.execute(select(HEADERS_SECRET).where(RUNS.c.run_id == run_id))).scalar()
             await conn.execute(RESULTS.delete().where(RESULTS.c.run_id == run_id))
             await conn.execute(RUNS.delete().where(RUNS.c.run_id == run_id))
+            if secret is not None:
+                await conn.execute(drop_unreferenced_secrets([secret]))
 
     async def get(self, run_id: str) -> QaRunRow | None:
         async with self.engine.connect() as conn:

@@ -1,0 +1,75 @@
+"""Retention: deleting closed runs, and everything stored for them, from PostgreSQL.
+
+Runs go in batches, each in its own short transaction, so a large prune never holds
+its locks for long; a retried activity carries on where the last one stopped, since
+what was deleted stays deleted.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Table, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from temporalio import activity
+
+from crucible.activities.heartbeats import heartbeating
+from crucible.core.qa.store import HEADERS_SECRET, RESULTS, RUNS, drop_unreferenced_secrets
+from crucible.core.retention import PruneRunsInput, PruneRunsResult
+from crucible.core.runs import RunStatus
+from crucible.core.tables import Run, RunEventRow
+
+_RUN_ROWS: Table = Run.__table__  # type: ignore[attr-defined]
+_EVENTS: Table = RunEventRow.__table__  # type: ignore[attr-defined]
+
+
+class RetentionActivities:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @activity.defn
+    async def prune_runs(self, request: PruneRunsInput) -> PruneRunsResult:
+        """Delete runs that closed before ``closed_before`` with their events, QA rows and secrets.
+
+        Running runs are never touched, however old. Returns how many rows went, per table.
+        """
+        total = PruneRunsResult()
+        with heartbeating():
+            while True:
+                async with self.engine.begin() as conn:
+                    pruned = await _prune_batch(conn, request)
+                total.add(pruned)
+                if pruned.runs < request.batch_size:
+                    break
+        if total.runs:
+            activity.logger.info(
+                "pruned %d runs closed before %s: %s", total.runs, request.closed_before, total
+            )
+        return total
+
+
+async def _prune_batch(conn: AsyncConnection, request: PruneRunsInput) -> PruneRunsResult:
+    doomed = (
+        select(_RUN_ROWS.c.run_id)
+        .where(_RUN_ROWS.c.status != RunStatus.RUNNING.value, _RUN_ROWS.c.closed_at < request.closed_before)
+        .order_by(_RUN_ROWS.c.closed_at)
+        .limit(request.batch_size)
+        .with_for_update(skip_locked=True)
+    )
+    run_ids = list((await conn.execute(doomed)).scalars())
+    if not run_ids:
+        return PruneRunsResult()
+    secrets = (
+        await conn.execute(
+            select(HEADERS_SECRET).where(RUNS.c.run_id.in_(run_ids), HEADERS_SECRET.is_not(None))
+        )
+    ).scalars()
+    secret_ids = sorted(set(secrets))
+    pruned = PruneRunsResult(
+        run_events=(await conn.execute(_EVENTS.delete().where(_EVENTS.c.run_id.in_(run_ids)))).rowcount,
+        qa_results=(await conn.execute(RESULTS.delete().where(RESULTS.c.run_id.in_(run_ids)))).rowcount,
+        qa_runs=(await conn.execute(RUNS.delete().where(RUNS.c.run_id.in_(run_ids)))).rowcount,
+    )
+    # A secret that a run shares with a schedule's stored request (or another run) stays.
+    if secret_ids:
+        pruned.secrets = (await conn.execute(drop_unreferenced_secrets(secret_ids))).rowcount
+    pruned.runs = (await conn.execute(_RUN_ROWS.delete().where(_RUN_ROWS.c.run_id.in_(run_ids)))).rowcount
+    return pruned

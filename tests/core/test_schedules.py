@@ -240,6 +240,23 @@ async def test_pause_trigger_unpause_and_backfill(client: Client, worker: Worker
         await delete_schedule(client, schedule_id)
 
 
+async def test_a_failed_run_pauses_a_schedule_that_asks_for_it(client: Client, worker: Worker) -> None:
+    schedule_id = new_id()
+    failing = ScheduledStart(
+        PROBE_KIND, ProbeWorkflow.run, ProbeInput(fail_with="boom"), worker.task_queue, {}
+    )
+    view = await create_schedule(
+        client, schedule_id, failing, ScheduleOptions(cron=YEARLY, pause_on_failure=True)
+    )
+    try:
+        assert (view.pause_on_failure, view.paused) == (True, False)
+        await trigger_schedule(client, schedule_id)
+        view = await eventually(lambda: describe_schedule(client, schedule_id), lambda v: v.paused)
+        assert view.note  # Temporal says why
+    finally:
+        await delete_schedule(client, schedule_id)
+
+
 async def test_ids_are_unique_and_unknown_ones_are_not_found(client: Client, worker: Worker) -> None:
     schedule_id = new_id()
     await create_schedule(client, schedule_id, probe_start(worker.task_queue), ScheduleOptions(cron=YEARLY))

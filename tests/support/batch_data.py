@@ -8,6 +8,9 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+from crucible.core.batch.processors import ChunkContext, Processor
+from crucible.core.batch.records import detect_format, read_chunk, scan
+
 CSV_COLUMNS = ("id", "amount", "latency_ms", "region", "quantity")
 REGIONS = ("eu-west", "eu-north", "us-east", "ap-south")
 
@@ -79,3 +82,23 @@ def write_sample_jsonl(
                     del record["email"]
             f.write(json.dumps(record) + "\n")
     return invalid
+
+
+async def process_in_chunks(
+    processor: Processor, path: Path | str, *, size: int, profile: dict[str, Any], job_id: str = "job-1"
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Process the input chunk after chunk, as a batch job does: the lines and merged aggregates."""
+    fmt = detect_format(str(path))
+    found = scan(str(path), fmt)
+    lines: list[dict[str, Any]] = []
+    aggregates: dict[str, Any] = {}
+    offset, row, index = found.data_offset, 1, 0
+    while row <= found.records:
+        chunk = read_chunk(
+            str(path), fmt, index=index, start_offset=offset, first_row=row, size=size, columns=found.columns
+        )
+        output = await processor.process(chunk, profile, ChunkContext(job_id=job_id))
+        lines += output.lines
+        aggregates = processor.merge(aggregates, output.aggregates)
+        offset, row, index = chunk.end_offset, row + len(chunk.records), index + 1
+    return lines, aggregates

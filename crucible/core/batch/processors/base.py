@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticCustomError
 
 from crucible.core.batch.records import Chunk
 
@@ -67,6 +68,12 @@ class InvalidOptionsError(ValueError):
         details = "; ".join(f"{'.'.join(map(str, loc)) or 'options'}: {msg}" for loc, msg in errors)
         super().__init__(f"{processor}: {details}")
         self.errors = errors
+
+
+def option_error(kind: str, message: str) -> PydanticCustomError:
+    """An error for an options model's validator to raise, with ``message`` as it is."""
+    # The message goes in through the context, so braces in it are not a format string.
+    return PydanticCustomError(kind, "{message}", {"message": message})
 
 
 def option_errors(model: type[BaseModel], options: Any) -> list[OptionError]:

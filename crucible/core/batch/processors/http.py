@@ -18,7 +18,6 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic_core import PydanticCustomError
 
 from crucible.core.batch.processors.base import (
     ChunkContext,
@@ -26,6 +25,7 @@ from crucible.core.batch.processors.base import (
     InvalidOptionsError,
     OptionError,
     add_counts,
+    option_error,
     option_errors,
     parse_options,
 )
@@ -74,19 +74,14 @@ class HttpOptions(BaseModel):
     def _url(cls, url: str) -> str:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise _error(
+            raise option_error(
                 "http_url", "give an http or https URL, like https://api.example.com/items/{{record.id}}"
             )
         if "{{" in parts.netloc:
-            raise _error("http_url", "write the URL's host out; placeholders go in its path and query")
+            raise option_error("http_url", "write the URL's host out; placeholders go in its path and query")
         for message in placeholder_errors(url):
-            raise _error("placeholder", message)
+            raise option_error("placeholder", message)
         return url
-
-
-def _error(kind: str, message: str) -> PydanticCustomError:
-    # The message goes in through the context: its braces are not a format string.
-    return PydanticCustomError(kind, "{message}", {"message": message})
 
 
 def validate(options: Any) -> list[OptionError]:
@@ -154,7 +149,7 @@ class HttpProcessor:
         else:
             try:
                 status = await self._send(url, body, row, job_id)
-            except (TimeoutError, httpx.TimeoutException):
+            except TimeoutError:
                 error = f"no answer within {self.options.timeout_s:g} s"
             except _REQUEST_ERRORS as exc:
                 error = (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)[
@@ -174,10 +169,11 @@ class HttpProcessor:
 
     async def _send(self, url: str, body: bytes | None, row: int, job_id: str) -> int:
         headers = {**self.headers, IDEMPOTENCY_HEADER: f"{job_id}-{row}"}
-        # httpx's timeout bounds each wait; this one bounds the whole request, queueing included.
+        # This deadline bounds the whole request, waiting for a connection included. httpx's
+        # own timeouts, which bound each wait, only back it up: a client's default may be shorter.
         async with asyncio.timeout(self.options.timeout_s):
             response = await self.client.request(
-                self.options.method, url, content=body, headers=headers, timeout=self.options.timeout_s
+                self.options.method, url, content=body, headers=headers, timeout=self.options.timeout_s + 1
             )
         return response.status_code
 

@@ -11,9 +11,14 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic_core import PydanticCustomError
 
-from crucible.core.batch.processors.base import ChunkContext, ChunkOutput, add_counts, parse_options
+from crucible.core.batch.processors.base import (
+    ChunkContext,
+    ChunkOutput,
+    add_counts,
+    option_error,
+    parse_options,
+)
 from crucible.core.batch.records import Chunk
 
 NAME = "schema-validation"
@@ -43,11 +48,8 @@ class SchemaOptions(BaseModel):
         try:
             validator_class.check_schema(schema)
         except SchemaError as exc:
-            raise PydanticCustomError(
-                "invalid_schema",
-                "not a valid JSON Schema: {reason} (at {where})",
-                {"reason": exc.message, "where": exc.json_path},
-            ) from None
+            reason = f"not a valid JSON Schema: {exc.message} (at {exc.json_path})"
+            raise option_error("invalid_schema", reason) from None
         return schema
 
 
@@ -60,7 +62,7 @@ def _validator_class(schema: dict[str, Any]) -> Any:
     except ValueError:  # not even a URI
         known = False
     if not known:
-        raise PydanticCustomError("unknown_draft", "unknown $schema {uri!r}", {"uri": schema["$schema"]})
+        raise option_error("unknown_draft", f"unknown $schema {schema['$schema']!r}")
     return validator_for(schema)
 
 

@@ -18,6 +18,7 @@ from crucible.api.deps import get_qa_store, get_secrets, get_settings
 from crucible.api.qa_models import QaRunCreate
 from crucible.api.routes.qa import store_qa_request
 from crucible.api.schedule_targets import ScheduledStart, register_schedule_target
+from crucible.core.errors import FieldError, InvalidRequestError
 from crucible.workflows.qa_package import KIND, QaPackageRunWorkflow
 
 
@@ -37,9 +38,17 @@ def _template_id() -> str:
 async def build_qa(body: QaScheduleTarget, request: Request) -> ScheduledStart:
     settings = get_settings(request)
     template = _template_id()
-    arg = await store_qa_request(
-        body.run, key=template, store=get_qa_store(request), secrets=get_secrets(request), settings=settings
-    )
+    try:
+        arg = await store_qa_request(
+            body.run,
+            key=template,
+            store=get_qa_store(request),
+            secrets=get_secrets(request),
+            settings=settings,
+        )
+    except InvalidRequestError as exc:  # its fields are under target.run here
+        moved = [FieldError(("body", "target", "run", *e.loc[1:]), e.msg, e.type) for e in exc.errors]
+        raise InvalidRequestError(moved) from exc
     run = body.run
     summary: dict[str, Any] = {
         "kind": KIND,

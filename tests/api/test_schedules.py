@@ -224,6 +224,12 @@ async def test_bad_input_is_422_naming_every_field(api: httpx.AsyncClient, demo:
         response = await api.post("/api/v1/schedules", json={"name": "x", "target": target, "cron": YEARLY})
         assert response.status_code == 422 and [e["loc"] for e in response.json()["detail"]] == [loc]
 
+    replay = qa_schedule(demo, cron=YEARLY)
+    replay["target"]["run"] = {"base_url": demo, "replay_of": f"qa-{uuid.uuid4().hex}"}
+    response = await api.post("/api/v1/schedules", json=replay)
+    assert response.status_code == 422
+    assert [e["loc"] for e in response.json()["detail"]] == [["body", "target", "run", "replay_of"]]
+
     for name in ("!!!", "crucible-retention", ""):
         response = await api.post("/api/v1/schedules", json={**qa_schedule(demo, cron=YEARLY), "name": name})
         assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", "name"]

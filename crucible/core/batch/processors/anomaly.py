@@ -70,7 +70,9 @@ class AnomalyDetector:
             MalformedRecordError: a column named in the options holds something else.
         """
         excluded = self.options.id_column or DEFAULT_ID_COLUMN
-        values: dict[str, array[float]] = {c: array("d") for c in self.columns or ()}
+        # Each batch's numbers are an array of their own, joined at the end: growing one array
+        # would copy it again and again.
+        values: dict[str, list[array[float]]] = {c: [] for c in self.columns or ()}
         rejected: set[str] = set()
         has_id_column = False
         count = 0
@@ -84,7 +86,7 @@ class AnomalyDetector:
             for column in candidates:
                 numbers, _, bad = column_numbers([record.get(column) for record in rows])
                 if bad is None:
-                    values.setdefault(column, array("d")).extend(numbers)
+                    values.setdefault(column, []).append(array("d", numbers))
                 elif self.columns:
                     row, record = batch[bad]
                     raise MalformedRecordError(row, _not_a_number(column, record[column]))
@@ -92,7 +94,11 @@ class AnomalyDetector:
                     rejected.add(column)
                     values.pop(column, None)
         id_column = self.options.id_column or (DEFAULT_ID_COLUMN if has_id_column else None)
-        stats = {c: describe(v, iqr_k=self.options.iqr_k) for c, v in values.items() if v}
+        stats = {
+            column: describe(array("d", b"".join(part.tobytes() for part in parts)), iqr_k=self.options.iqr_k)
+            for column, parts in values.items()
+            if any(parts)
+        }
         return {"records": count, "id_column": id_column, "columns": list(stats), "stats": stats}
 
     async def process(self, chunk: Chunk, profile: dict[str, Any], context: ChunkContext) -> ChunkOutput:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Sequence
+from itertools import repeat
+from operator import mul, sub
 from typing import Any
 
 #: The value types that may hold a number: CSV strings, JSON numbers. Not ``bool``.
@@ -75,7 +77,9 @@ def describe(values: array[float], *, iqr_k: float) -> dict[str, float]:
     """Count, mean, population standard deviation (ddof=0), quartiles and IQR fences."""
     count = len(values)
     mean = math.fsum(values) / count
-    std = math.sqrt(math.fsum((x - mean) ** 2 for x in values) / count)
+    std = math.sqrt(math.fsum(_squared_deviations(values, mean)) / count)
+    # Sorted last: the sums run several times faster over the values in the order they were
+    # made, which is the order of their objects in memory.
     ordered = sorted(values)
     q1, q3 = quantile(ordered, 0.25), quantile(ordered, 0.75)
     spread = q3 - q1
@@ -88,3 +92,8 @@ def describe(values: array[float], *, iqr_k: float) -> dict[str, float]:
         "lower": q1 - iqr_k * spread,
         "upper": q3 + iqr_k * spread,
     }
+
+
+def _squared_deviations(values: array[float], mean: float) -> map[float]:
+    deviations = list(map(sub, values, repeat(mean)))
+    return map(mul, deviations, deviations)

@@ -83,8 +83,15 @@ def read_output(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f]
 
 
-async def crucible_job(api: httpx.AsyncClient, client: Client, source: Path, output: Path, chunk: int) -> tuple[float, int]:
-    body = {"input": str(source), "processor": "anomaly-detection", "chunk_size": chunk, "output": str(output)}
+async def crucible_job(
+    api: httpx.AsyncClient, client: Client, source: Path, output: Path, chunk: int
+) -> tuple[float, int]:
+    body = {
+        "input": str(source),
+        "processor": "anomaly-detection",
+        "chunk_size": chunk,
+        "output": str(output),
+    }
     started = time.perf_counter()
     response = await api.post("/api/v1/batch-jobs", json=body)
     if response.status_code != 202:
@@ -129,7 +136,9 @@ async def bench(args: argparse.Namespace) -> Results:
                             )
                     flagged = await asyncio.to_thread(read_output, output)
                     if flagged != plain.lines:
-                        raise BenchmarkError(f"round {number}: Crucible's output differs from the plain loop's")
+                        raise BenchmarkError(
+                            f"round {number}: Crucible's output differs from the plain loop's"
+                        )
                     results.output_lines = len(flagged)
                     results.rounds.append(Round(number, timings["crucible"], timings["plain"], events))
                     print(
@@ -164,8 +173,10 @@ def render(results: Results) -> str:
         "",
         "| contender | records/s (median) | range |",
         "|---|---|---|",
-        f"| Crucible batch job | {statistics.median(crucible):,.0f} | {min(crucible):,.0f}–{max(crucible):,.0f} |",
-        f"| plain loop, one process | {statistics.median(plain):,.0f} | {min(plain):,.0f}–{max(plain):,.0f} |",
+        f"| Crucible batch job | {statistics.median(crucible):,.0f} "
+        f"| {min(crucible):,.0f} to {max(crucible):,.0f} |",
+        f"| plain loop, one process | {statistics.median(plain):,.0f} "
+        f"| {min(plain):,.0f} to {max(plain):,.0f} |",
         "",
         f"**Crucible / plain loop: {ratio:.2f}** (per round: {', '.join(f'{r:.2f}' for r in ratios)}; "
         f"target ≥ 0.8: {'met' if ratio >= 0.8 else 'NOT met'}).",

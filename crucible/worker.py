@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from crucible.activities.ai import AiActivities
@@ -30,6 +31,7 @@ from crucible.activities.db import QaDbActivities
 from crucible.activities.events import EventActivities
 from crucible.activities.http import QaHttpActivities
 from crucible.activities.pipelines import PipelineActivities
+from crucible.activities.retention import RetentionActivities
 from crucible.core.config import Settings, load_settings
 from crucible.core.db import create_engine
 from crucible.core.exits import exit_without_teardown
@@ -39,12 +41,14 @@ from crucible.core.logs import configure_logging
 from crucible.core.pipelines.store import PipelineStore
 from crucible.core.qa.store import QaStore
 from crucible.core.reconcile import RunReconciler
+from crucible.core.schedules import ensure_retention_schedule
 from crucible.core.secrets import SecretStore, secret_box
 from crucible.core.store import RunStore
 from crucible.core.temporal import connect, ensure_search_attributes
 from crucible.workflows.batch_job import BatchJobWorkflow
 from crucible.workflows.pipeline import PipelineRunWorkflow, PipelineStepWorkflow
 from crucible.workflows.qa_package import QaPackageRunWorkflow
+from crucible.workflows.retention import RetentionWorkflow
 
 log = logging.getLogger("crucible.worker")
 
@@ -53,7 +57,13 @@ SWEEP_FIRST_LOOKBACK = timedelta(days=1)
 SWEEP_OVERLAP = timedelta(minutes=1)
 
 #: Every workflow Crucible runs. Each kind of run adds its class here.
-WORKFLOWS: list[type] = [QaPackageRunWorkflow, BatchJobWorkflow, PipelineRunWorkflow, PipelineStepWorkflow]
+WORKFLOWS: list[type] = [
+    QaPackageRunWorkflow,
+    BatchJobWorkflow,
+    PipelineRunWorkflow,
+    PipelineStepWorkflow,
+    RetentionWorkflow,
+]
 
 
 @dataclass
@@ -73,7 +83,10 @@ class WorkerDeps:
 def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
     """Every activity, bound to the worker's clients."""
     events = EventActivities(deps.store, deps.publisher)
-    activities: list[Callable[..., Any]] = [events.record_events]
+    activities: list[Callable[..., Any]] = [
+        events.record_events,
+        RetentionActivities(deps.store.engine).prune_runs,
+    ]
     if deps.settings is not None and deps.http is not None:
         settings = deps.settings
         qa = QaStore(deps.store.engine)
@@ -192,6 +205,12 @@ async def run_worker(
     log.info("worker metrics at http://127.0.0.1:%d/metrics", port)
     client = await connect(settings, runtime=runtime, wait_s=60)
     await ensure_search_attributes(client, settings.temporal_namespace)
+    try:
+        await ensure_retention_schedule(
+            client, task_queue=settings.task_queue, days=settings.retention_days, cron=settings.retention_cron
+        )
+    except RPCError as exc:
+        log.warning("could not create or update the retention schedule: %s", exc.message)
 
     async with AsyncExitStack() as stack:
         engine = create_engine(settings.effective_database_url)

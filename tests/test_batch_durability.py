@@ -40,13 +40,17 @@ async def test_a_batch_job_survives_kill_9_of_its_worker(
     env["CRUCIBLE_SECRETS_KEY"] = settings.secrets_key.get_secret_value()
 
     run_id = new_run_id(KIND)
-    job = BatchJobRequest(input=str(source), processor="anomaly-detection", output=str(output), chunk_size=CHUNK)
+    job = BatchJobRequest(
+        input=str(source), processor="anomaly-detection", output=str(output), chunk_size=CHUNK
+    )
     arg = batch_input(settings.model_copy(update={"task_queue": task_queue}), job, job_id=run_id)
     kill_at = random.Random().randint(3, CHUNKS // 2)
     first = await start_worker(env, "worker", module="crucible")
     second: Child | None = None
     try:
-        handle = await start_run(client, BatchJobWorkflow.run, arg, kind=KIND, task_queue=task_queue, run_id=run_id)
+        handle = await start_run(
+            client, BatchJobWorkflow.run, arg, kind=KIND, task_queue=task_queue, run_id=run_id
+        )
         async with asyncio.timeout(90):
             while True:
                 progress = [e.data for e in await fetch_all_events(store, run_id) if e.type == "PROGRESS"]

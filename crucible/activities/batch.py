@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from temporalio import activity
@@ -35,7 +35,14 @@ from crucible.core.batch.models import (
 )
 from crucible.core.batch.processors import Processor, build_processor
 from crucible.core.batch.processors.base import ChunkContext
-from crucible.core.batch.records import MalformedRecordError, detect_format, iter_records, read_chunk, scan
+from crucible.core.batch.records import (
+    Format,
+    MalformedRecordError,
+    detect_format,
+    iter_records,
+    read_chunk,
+    scan,
+)
 from crucible.core.secrets import SecretStore
 
 INPUT_INVALID = "InputInvalid"
@@ -118,7 +125,7 @@ class BatchActivities:
                 path = await self._download(job.input, self.files(request.job_id).root / f"input.{fmt}")
             else:
                 path = job.input
-                if not os.path.isfile(path) or not os.access(path, os.R_OK):
+                if not await asyncio.to_thread(_readable, path):
                     raise _invalid(f"input: {path!r} is not a readable file on this worker")
             try:
                 found = await asyncio.to_thread(scan, path, fmt)
@@ -151,7 +158,9 @@ class BatchActivities:
             async with self.client.stream("GET", url, timeout=60.0, follow_redirects=True) as response:
                 if response.status_code >= 400:
                     message = f"input: fetching {url} answered {response.status_code}"
-                    raise ApplicationError(message, type=INPUT_INVALID, non_retryable=response.status_code < 500)
+                    raise ApplicationError(
+                        message, type=INPUT_INVALID, non_retryable=response.status_code < 500
+                    )
                 with tmp.open("wb") as f:
                     async for data in response.aiter_bytes():
                         f.write(data)
@@ -175,6 +184,7 @@ class BatchActivities:
         resumed: list[Resumption] = []
         if info.heartbeat_details:
             checkpoint = _checkpoint_of(info.heartbeat_details[0])
+        if info.attempt > 1:  # the last attempt died (its worker, say): carry on where it got to
             resumed.append(Resumption(attempt=info.attempt, chunk=checkpoint.next_chunk))
             activity.logger.info("resuming at chunk %d (attempt %d)", checkpoint.next_chunk, info.attempt)
         processor = await self._processor(job)
@@ -189,10 +199,8 @@ class BatchActivities:
                 if meta is None:
                     meta = await self._process_chunk(processor, context, job, plan, checkpoint, files)
                     processed += 1
-                else:  # finished before this attempt began: its output is on disk
+                else:  # finished by an attempt that died before its heartbeat said so
                     on_disk += 1
-                    if not resumed or resumed[-1].attempt != info.attempt:
-                        resumed.append(Resumption(attempt=info.attempt, chunk=index))
                 if meta.error is not None:
                     failure = FailedChunk(index, meta.first_row, meta.error, meta.attempts)
                     if job.on_chunk_failure == "fail":
@@ -208,7 +216,11 @@ class BatchActivities:
                 )
                 heartbeat.now(dataclasses.asdict(checkpoint))
         return ProcessChunksResult(
-            checkpoint=checkpoint, processed=processed, skipped_on_disk=on_disk, resumed=resumed, stopped_at=stopped
+            checkpoint=checkpoint,
+            processed=processed,
+            skipped_on_disk=on_disk,
+            resumed=resumed,
+            stopped_at=stopped,
         )
 
     async def _process_chunk(
@@ -231,7 +243,7 @@ class BatchActivities:
                 chunk = await asyncio.to_thread(
                     read_chunk,
                     plan.path,
-                    plan.format,
+                    cast(Format, plan.format),
                     index=index,
                     start_offset=start,
                     first_row=first_row,
@@ -240,12 +252,18 @@ class BatchActivities:
                 )
                 output = await processor.process(chunk, plan.profile, context)
             except Exception as exc:
-                reason = f"row {exc.row}: {exc.reason}" if isinstance(exc, MalformedRecordError) else repr(exc)
+                reason = (
+                    f"row {exc.row}: {exc.reason}" if isinstance(exc, MalformedRecordError) else repr(exc)
+                )
                 if attempts > job.max_chunk_retries:
-                    activity.logger.warning("chunk %d failed for good after %d attempts: %s", index, attempts, reason)
+                    activity.logger.warning(
+                        "chunk %d failed for good after %d attempts: %s", index, attempts, reason
+                    )
                     meta = PartMeta(index, first_row, -1, 0, {}, error=reason, attempts=attempts)
                     if job.on_chunk_failure == "skip":
-                        meta.end_offset = await asyncio.to_thread(skip_records, plan.path, plan.format, start, size)
+                        meta.end_offset = await asyncio.to_thread(
+                            skip_records, plan.path, plan.format, start, size
+                        )
                         await asyncio.to_thread(files.write_part, meta, [])
                     return meta
                 delay = min(MAX_RETRY_DELAY_S, job.chunk_retry_delay_s * 2 ** (attempts - 1))
@@ -270,8 +288,9 @@ class BatchActivities:
         output = Path(request.request.output)
         processor = await self._processor(request.request, with_headers=False)
         summary = processor.summary(request.aggregates, request.plan.profile)
-        if not files.parts.is_dir() and output.is_file():  # combined already, before a retry
-            return CombineOutputResult(str(output), _count_lines(output), output.stat().st_size, summary)
+        combined = await asyncio.to_thread(_combined_already, files, output)
+        if combined is not None:  # by an attempt that died before it could say so
+            return CombineOutputResult(str(output), *combined, summary)
         try:
             with Heartbeat().running():
                 lines, size = await asyncio.to_thread(files.combine, request.plan.chunks, output)
@@ -281,6 +300,13 @@ class BatchActivities:
         return CombineOutputResult(str(output), lines, size, summary)
 
 
-def _count_lines(path: Path) -> int:
-    with path.open("rb") as f:
-        return sum(1 for _ in f)
+def _readable(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.R_OK)
+
+
+def _combined_already(files: JobFiles, output: Path) -> tuple[int, int] | None:
+    """(lines, bytes) of an output whose part files are gone: it was combined before."""
+    if files.parts.is_dir() or not output.is_file():
+        return None
+    with output.open("rb") as f:
+        return sum(1 for _ in f), output.stat().st_size

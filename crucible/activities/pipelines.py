@@ -25,7 +25,9 @@ class PipelineActivities:
         definition = await self.store.definition(pipeline_id)
         if definition is None:
             raise ApplicationError(
-                f"pipeline {pipeline_id!r} does not exist (deleted?)", type=PIPELINE_NOT_FOUND, non_retryable=True
+                f"pipeline {pipeline_id!r} does not exist (deleted?)",
+                type=PIPELINE_NOT_FOUND,
+                non_retryable=True,
             )
         return definition
 

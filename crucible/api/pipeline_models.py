@@ -21,7 +21,9 @@ class AssertionModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     path: str = Field(
-        min_length=1, max_length=300, description="Dotted path into the previous step's result: `summary.flagged`."
+        min_length=1,
+        max_length=300,
+        description="Dotted path into the previous step's result: `summary.flagged`.",
     )
     op: Operator = Field(description="A comparison (a list compares by its length), `exists` or `missing`.")
     value: Any = Field(None, description="What the found value is compared with.")
@@ -46,7 +48,8 @@ class ValidateStep(_Step):
 class NotifyStep(_Step):
     type: Literal["notify"]
     webhook_url: str = Field(
-        max_length=2048, description="An incoming webhook (Slack's format). Stored encrypted: it holds a token."
+        max_length=2048,
+        description="An incoming webhook (Slack's format). Stored encrypted: it holds a token.",
     )
     text: str | None = Field(None, max_length=3000, description="The message's headline.")
 
@@ -90,9 +93,13 @@ class PipelineLinks(BaseModel):
 
 
 class PipelinePublic(BaseModel):
-    pipeline_id: str = Field(description="The definition's id (`pl-…`); its runs' ids start with `pipeline-`.")
+    pipeline_id: str = Field(
+        description="The definition's id (`pl-…`); its runs' ids start with `pipeline-`."
+    )
     name: str
-    steps: list[dict[str, Any]] = Field(description="The steps, with secret values replaced by names or hosts.")
+    steps: list[dict[str, Any]] = Field(
+        description="The steps, with secret values replaced by names or hosts."
+    )
     created_at: datetime
     links: PipelineLinks
 

@@ -89,7 +89,8 @@ class Settings(BaseSettings):
         None, description="Task queue of batch work (CPU-bound); unset: the task queue + `-batch`."
     )
     batch_work_dir: Path | None = Field(
-        None, description="Folder for chunk outputs, shared by every batch worker; unset: $CRUCIBLE_HOME/batch."
+        None,
+        description="Folder for chunk outputs, shared by every batch worker; unset: $CRUCIBLE_HOME/batch.",
     )
     batch_concurrency: int = Field(2, ge=1, le=64, description="Batch activities one worker runs at once.")
     batch_segment_s: float = Field(
@@ -98,6 +99,12 @@ class Settings(BaseSettings):
     batch_heartbeat_timeout_s: float = Field(
         10.0, gt=0, description="How soon a batch activity on a dead worker is retried elsewhere."
     )
+
+    # Retention
+    retention_days: int = Field(
+        30, ge=0, description="Delete runs closed more than this many days ago (0: never)."
+    )
+    retention_cron: str = Field("17 3 * * *", description="When the retention schedule prunes (cron, UTC).")
 
     # Demo target (`crucible dev --demo`)
     demo_port: int = Field(8099, ge=1, le=65535, description="Port of the demo target API.")

@@ -57,6 +57,8 @@ class BatchJobWorkflow:
 
     @workflow.run
     async def run(self, request: BatchJobInput) -> BatchJobResult:
+        if not request.job_id:  # started by a schedule: each run is a job of its own
+            request = dataclasses.replace(request, job_id=workflow.info().workflow_id)
         self.input = request
         self.log = RunEventLog(kind=KIND, next_seq=request.next_seq, created_at=request.created_at)
         return await self.log.guard(lambda: self._run(request))
@@ -76,7 +78,9 @@ class BatchJobWorkflow:
         self.checkpoint = request.checkpoint or BatchCheckpoint(next_offset=plan.data_offset)
         log.run.state = "Processing"
         started = request.processing_started_at or workflow.now()
-        records_at_start = request.records_at_start if request.processing_started_at else self.checkpoint.records_done
+        records_at_start = (
+            request.records_at_start if request.processing_started_at else self.checkpoint.records_done
+        )
         segments = 0
         while self.checkpoint.next_chunk < plan.chunks:
             if segments >= request.segments_per_run or workflow.info().is_continue_as_new_suggested():
@@ -225,8 +229,6 @@ class BatchJobWorkflow:
             log.emit(EventType.RESUMED, {"chunk": resumption.chunk, "attempt": resumption.attempt})
         for failed in self.checkpoint.failed_chunks[len(previous.failed_chunks) :]:
             log.emit(EventType.CHUNK_FAILED, {**dataclasses.asdict(failed), "action": "skipped"})
-        if done.stopped_at is not None:
-            log.emit(EventType.CHUNK_FAILED, {**dataclasses.asdict(done.stopped_at), "action": "job failed"})
         elapsed = (workflow.now() - started).total_seconds()
         records = self.checkpoint.records_done - records_at_start
         self.records_per_second = records / elapsed if elapsed > 0 else 0.0
@@ -247,8 +249,10 @@ class BatchJobWorkflow:
                 "found_on_disk": done.skipped_on_disk,
             },
         )
+        if done.stopped_at is not None:
+            log.emit(EventType.CHUNK_FAILED, {**dataclasses.asdict(done.stopped_at), "action": "job failed"})
 
-    def _progress(self) -> dict[str, object]:
+    def _progress(self) -> dict[str, Any]:
         plan = self.plan
         return {
             "chunks_done": self.checkpoint.next_chunk,
@@ -261,7 +265,7 @@ class BatchJobWorkflow:
         }
 
     @workflow.query
-    def progress(self) -> dict[str, object]:
+    def progress(self) -> dict[str, Any]:
         """Chunks and records done and total, records per second and the time left."""
         assert self.log is not None
         return {"state": self.log.run.state, **self._progress()}

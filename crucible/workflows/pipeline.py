@@ -68,7 +68,9 @@ class PipelineStepWorkflow:
             return StepResult(True, {"assertions": outcomes})
         if step.type == "notify":
             assert step.webhook_secret is not None
-            payload = webhook_payload(request.pipeline_name, request.pipeline_run_id, request.results, step.text)
+            payload = webhook_payload(
+                request.pipeline_name, request.pipeline_run_id, request.results, step.text
+            )
             status = await workflow.execute_activity_method(
                 PipelineActivities.post_webhook,
                 PostWebhookInput(step.webhook_secret, payload),
@@ -100,7 +102,11 @@ class PipelineRunWorkflow:
             retry_policy=LOAD_RETRY,
         )
         steps = [{"name": s.name, "type": s.type} for s in definition.steps]
-        log.run.summary = {"pipeline_id": definition.pipeline_id, "name": definition.name, "steps": len(steps)}
+        log.run.summary = {
+            "pipeline_id": definition.pipeline_id,
+            "name": definition.name,
+            "steps": len(steps),
+        }
         await log.record(
             EventType.REQUESTED,
             {"pipeline_id": definition.pipeline_id, "name": definition.name, "steps": steps},
@@ -111,16 +117,25 @@ class PipelineRunWorkflow:
             log.run.state = f"Step{index}_Running"
             child_id = self._child_id(index, step)
             await log.record(
-                EventType.STEP_STARTED, {"index": index, "step": step.name, "type": step.type, "child_id": child_id}
+                EventType.STEP_STARTED,
+                {"index": index, "step": step.name, "type": step.type, "child_id": child_id},
             )
             try:
-                previous = await self._step(request, definition.name, index, step, child_id, previous, results)
+                previous = await self._step(
+                    request, definition.name, index, step, child_id, previous, results
+                )
             except ChildWorkflowError as exc:
                 reason = _reason(exc)
                 log.run.state = f"Step{index}_Failed"
                 await log.record(
                     EventType.STEP_FAILED,
-                    {"index": index, "step": step.name, "type": step.type, "child_id": child_id, "reason": reason},
+                    {
+                        "index": index,
+                        "step": step.name,
+                        "type": step.type,
+                        "child_id": child_id,
+                        "reason": reason,
+                    },
                 )
                 raise ApplicationError(
                     f"step {index} ({step.name}) failed: {reason}", type="StepFailed", non_retryable=True
@@ -128,7 +143,13 @@ class PipelineRunWorkflow:
             results.append({"step": step.name, "type": step.type, "child_id": child_id, "outcome": "passed"})
             await log.record(
                 EventType.STEP_COMPLETED,
-                {"index": index, "step": step.name, "type": step.type, "child_id": child_id, "result": previous},
+                {
+                    "index": index,
+                    "step": step.name,
+                    "type": step.type,
+                    "child_id": child_id,
+                    "result": previous,
+                },
             )
         log.run.state = "Completed"
         log.run.summary = {**log.run.summary, "steps_done": len(results)}

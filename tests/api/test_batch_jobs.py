@@ -180,7 +180,9 @@ async def test_a_cancelled_job_resumes_without_redoing_its_chunks(
     source = tmp_path / "rows.csv"
     write_sample_csv(source, 200_000, anomalies=20)
     output = tmp_path / "flagged.jsonl"
-    first = await start(api, input=str(source), processor="anomaly-detection", chunk_size=500, output=str(output))
+    first = await start(
+        api, input=str(source), processor="anomaly-detection", chunk_size=500, output=str(output)
+    )
     for _ in range(300):
         progress = (await api.get(f"/api/v1/runs/{first}")).json()["progress"]
         if progress and progress["chunks_done"] >= 20:
@@ -214,7 +216,10 @@ async def test_an_unreadable_input_fails_the_job_saying_why(
     api: httpx.AsyncClient, store: RunStore, tmp_path: Path
 ) -> None:
     run_id = await start(
-        api, input=str(tmp_path / "missing.csv"), processor="anomaly-detection", output=str(tmp_path / "o.jsonl")
+        api,
+        input=str(tmp_path / "missing.csv"),
+        processor="anomaly-detection",
+        output=str(tmp_path / "o.jsonl"),
     )
     assert (await wait_closed(api, run_id))["status"] == "FAILED"
     events = await events_of(store, run_id)

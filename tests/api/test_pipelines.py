@@ -79,7 +79,9 @@ async def test_a_pipeline_runs_its_steps_as_child_workflows_and_notifies(
     api: httpx.AsyncClient, store: RunStore, client: Client, hook: tuple[Hook, ApiServer], tmp_path: Path
 ) -> None:
     receiver, server = hook
-    created = await api.post("/api/v1/pipelines", json=nightly(tmp_path, server.url + HOOK_PATH, max_flagged=500))
+    created = await api.post(
+        "/api/v1/pipelines", json=nightly(tmp_path, server.url + HOOK_PATH, max_flagged=500)
+    )
     assert created.status_code == 201, created.text
     pipeline = created.json()
     assert pipeline["pipeline_id"].startswith("pl-nightly-anomalies-")
@@ -118,7 +120,9 @@ async def test_a_failed_step_stops_the_pipeline_and_says_why(
     api: httpx.AsyncClient, store: RunStore, hook: tuple[Hook, ApiServer], tmp_path: Path
 ) -> None:
     receiver, server = hook
-    created = (await api.post("/api/v1/pipelines", json=nightly(tmp_path, server.url + HOOK_PATH, max_flagged=1))).json()
+    created = (
+        await api.post("/api/v1/pipelines", json=nightly(tmp_path, server.url + HOOK_PATH, max_flagged=1))
+    ).json()
     run_id = (await api.post(f"/api/v1/pipelines/{created['pipeline_id']}/runs")).json()["run_id"]
     assert (await wait_closed(api, run_id))["status"] == "FAILED"
     events = await events_of(store, run_id)
@@ -129,7 +133,9 @@ async def test_a_failed_step_stops_the_pipeline_and_says_why(
     assert receiver.messages == [], "no notification after a failed step"
 
 
-async def test_pipeline_definitions_are_listed_read_and_deleted(api: httpx.AsyncClient, tmp_path: Path) -> None:
+async def test_pipeline_definitions_are_listed_read_and_deleted(
+    api: httpx.AsyncClient, tmp_path: Path
+) -> None:
     body = nightly(tmp_path, "https://hooks.example.com/x", max_flagged=10)
     ids = [(await api.post("/api/v1/pipelines", json=body)).json()["pipeline_id"] for _ in range(3)]
     page = (await api.get("/api/v1/pipelines", params={"limit": 2})).json()
@@ -150,13 +156,27 @@ async def test_pipeline_definitions_are_listed_read_and_deleted(api: httpx.Async
         ([{"type": "sleep"}], ["body", "steps", 0]),
         ([{"type": "notify", "webhook_url": "not a url"}], ["body", "steps", 0, "notify", "webhook_url"]),
         (
-            [{"type": "batch", "job": {"input": "/d/a.csv", "processor": "anomaly-detection", "output": "/d/o"}},
-             {"type": "validate", "assertions": [{"path": "x", "op": "~", "value": 1}]}],
+            [
+                {
+                    "type": "batch",
+                    "job": {"input": "/d/a.csv", "processor": "anomaly-detection", "output": "/d/o"},
+                },
+                {"type": "validate", "assertions": [{"path": "x", "op": "~", "value": 1}]},
+            ],
             ["body", "steps", 1, "validate", "assertions", 0, "op"],
         ),
         (
-            [{"type": "batch", "job": {"input": "/d/a.csv", "processor": "anomaly-detection", "output": "/d/o",
-                                        "options": {"iqr_k": 0}}}],
+            [
+                {
+                    "type": "batch",
+                    "job": {
+                        "input": "/d/a.csv",
+                        "processor": "anomaly-detection",
+                        "output": "/d/o",
+                        "options": {"iqr_k": 0},
+                    },
+                }
+            ],
             ["body", "steps", 0, "job", "options", "iqr_k"],
         ),
     ],

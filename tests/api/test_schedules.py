@@ -9,11 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from temporalio.client import Client
 
 from crucible.api.app import create_app
-from crucible.api.routes import schedules
 from crucible.core.config import Settings
 from crucible.core.qa.store import QaStore
 from crucible.core.store import RunStore
@@ -23,28 +21,6 @@ from tests.support.qa import DEMO_SPEC, serving, wait_closed
 from tests.support.servers import ApiServer
 
 YEARLY = "0 0 1 1 *"
-
-
-def with_schedules(settings: Settings) -> FastAPI:
-    """The app, with the schedule routes even before app.py includes them."""
-    app = create_app(settings)
-    if not any(getattr(route, "path", "").startswith("/api/v1/schedules") for route in app.routes):
-        app.include_router(schedules.router)
-    return app
-
-
-@pytest.fixture(scope="module")
-async def schedule_api(settings: Settings) -> AsyncIterator[str]:
-    server = ApiServer(with_schedules(settings))
-    await server.start()
-    yield server.url
-    await server.stop()
-
-
-@pytest.fixture
-async def api(schedule_api: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=schedule_api, timeout=30) as http:
-        yield http
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +213,7 @@ async def test_bad_input_is_422_naming_every_field(api: httpx.AsyncClient, demo:
 
 async def test_temporal_out_of_reach_is_503(settings: Settings) -> None:
     unreachable = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
-    server = ApiServer(with_schedules(unreachable))
+    server = ApiServer(create_app(unreachable))
     await server.start()
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:

@@ -151,7 +151,9 @@ async def load_pipeline(pipeline_id: str) -> PipelineDefinition:
         pipeline_id,
         "recorded",
         [
-            PipelineStep("detect", "batch", batch=BatchJobRequest("/in/rows.csv", "anomaly-detection", "/out/f")),
+            PipelineStep(
+                "detect", "batch", batch=BatchJobRequest("/in/rows.csv", "anomaly-detection", "/out/f")
+            ),
             PipelineStep("check", "validate", assertions=[Assertion("output_lines", "<=", limit)]),
             PipelineStep("tell", "notify", webhook_secret="webhook-1", webhook_host="hooks.example.com"),
         ],
@@ -180,7 +182,11 @@ async def record_batch(env: WorkflowEnvironment) -> None:
         plan = BatchPlan("/in/broken.csv", "csv", 30, 3, ["id", "amount"], 10, {})
         runs: dict[str, tuple[Any, Any, str]] = {
             # Two segments per run: the job continues as new once before it completes.
-            "batch_continued": (BatchJobWorkflow.run, BatchJobInput("batch-a", job, segments_per_run=2), "batch"),
+            "batch_continued": (
+                BatchJobWorkflow.run,
+                BatchJobInput("batch-a", job, segments_per_run=2),
+                "batch",
+            ),
             "batch_chunk_failed": (BatchJobWorkflow.run, BatchJobInput("batch-b", broken), "batch"),
             "batch_resumed": (
                 BatchJobWorkflow.run,
@@ -191,10 +197,14 @@ async def record_batch(env: WorkflowEnvironment) -> None:
             "pipeline_step_failed": (PipelineRunWorkflow.run, PipelineRunInput("pl-strict"), "pipeline"),
         }
         for name, (run, arg, kind) in runs.items():
-            handle = await start_run(env.client, run, arg, kind=kind, task_queue="record")
+            # A pipeline names its step children after its own id, which the replay test uses.
+            run_id = "replay" if kind == "pipeline" else None
+            handle = await start_run(env.client, run, arg, kind=kind, task_queue="record", run_id=run_id)
             with contextlib.suppress(Exception):
                 await handle.result()
-            history = await env.client.get_workflow_handle(handle.id, run_id=handle.result_run_id).fetch_history()
+            history = await env.client.get_workflow_handle(
+                handle.id, run_id=handle.result_run_id
+            ).fetch_history()
             (HISTORIES / f"{name}.json").write_text(history.to_json())
             if name == "batch_continued":  # and the run it continued as, to the end
                 history = await env.client.get_workflow_handle(handle.id).fetch_history()

@@ -36,6 +36,12 @@ def test_the_recorded_paths_are_all_there() -> None:
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json("replay", path.read_text())
-    workflows = [ProbeWorkflow, QaPackageRunWorkflow, BatchJobWorkflow, PipelineRunWorkflow, PipelineStepWorkflow]
+    workflows = [
+        ProbeWorkflow,
+        QaPackageRunWorkflow,
+        BatchJobWorkflow,
+        PipelineRunWorkflow,
+        PipelineStepWorkflow,
+    ]
     result = await Replayer(workflows=workflows).replay_workflow(history)
     assert result.replay_failure is None

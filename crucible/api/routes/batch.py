@@ -10,8 +10,8 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from crucible.api.batch_models import BatchJobAccepted, BatchJobCreate, BatchJobLinks
-from crucible.api.kinds import register_kind
 from crucible.api.deps import RunServiceDep, SecretsDep, SettingsDep, TemporalDep
+from crucible.api.kinds import register_kind
 from crucible.api.routes.runs import API_PREFIX, RunIdPath
 from crucible.api.service import temporal_answers
 from crucible.core.batch.models import BatchCheckpoint, BatchJobInput, BatchJobRequest, BatchPlan
@@ -95,7 +95,9 @@ def accepted(run_id: str, settings: Settings, *, resumed_from: str | None = None
     status_code=status.HTTP_202_ACCEPTED,
     response_model=BatchJobAccepted,
     summary="Start a batch job over a CSV or JSON Lines file",
-    responses={422: {"description": "The request or the processor's options are invalid; every error listed"}},
+    responses={
+        422: {"description": "The request or the processor's options are invalid; every error listed"}
+    },
 )
 async def create_batch_job(
     body: BatchJobCreate, secrets: SecretsDep, temporal: TemporalDep, settings: SettingsDep
@@ -103,7 +105,9 @@ async def create_batch_job(
     body.check_options("body")
     run_id = new_run_id(KIND)
     arg = batch_input(settings, await batch_request(body, secrets), job_id=run_id)
-    await start_run(temporal, BatchJobWorkflow.run, arg, kind=KIND, task_queue=settings.task_queue, run_id=run_id)
+    await start_run(
+        temporal, BatchJobWorkflow.run, arg, kind=KIND, task_queue=settings.task_queue, run_id=run_id
+    )
     log.info("started batch job %s: %s over %s", run_id, body.processor, body.input)
     return accepted(run_id, settings)
 
@@ -113,7 +117,10 @@ async def create_batch_job(
     status_code=status.HTTP_202_ACCEPTED,
     response_model=BatchJobAccepted,
     summary="Carry a failed or cancelled job on from its last checkpoint, as a new run",
-    responses={404: {"description": "No such batch job"}, 409: {"description": "Running, completed or resumed"}},
+    responses={
+        404: {"description": "No such batch job"},
+        409: {"description": "Running, completed or resumed"},
+    },
 )
 async def resume_batch_job(
     run_id: RunIdPath, runs: RunServiceDep, temporal: TemporalDep, settings: SettingsDep

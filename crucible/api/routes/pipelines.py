@@ -34,7 +34,9 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix=f"{API_PREFIX}/pipelines", tags=["pipelines"])
 
-PipelineIdPath = Annotated[str, Path(description="The pipeline's id, e.g. `pl-nightly-3f2c1a`.", max_length=100)]
+PipelineIdPath = Annotated[
+    str, Path(description="The pipeline's id, e.g. `pl-nightly-3f2c1a`.", max_length=100)
+]
 
 
 def new_pipeline_id(name: str) -> str:
@@ -57,7 +59,9 @@ async def _steps(body: PipelineCreate, secrets: SecretStore) -> list[PipelineSte
             except SecretsUnavailableError as exc:
                 raise DependencyUnavailableError("secrets", str(exc)) from exc
             host = urlsplit(step.webhook_url).hostname
-            steps.append(PipelineStep(name, "notify", webhook_secret=secret, webhook_host=host, text=step.text))
+            steps.append(
+                PipelineStep(name, "notify", webhook_secret=secret, webhook_host=host, text=step.text)
+            )
     return steps
 
 
@@ -77,7 +81,9 @@ def pipeline_input(settings: Settings, pipeline_id: str) -> PipelineRunInput:
     summary="Define a pipeline of batch, validate and notify steps",
     responses={422: {"description": "A step is invalid; every error is listed"}},
 )
-async def create_pipeline(body: PipelineCreate, store: PipelineStoreDep, secrets: SecretsDep) -> PipelinePublic:
+async def create_pipeline(
+    body: PipelineCreate, store: PipelineStoreDep, secrets: SecretsDep
+) -> PipelinePublic:
     errors = body.option_errors()
     if errors:
         raise InvalidRequestError(errors)
@@ -98,7 +104,8 @@ async def list_pipelines(
     except InvalidCursorError as exc:
         raise InvalidRequestError.one(("query", "cursor"), str(exc)) from exc
     return PipelineList(
-        items=[PipelinePublic.of(row, api_prefix=API_PREFIX) for row in page.items], next_cursor=page.next_cursor
+        items=[PipelinePublic.of(row, api_prefix=API_PREFIX) for row in page.items],
+        next_cursor=page.next_cursor,
     )
 
 

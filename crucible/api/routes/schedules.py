@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
-from crucible.api import qa_schedule  # noqa: F401  (registers the qa target)
+from crucible.api import batch_schedule, qa_schedule  # noqa: F401  (they register their targets)
 from crucible.api.deps import SettingsDep, TemporalDep
 from crucible.api.routes.runs import API_PREFIX
 from crucible.api.schedule_models import (

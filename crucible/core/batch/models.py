@@ -71,7 +71,8 @@ class BatchJobInput:
     """A batch job run, fresh or carried on (continue-as-new, or a resume of a failed run).
 
     ``job_id`` is the id of the job's first run: its part files live under it, so a resumed
-    run reuses the output of the chunks done before.
+    run reuses the output of the chunks done before. Empty, it is the run's own id (a run
+    started by a schedule, whose arguments are the same every time).
     """
 
     job_id: str

@@ -117,7 +117,12 @@ def check(assertion: Assertion, result: Mapping[str, Any] | None) -> dict[str, A
         passed = found == (assertion.op == "exists")
         return {**outcome, "passed": passed, "actual": actual}
     if not found:
-        return {**outcome, "passed": False, "actual": None, "reason": f"{assertion.path} is not in the result"}
+        return {
+            **outcome,
+            "passed": False,
+            "actual": None,
+            "reason": f"{assertion.path} is not in the result",
+        }
     if isinstance(actual, list | dict):
         actual = len(actual)
     try:
@@ -129,11 +134,15 @@ def check(assertion: Assertion, result: Mapping[str, Any] | None) -> dict[str, A
             "actual": actual,
             "reason": f"cannot compare {type(actual).__name__} with {type(assertion.value).__name__}",
         }
-    reason = None if passed else f"{assertion.path} is {actual!r}, expected {assertion.op} {assertion.value!r}"
+    reason = (
+        None if passed else f"{assertion.path} is {actual!r}, expected {assertion.op} {assertion.value!r}"
+    )
     return {**outcome, "passed": passed, "actual": actual, **({"reason": reason} if reason else {})}
 
 
-def webhook_payload(pipeline: str, run_id: str, results: list[dict[str, Any]], text: str | None) -> dict[str, Any]:
+def webhook_payload(
+    pipeline: str, run_id: str, results: list[dict[str, Any]], text: str | None
+) -> dict[str, Any]:
     """A message in Slack's incoming-webhook format: ``text`` plus blocks, one line per step."""
     headline = text or f"Pipeline *{pipeline}* run `{run_id}`: every step passed"
     lines = [f"• {r['step']} ({r['type']}): {r.get('outcome', 'done')}" for r in results]

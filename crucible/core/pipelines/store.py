@@ -55,7 +55,9 @@ class PipelineStore:
 
     async def get(self, pipeline_id: str) -> PipelineRow | None:
         async with self.engine.connect() as conn:
-            found = (await conn.execute(select(PIPELINES).where(PIPELINES.c.pipeline_id == pipeline_id))).first()
+            found = (
+                await conn.execute(select(PIPELINES).where(PIPELINES.c.pipeline_id == pipeline_id))
+            ).first()
         return PipelineRow(**found._mapping) if found else None
 
     async def definition(self, pipeline_id: str) -> PipelineDefinition | None:

@@ -27,7 +27,9 @@ def upgrade() -> None:
         sa.Column("steps", postgresql.JSONB(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
-    op.create_index("ix_pipelines_created", "pipelines", [sa.text("created_at DESC"), sa.text("pipeline_id DESC")])
+    op.create_index(
+        "ix_pipelines_created", "pipelines", [sa.text("created_at DESC"), sa.text("pipeline_id DESC")]
+    )
 
 
 def downgrade() -> None:

@@ -7,8 +7,11 @@ from typing import Annotated
 
 import typer
 
+from crucible.cli.batch import batch_app
+from crucible.cli.pipelines import pipelines_app
 from crucible.cli.qa import qa_app
 from crucible.cli.runs import runs_app
+from crucible.cli.schedules import schedules_app
 from crucible.core.exits import exit_without_teardown
 
 app = typer.Typer(
@@ -21,6 +24,9 @@ app = typer.Typer(
 )
 app.add_typer(runs_app, name="runs")
 app.add_typer(qa_app, name="qa")
+app.add_typer(batch_app, name="batch")
+app.add_typer(pipelines_app, name="pipelines")
+app.add_typer(schedules_app, name="schedules")
 
 
 @app.command()

@@ -60,7 +60,9 @@ class BatchJobWorkflow:
         if not request.job_id:  # started by a schedule: each run is a job of its own
             request = dataclasses.replace(request, job_id=workflow.info().workflow_id)
         self.input = request
-        self.log = RunEventLog(kind=KIND, next_seq=request.next_seq, created_at=request.created_at)
+        self.log = RunEventLog(
+            kind=KIND, next_seq=request.next_seq, created_at=request.created_at, fence_base=request.fence_base
+        )
         return await self.log.guard(lambda: self._run(request))
 
     async def _run(self, request: BatchJobInput) -> BatchJobResult:
@@ -91,6 +93,7 @@ class BatchJobWorkflow:
                         plan=plan,
                         checkpoint=self.checkpoint,
                         next_seq=log.next_seq,
+                        fence_base=log.next_fence_base,
                         created_at=log.run.created_at,
                         processing_started_at=started,
                         records_at_start=records_at_start,

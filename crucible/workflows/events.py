@@ -51,6 +51,7 @@ class RunEventLog:
         team_id: str | None = None,
         next_seq: int = 1,
         created_at: datetime | None = None,
+        fence_base: int = 0,
     ) -> None:
         info = workflow.info()
         attributes = info.typed_search_attributes
@@ -62,6 +63,7 @@ class RunEventLog:
             created_at=created_at or info.start_time,
         )
         self._last_seq = next_seq - 1
+        self._fence_base = fence_base
         self._pending: list[RunEvent] = []
         self._lock = asyncio.Lock()
 
@@ -69,6 +71,15 @@ class RunEventLog:
     def next_seq(self) -> int:
         """The seq the next event gets; :meth:`flush` and carry it across continue-as-new."""
         return self._last_seq + 1
+
+    @property
+    def next_fence_base(self) -> int:
+        """The fences a run continued as new must start above; carry it with :attr:`next_seq`.
+
+        Fences are history lengths, which start again in a new run: without a base, the new
+        run's batches would look older than the last ones of the run it continues.
+        """
+        return self._fence_base + workflow.info().get_current_history_length()
 
     @property
     def closed(self) -> bool:
@@ -92,7 +103,9 @@ class RunEventLog:
 
     def _batch(self) -> RecordEventsInput:
         return RecordEventsInput(
-            run=self.run, events=list(self._pending), fence=workflow.info().get_current_history_length()
+            run=self.run,
+            events=list(self._pending),
+            fence=self._fence_base + workflow.info().get_current_history_length(),
         )
 
     async def flush(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -9,26 +10,25 @@ from typing import Any
 import httpx
 import pytest
 from starlette.applications import Starlette
-from starlette.responses import FileResponse
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Route
+from temporalio.client import Client
 
+from crucible.api.routes.batch import batch_input
+from crucible.core.batch.models import BatchJobRequest
 from crucible.core.batch.plain import run_plain
+from crucible.core.config import Settings
+from crucible.core.runs import new_run_id
 from crucible.core.store import RunStore
-from tests.support.batch_data import write_sample_csv, write_sample_jsonl
+from crucible.core.temporal import start_run
+from crucible.workflows.batch_job import KIND, BatchJobWorkflow
+from tests.support.batch_data import PERSON_SCHEMA, write_sample_csv, write_sample_jsonl
 from tests.support.qa import assert_contiguous, events_of, serving, wait_closed
 
 pytestmark = [pytest.mark.usefixtures("crucible_worker"), pytest.mark.timeout(180)]
 
-PERSON = {
-    "type": "object",
-    "required": ["id", "name", "age"],
-    "properties": {
-        "id": {"type": "string"},
-        "name": {"type": "string", "minLength": 1},
-        "age": {"type": "integer", "minimum": 0, "maximum": 150},
-        "email": {"type": "string", "pattern": "^[^@]+@[^@]+$"},
-    },
-}
+TOKEN = "batch-s3cret-token"
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:
@@ -110,7 +110,7 @@ async def test_a_failing_chunk_is_skipped_and_listed(
         api,
         input=str(source),
         processor="schema-validation",
-        options={"schema": PERSON},
+        options={"schema": PERSON_SCHEMA},
         chunk_size=100,
         max_chunk_retries=1,
         chunk_retry_delay_s=0,
@@ -138,7 +138,7 @@ async def test_a_failed_job_resumes_from_its_checkpoint_once_its_input_is_fixed(
     job = {
         "input": str(source),
         "processor": "schema-validation",
-        "options": {"schema": PERSON},
+        "options": {"schema": PERSON_SCHEMA},
         "chunk_size": 100,
         "max_chunk_retries": 2,
         "chunk_retry_delay_s": 0.01,
@@ -166,7 +166,7 @@ async def test_a_failed_job_resumes_from_its_checkpoint_once_its_input_is_fixed(
     assert events[1].type == "RESUMED" and events[1].data["chunk"] == 3
     progress = [e.data for e in events if e.type == "PROGRESS"]
     assert sum(p["processed"] for p in progress) == 7, "chunks 0-2 were not done again"
-    assert read_lines(output) == run_plain(str(source), "schema-validation", {"schema": PERSON}).lines
+    assert read_lines(output) == run_plain(str(source), "schema-validation", {"schema": PERSON_SCHEMA}).lines
 
     again = await api.post(f"/api/v1/batch-jobs/{first}/resume")
     assert again.status_code == 409 and second in again.json()["detail"]
@@ -258,3 +258,75 @@ async def test_resume_answers_404_and_409_where_it_cannot(api: httpx.AsyncClient
     assert missing.status_code == 404
     not_batch = await api.post(f"/api/v1/batch-jobs/qa-{'0' * 32}/resume")
     assert not_batch.status_code == 404
+
+
+async def test_a_long_job_continues_as_new_and_keeps_its_log_whole(
+    api: httpx.AsyncClient, client: Client, store: RunStore, settings: Settings, tmp_path: Path
+) -> None:
+    source = tmp_path / "rows.csv"
+    write_sample_csv(source, 20_000, anomalies=10)
+    output = tmp_path / "flagged.jsonl"
+    job = BatchJobRequest(
+        input=str(source), processor="anomaly-detection", output=str(output), chunk_size=200
+    )
+    run_id = new_run_id(KIND)
+    arg = dataclasses.replace(batch_input(settings, job, job_id=run_id), segments_per_run=2, segment_s=0.05)
+    handle = await start_run(
+        client, BatchJobWorkflow.run, arg, kind=KIND, task_queue=settings.task_queue, run_id=run_id
+    )
+    result = await handle.result()
+    assert result.records == 20_000
+    assert read_lines(output) == run_plain(str(source), "anomaly-detection", {}).lines
+    runs = [e async for e in client.list_workflows(f"WorkflowId = '{run_id}'")]
+    assert len(runs) >= 2, "the job continued as new"
+    events = await events_of(store, run_id)
+    assert_contiguous(events)
+    assert [e.type for e in events].count("REQUESTED") == 1 and events[-1].type == "COMPLETE"
+    progress = [e.data for e in events if e.type == "PROGRESS"]
+    assert progress[-1]["chunks_done"] == 100 and sum(p["processed"] for p in progress) == 100
+
+
+async def test_the_http_processor_sends_each_record_once_with_its_secret_header(
+    api: httpx.AsyncClient, store: RunStore, tmp_path: Path
+) -> None:
+    seen: list[tuple[str, str, dict[str, Any]]] = []
+
+    async def receive(request: Request) -> JSONResponse:
+        if request.headers.get("authorization") != f"Bearer {TOKEN}":
+            return JSONResponse({"error": "unauthorised"}, status_code=401)
+        body = await request.json()
+        seen.append((request.headers["idempotency-key"], request.url.path, body))
+        return JSONResponse({"ok": True}, status_code=500 if body["name"] == "person 7" else 201)
+
+    source = tmp_path / "people.jsonl"
+    write_sample_jsonl(source, 50)
+    output = tmp_path / "results.jsonl"
+    async with serving(Starlette(routes=[Route("/people/{id}", receive, methods=["PUT"])])) as target:
+        run_id = await start(
+            api,
+            input=str(source),
+            processor="http",
+            chunk_size=20,
+            output=str(output),
+            options={
+                "method": "PUT",
+                "url": f"{target.url}/people/{{{{record.id}}}}",
+                "body": {"name": "{{record.name}}", "age": "{{record.age}}"},
+                "concurrency": 4,
+            },
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        run = await wait_closed(api, run_id)
+    assert run["status"] == "COMPLETED", run
+    assert len(seen) == 50 and len({key for key, _, _ in seen}) == 50, "each record was sent once"
+    assert {key for key, _, _ in seen} == {f"{run_id}-{row}" for row in range(1, 51)}
+    assert {path for _, path, _ in seen} == {f"/people/{row}" for row in range(1, 51)}
+    results = read_lines(output)
+    assert [r["row"] for r in results] == list(range(1, 51))
+    failed = [r for r in results if not r["ok"]]
+    assert len(failed) == 1 and failed[0]["status"] == 500
+    first = next(body for _, path, body in seen if path == "/people/1")
+    assert isinstance(first["age"], int), "a lone placeholder keeps the field's type"
+    events = await events_of(store, run_id)
+    assert TOKEN not in json.dumps([e.data for e in events]) and TOKEN not in output.read_text()
+    assert events[0].data["header_names"] == ["Authorization"]

@@ -90,6 +90,7 @@ class BatchJobInput:
     created_at: datetime | None = None
     processing_started_at: datetime | None = None
     records_at_start: int = 0
+    fence_base: int = 0
 
 
 @dataclass

@@ -131,11 +131,10 @@ def plain_records(lines: list[bytes], columns: list[str]) -> list[dict[str, Any]
         text = text.replace("\r\n", "\n")
         if "\r" in text:
             return None
-    rows = [line.split(",") for line in text.split("\n") if line]
-    if set(map(len, rows)) != {len(columns)}:
+    try:
+        return [dict(zip(columns, line.split(","), strict=True)) for line in text.split("\n") if line]
+    except ValueError:
         return None
-    # Every row was just found to have as many fields as there are columns.
-    return list(map(dict, map(zip, repeat(columns), rows)))
 
 
 def read_header(f: BinaryIO) -> tuple[list[str], int]:

@@ -27,8 +27,10 @@ METHODS: tuple[Method, ...] = ("zscore", "iqr")
 DEFAULT_Z_THRESHOLD = 3.0
 DEFAULT_IQR_K = 1.5
 DEFAULT_ID_COLUMN = "id"
-#: Records the profile pass takes at a time: large enough that per-column work runs in C.
-_PROFILE_BATCH = 65_536
+#: Records the profile pass takes at a time: enough for the per-column work to run in C, few
+#: enough to be freed before the garbage collector moves them to its oldest generation, whose
+#: every collection walks all the objects of the process (tens of milliseconds in a worker).
+_PROFILE_BATCH = 2048
 #: Bounds that are a hair looser than the z-score threshold pick the candidates the exact
 #: test then decides on, so that rounding in the shortcut never drops a flag.
 _LOOSENESS = 1e-9

@@ -26,6 +26,8 @@ PLAIN_STEP = 100_000
 
 @dataclass
 class PlainResult:
+    """All output lines in row order, the summary, and how many records were processed."""
+
     lines: list[dict[str, Any]]
     summary: dict[str, Any]
     records: int

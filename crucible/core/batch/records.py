@@ -52,6 +52,8 @@ class Chunk:
 
 @dataclass
 class ScanResult:
+    """What one pass over the input found: how many records, their columns, where they start."""
+
     records: int
     #: The CSV header; for JSON Lines the keys of the first records, in first-seen order.
     columns: list[str]

@@ -37,6 +37,8 @@ _LOOSENESS = 1e-9
 
 
 class AnomalyOptions(BaseModel):
+    """Options of ``anomaly-detection``."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     columns: list[str] | None = Field(

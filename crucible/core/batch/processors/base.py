@@ -19,12 +19,16 @@ _Options = TypeVar("_Options", bound=BaseModel)
 
 @dataclass(frozen=True)
 class ChunkContext:
+    """What a processor knows of the job a chunk belongs to."""
+
     #: Stable across retries and resumes of the job, so it can key idempotent side effects.
     job_id: str
 
 
 @dataclass
 class ChunkOutput:
+    """A processed chunk: its output records and its share of the job's counts."""
+
     #: Output records in row order, one JSON line each.
     lines: list[dict[str, Any]]
     #: Small, JSON-serialisable partial counts that :meth:`Processor.merge` combines.
@@ -77,6 +81,7 @@ def option_error(kind: str, message: str) -> PydanticCustomError:
 
 
 def option_errors(model: type[BaseModel], options: Any) -> list[OptionError]:
+    """What ``model`` finds wrong with ``options``, located; empty if nothing."""
     try:
         model.model_validate(options)
     except ValidationError as exc:

@@ -51,6 +51,8 @@ _MAX_ERROR_CHARS = 200
 
 
 class HttpOptions(BaseModel):
+    """Options of ``http``. Header values are not among them: they may be secrets."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "POST"
@@ -85,6 +87,7 @@ class HttpOptions(BaseModel):
 
 
 def validate(options: Any) -> list[OptionError]:
+    """What is wrong with ``http`` options, placeholders inside the body included."""
     errors = option_errors(HttpOptions, options)
     if not errors:
         errors = json_placeholder_errors(options.get("body"), ("body",))

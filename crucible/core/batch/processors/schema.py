@@ -32,6 +32,8 @@ _Converter = Callable[[str], Any]
 
 
 class SchemaOptions(BaseModel):
+    """Options of ``schema-validation``."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     json_schema: dict[str, Any] = Field(alias="schema", description="A JSON Schema; draft from $schema.")

@@ -18,6 +18,8 @@ _FIELD_PREFIX = "record."
 
 
 class MissingFieldError(Exception):
+    """A placeholder names a field the record does not have."""
+
     def __init__(self, field: str) -> None:
         super().__init__(f"the record has no field {field!r}")
         self.field = field
@@ -25,6 +27,8 @@ class MissingFieldError(Exception):
 
 @dataclass(frozen=True)
 class Placeholder:
+    """``{{row}}`` or ``{{record.<field>}}``."""
+
     #: The record field it stands for; None for the row number.
     field: str | None
 
@@ -60,6 +64,7 @@ class Text:
 
 
 def as_text(value: Any) -> str:
+    """A value as it reads inside text: a string as it is, anything else as JSON."""
     return value if isinstance(value, str) else json.dumps(value)
 
 
@@ -96,7 +101,8 @@ def compile_text(text: str) -> Text | str:
 
 
 def compile_json(value: Any) -> Any:
-    """A JSON template: strings compiled, a string that is one placeholder made a :class:`Placeholder`."""
+    """A JSON template: its strings compiled (keys stay as they are), a string that is one
+    placeholder made a :class:`Placeholder`."""
     if isinstance(value, dict):
         return {key: compile_json(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -114,6 +120,11 @@ def compile_json(value: Any) -> Any:
 
 
 def render_json(template: Any, row: int, record: dict[str, Any]) -> Any:
+    """The JSON value a compiled template makes for one record.
+
+    Raises:
+        MissingFieldError: a placeholder names a field the record does not have.
+    """
     if isinstance(template, Placeholder):
         return template.value(row, record)
     if isinstance(template, Text):

@@ -235,10 +235,9 @@ def follow_started(
             see(envelope)
             ending = envelope if envelope["type"] in TERMINAL_EVENTS else ending
     except KeyboardInterrupt:
-        err.print(
-            f"\nstopped following; {run_id} goes on. Follow it again with `crucible runs watch {run_id}`, "
-            f"cancel it with `crucible runs cancel {run_id}`."
-        )
+        err.print(f"\nstopped following; {run_id} goes on", soft_wrap=True)
+        err.print(f"follow it again: crucible runs watch {run_id}", soft_wrap=True)
+        err.print(f"cancel it:       crucible runs cancel {run_id}", soft_wrap=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     run: dict[str, Any] = api.call("GET", f"{API}/runs/{run_id}").json()
     result = ending.get("data") or {}
@@ -402,11 +401,10 @@ def _summary(out: Console, run: dict[str, Any], result: dict[str, Any]) -> int:
     if status != "COMPLETED":
         out.print(f"run:      {run_id}\ntemporal: {run['temporal_ui_url']}", soft_wrap=True)
         why = result.get("message") or result.get("reason") or f"it ended {status}"
-        fail(
-            f"the job {status.lower()}: {why}. Once the cause is fixed, "
-            f"`crucible batch resume {run_id}` carries it on from its last checkpoint.",
-            EXIT_FAILED,
-        )
+        err = errors()
+        err.print(f"[red]error:[/red] the job {status.lower()}: {escape(str(why))}")
+        err.print(f"once the cause is fixed, `crucible batch resume {run_id}` carries it on", soft_wrap=True)
+        raise typer.Exit(EXIT_FAILED)
     failed = result.get("failed_chunks") or []
     skipped = len(failed) if result else int(summary.get("failed_chunks") or 0)
     records = result.get("records", summary.get("records_done"))
@@ -459,7 +457,8 @@ class BatchWatch:
         elif kind == "CHUNK_FAILED":
             say(
                 f"[red]chunk {data.get('chunk')} failed[/red] (from row {data.get('first_row')}, "
-                f"{data.get('attempts')} attempts, {data.get('action')}): {escape(str(data.get('error')))}"
+                f"{_plural(data.get('attempts'), 'attempt')}, {data.get('action')}): "
+                f"{escape(str(data.get('error')))}"
             )
         elif kind == "INPUT_INVALID":
             say(f"[red]the input is not usable:[/red] {escape(str(data.get('reason')))}")
@@ -474,7 +473,7 @@ def rates(progress: dict[str, Any]) -> str:
     if progress.get("eta_seconds") is not None:
         parts.append(f"ETA {duration(float(progress['eta_seconds']))}")
     if progress.get("failed_chunks"):
-        parts.append(f"{progress['failed_chunks']} failed chunks")
+        parts.append(_plural(progress["failed_chunks"], "failed chunk"))
     return "  ".join(parts)
 
 
@@ -489,3 +488,7 @@ def duration(seconds: float) -> str:
 
 def _count(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else "?"
+
+
+def _plural(count: Any, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"

@@ -268,7 +268,8 @@ def show(schedule_id: ScheduleArg, as_json: JsonOpt = False) -> None:
         table.add_row(key, escape(value))
     out.print(table)
     times = schedule["next_action_times"]
-    out.print("next actions (UTC): " + (", ".join(_short_time(t) for t in times) if times else "none"))
+    shown = ", ".join(_short_time(t) for t in times[:3]) + (", …" if len(times) > 3 else "")
+    out.print(f"next actions (UTC): {shown or 'none'}")
     if not schedule["recent_runs"]:
         out.print("no runs yet")
         return

@@ -8,12 +8,11 @@ from its last heartbeat, then from the part files of chunks that finished after 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -22,6 +21,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from crucible.activities.batch_files import JobFiles, MissingPartError, PartMeta, skip_records
+from crucible.activities.heartbeats import Heartbeat
 from crucible.core.batch.models import (
     BatchCheckpoint,
     BatchPlan,
@@ -33,6 +33,7 @@ from crucible.core.batch.models import (
     ProcessChunksResult,
     Resumption,
 )
+from crucible.core.batch.paths import outside_roots
 from crucible.core.batch.processors import Processor, build_processor
 from crucible.core.batch.processors.base import ChunkContext
 from crucible.core.batch.records import (
@@ -46,8 +47,6 @@ from crucible.core.batch.records import (
 from crucible.core.secrets import SecretStore
 
 INPUT_INVALID = "InputInvalid"
-#: How often a working activity heartbeats its checkpoint (Temporal throttles what it sends).
-HEARTBEAT_EVERY_S = 1.0
 #: A chunk retry never waits longer than this.
 MAX_RETRY_DELAY_S = 60.0
 
@@ -60,44 +59,20 @@ def is_url(location: str) -> bool:
     return location.startswith(("http://", "https://"))
 
 
-class Heartbeat:
-    """Heartbeats the latest checkpoint now and every :data:`HEARTBEAT_EVERY_S` in between."""
-
-    def __init__(self) -> None:
-        self.details: Any = None
-
-    def now(self, details: Any = None) -> None:
-        if details is not None:
-            self.details = details
-        if self.details is None:
-            activity.heartbeat()
-        else:
-            activity.heartbeat(self.details)
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[Heartbeat]:
-        async def beat() -> None:
-            while True:
-                self.now()
-                await asyncio.sleep(HEARTBEAT_EVERY_S)
-
-        task = asyncio.get_running_loop().create_task(beat())
-        try:
-            yield self
-        finally:
-            task.cancel()
-
-
 def _checkpoint_of(data: dict[str, Any]) -> BatchCheckpoint:
     failed = [FailedChunk(**f) for f in data.get("failed_chunks", [])]
     return BatchCheckpoint(**{**data, "failed_chunks": failed})
 
 
 class BatchActivities:
-    def __init__(self, work_dir: Path, client: httpx.AsyncClient, secrets: SecretStore) -> None:
+    def __init__(
+        self, work_dir: Path, client: httpx.AsyncClient, secrets: SecretStore, *, roots: Sequence[str] = ()
+    ) -> None:
         self.work_dir = work_dir
         self.client = client
         self.secrets = secrets
+        #: The folders jobs may read and write; checked here too, for workers set up apart.
+        self.roots = list(roots)
 
     def files(self, job_id: str) -> JobFiles:
         return JobFiles(self.work_dir, job_id)
@@ -117,6 +92,9 @@ class BatchActivities:
             fmt = detect_format(job.input.split("?", 1)[0], job.format)
         except ValueError as exc:
             raise _invalid(str(exc)) from None
+        for path in (job.output,) if is_url(job.input) else (job.input, job.output):
+            if (reason := outside_roots(path, self.roots)) is not None:
+                raise _invalid(reason)
         output = Path(job.output)
         if not output.parent.is_dir() or not os.access(output.parent, os.W_OK):
             raise _invalid(f"output: the folder {str(output.parent)!r} does not exist or is not writable")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from crucible.api.qa_models import checked_headers
+from crucible.core.batch.paths import outside_roots
 from crucible.core.batch.processors import PROCESSORS, validate_options
 from crucible.core.batch.records import detect_format
 from crucible.core.errors import FieldError, InvalidRequestError
@@ -86,16 +88,25 @@ class BatchJobCreate(BaseModel):
             raise ValueError("headers are sent by the http processor only")
         return self
 
-    def option_errors(self, *loc: str | int) -> list[FieldError]:
-        """The processor's verdict on ``options``, as field errors under ``loc``."""
-        return [
+    def errors(self, roots: Sequence[str], *loc: str | int) -> list[FieldError]:
+        """What the model alone cannot see, as field errors under ``loc``: the processor's
+        verdict on ``options``, and paths outside the folders jobs may use."""
+        errors = [
             FieldError((*loc, "options", *where), message)
             for where, message in validate_options(self.processor, self.options)
         ]
+        paths = (
+            {"output": self.output}
+            if urlsplit(self.input).scheme
+            else {"input": self.input, "output": self.output}
+        )
+        for name, path in paths.items():
+            if (reason := outside_roots(path, roots)) is not None:
+                errors.append(FieldError((*loc, name), reason))
+        return errors
 
-    def check_options(self, *loc: str | int) -> None:
-        errors = self.option_errors(*loc)
-        if errors:
+    def check(self, roots: Sequence[str], *loc: str | int) -> None:
+        if errors := self.errors(roots, *loc):
             raise InvalidRequestError(errors)
 
 

@@ -40,8 +40,8 @@ class PipelineScheduleTarget(BaseModel):
 
 
 async def build_batch(body: BatchScheduleTarget, request: Request) -> ScheduledStart:
-    body.job.check_options("body", "target", "job")
     settings = get_settings(request)
+    body.job.check(settings.effective_batch_roots, "body", "target", "job")
     job = await batch_request(body.job, get_secrets(request))
     return ScheduledStart(
         kind=batch_job.KIND,

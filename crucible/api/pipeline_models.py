@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -79,11 +80,12 @@ class PipelineCreate(BaseModel):
             raise ValueError("steps: a validate step checks the previous step's result; it cannot come first")
         return self
 
-    def option_errors(self) -> list[FieldError]:
+    def errors(self, roots: Sequence[str]) -> list[FieldError]:
+        """Its batch steps' errors that the model alone cannot see (see ``BatchJobCreate.errors``)."""
         errors: list[FieldError] = []
         for index, step in enumerate(self.steps):
             if isinstance(step, BatchStep):
-                errors += step.job.option_errors("body", "steps", index, "job")
+                errors += step.job.errors(roots, "body", "steps", index, "job")
         return errors
 
 

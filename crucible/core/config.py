@@ -17,7 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_HOME = Path(".crucible")
@@ -92,6 +92,22 @@ class Settings(BaseSettings):
         None,
         description="Folder for chunk outputs, shared by every batch worker; unset: $CRUCIBLE_HOME/batch.",
     )
+    batch_roots: str | None = Field(
+        None, description="Comma-separated folders batch jobs may read and write; unset: any path."
+    )
+
+    @field_validator("batch_roots")
+    @classmethod
+    def _absolute_roots(cls, value: str | None) -> str | None:
+        relative = [
+            root.strip()
+            for root in (value or "").split(",")
+            if root.strip() and not os.path.isabs(root.strip())
+        ]
+        if relative:
+            raise ValueError(f"batch roots must be absolute folders: {relative}")
+        return value
+
     batch_concurrency: int = Field(2, ge=1, le=64, description="Batch activities one worker runs at once.")
     batch_segment_s: float = Field(
         5.0, gt=0, description="How long one activity works through chunks before progress is recorded."
@@ -138,6 +154,12 @@ class Settings(BaseSettings):
     @property
     def effective_batch_task_queue(self) -> str:
         return self.batch_task_queue or f"{self.task_queue}-batch"
+
+    @cached_property
+    def effective_batch_roots(self) -> list[str]:
+        """The folders of ``batch_roots``, resolved (symbolic links followed)."""
+        roots = [root.strip() for root in (self.batch_roots or "").split(",")]
+        return [os.path.realpath(root) for root in roots if root]
 
     @property
     def effective_batch_work_dir(self) -> Path:

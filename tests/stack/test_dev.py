@@ -88,7 +88,9 @@ async def test_dev_runs_supervises_and_stops_the_whole_stack(tmp_path: Path) -> 
         hand_env["CRUCIBLE_WORKER_METRICS_PORT"] = env["CRUCIBLE_WORKER_METRICS_PORT"]
         extra_worker = await Child.start("worker", env=hand_env)
         temporal = f"127.0.0.1:{env['CRUCIBLE_TEMPORAL_PORT']}"
-        await extra_worker.wait_for(rf"worker polling task queue 'crucible' on {temporal}", timeout=60)
+        await extra_worker.wait_for(
+            rf"worker polling task queues 'crucible' and 'crucible-batch' on {temporal}", timeout=60
+        )
         assert "is taken; choosing a free one" in extra_worker.output  # the dev worker holds it
         own_port = (await extra_worker.wait_for(r"worker metrics at http://127.0.0.1:(\d+)/metrics"))[1]
         async with httpx.AsyncClient(timeout=10) as http, asyncio.timeout(30):

@@ -82,9 +82,9 @@ def pipeline_input(settings: Settings, pipeline_id: str) -> PipelineRunInput:
     responses={422: {"description": "A step is invalid; every error is listed"}},
 )
 async def create_pipeline(
-    body: PipelineCreate, store: PipelineStoreDep, secrets: SecretsDep
+    body: PipelineCreate, store: PipelineStoreDep, secrets: SecretsDep, settings: SettingsDep
 ) -> PipelinePublic:
-    errors = body.option_errors()
+    errors = body.errors(settings.effective_batch_roots)
     if errors:
         raise InvalidRequestError(errors)
     definition = PipelineDefinition(new_pipeline_id(body.name), body.name, await _steps(body, secrets))

@@ -1,0 +1,66 @@
+"""With CRUCIBLE_BATCH_ROOTS set, batch jobs read and write inside those folders only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from crucible.api.app import create_app
+from crucible.core.config import Settings
+from tests.support.servers import ApiServer
+
+
+@pytest.fixture
+async def fenced(settings: Settings, tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Path]]:
+    root = tmp_path / "data"
+    root.mkdir()
+    server = ApiServer(create_app(settings.model_copy(update={"batch_roots": f"{root}, /nowhere"})))
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as api:
+            yield api, root
+    finally:
+        await server.stop()
+
+
+def job(input: str, output: str) -> dict[str, Any]:
+    return {"input": input, "processor": "anomaly-detection", "output": output}
+
+
+async def test_paths_outside_the_roots_are_422(
+    fenced: tuple[httpx.AsyncClient, Path], tmp_path: Path
+) -> None:
+    api, root = fenced
+    (root / "escape").symlink_to("/etc")
+    cases = {
+        "input": job("/etc/passwd.csv", str(root / "out.jsonl")),
+        "output": job(str(root / "in.csv"), str(tmp_path / "out.jsonl")),
+    }
+    for field, body in cases.items():
+        response = await api.post("/api/v1/batch-jobs", json=body)
+        assert response.status_code == 422, response.text
+        [error] = response.json()["detail"]
+        assert error["loc"] == ["body", field] and "outside the folders" in error["msg"]
+    linked = await api.post(
+        "/api/v1/batch-jobs", json=job(str(root / "escape" / "x.csv"), str(root / "o.jsonl"))
+    )
+    assert linked.status_code == 422, "a symbolic link does not lead out of the roots"
+    steps = [{"type": "batch", "job": job("/etc/x.csv", str(root / "o.jsonl"))}]
+    pipeline = await api.post("/api/v1/pipelines", json={"name": "p", "steps": steps})
+    assert pipeline.status_code == 422
+    assert pipeline.json()["detail"][0]["loc"] == ["body", "steps", 0, "job", "input"]
+
+
+async def test_an_input_url_is_not_a_path(fenced: tuple[httpx.AsyncClient, Path]) -> None:
+    api, root = fenced
+    dotted = await api.post("/api/v1/batch-jobs", json=job("/nowhere/../etc/x.csv", str(root / "o.jsonl")))
+    assert dotted.status_code == 422 and dotted.json()["detail"][0]["loc"] == ["body", "input"]
+    response = await api.post(
+        "/api/v1/batch-jobs", json=job("https://data.example.com/rows.csv", "/etc/o.jsonl")
+    )
+    assert response.status_code == 422
+    assert [e["loc"] for e in response.json()["detail"]] == [["body", "output"]]

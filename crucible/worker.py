@@ -83,10 +83,9 @@ class WorkerDeps:
 def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
     """Every activity, bound to the worker's clients."""
     events = EventActivities(deps.store, deps.publisher)
-    activities: list[Callable[..., Any]] = [
-        events.record_events,
-        RetentionActivities(deps.store.engine).prune_runs,
-    ]
+    work_dir = deps.settings.effective_batch_work_dir if deps.settings is not None else None
+    retention = RetentionActivities(deps.store.engine, batch_work_dir=work_dir)
+    activities: list[Callable[..., Any]] = [events.record_events, retention.prune_runs]
     if deps.settings is not None and deps.http is not None:
         settings = deps.settings
         qa = QaStore(deps.store.engine)

@@ -1,4 +1,5 @@
-"""Retention: deleting closed runs, and everything stored for them, from PostgreSQL.
+"""Retention: deleting closed runs, and everything stored for them, from PostgreSQL, and
+the chunk outputs batch jobs left behind on disk.
 
 Runs go in batches, each in its own short transaction, so a large prune never holds
 its locks for long; a retried activity carries on where the last one stopped, since
@@ -6,6 +7,11 @@ what was deleted stays deleted.
 """
 
 from __future__ import annotations
+
+import asyncio
+import shutil
+from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -22,8 +28,9 @@ _EVENTS: Table = RunEventRow.__table__  # type: ignore[attr-defined]
 
 
 class RetentionActivities:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, batch_work_dir: Path | None = None) -> None:
         self.engine = engine
+        self.batch_work_dir = batch_work_dir
 
     @activity.defn
     async def prune_runs(self, request: PruneRunsInput) -> PruneRunsResult:
@@ -39,11 +46,36 @@ class RetentionActivities:
                 total.add(pruned)
                 if pruned.runs < request.batch_size:
                     break
-        if total.runs:
+        if self.batch_work_dir is not None:
+            total.batch_folders = await asyncio.to_thread(
+                prune_job_folders, self.batch_work_dir, request.closed_before
+            )
+        if total.runs or total.batch_folders:
             activity.logger.info(
                 "pruned %d runs closed before %s: %s", total.runs, request.closed_before, total
             )
         return total
+
+
+def prune_job_folders(work_dir: Path, idle_since: datetime) -> int:
+    """Remove batch job folders nothing has written to since ``idle_since``; how many went.
+
+    A job that completes removes its own folder; these are the chunk outputs of jobs that
+    failed or were cancelled and were never resumed. A running job writes a part file every
+    chunk, so its folder is never this idle.
+    """
+    if not work_dir.is_dir():
+        return 0
+    cutoff = idle_since.timestamp()
+    removed = 0
+    for folder in work_dir.iterdir():
+        if not folder.is_dir():
+            continue
+        newest = max((p.stat().st_mtime for p in (folder, *folder.rglob("*"))), default=0.0)
+        if newest < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 async def _prune_batch(conn: AsyncConnection, request: PruneRunsInput) -> PruneRunsResult:

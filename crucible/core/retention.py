@@ -39,6 +39,8 @@ class PruneRunsResult:
     qa_runs: int = 0
     qa_results: int = 0
     secrets: int = 0
+    #: Batch job folders (chunk outputs of jobs never completed) removed from disk.
+    batch_folders: int = 0
 
     def add(self, other: PruneRunsResult) -> None:
         self.runs += other.runs
@@ -46,3 +48,4 @@ class PruneRunsResult:
         self.qa_runs += other.qa_runs
         self.qa_results += other.qa_results
         self.secrets += other.secrets
+        self.batch_folders += other.batch_folders

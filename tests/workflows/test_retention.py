@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -130,3 +132,24 @@ async def test_old_closed_runs_go_with_their_events_rows_and_secrets(
 
     await qa.delete(template)  # the schedule is deleted: nothing refers to its secret any more
     assert not await opens(secrets, shared_secret)
+
+
+async def test_batch_job_folders_idle_that_long_are_removed(
+    client: Client, store: RunStore, task_queue: str, tmp_path: Path
+) -> None:
+    work = tmp_path / "batch"
+    idle, busy = work / "batch-idle", work / "batch-busy"
+    for folder in (idle, busy):
+        (folder / "parts").mkdir(parents=True)
+        (folder / "parts" / "00000000.jsonl").write_text("{}\n")
+    long_ago = (NOW - timedelta(days=40)).timestamp()
+    for path in (idle / "parts" / "00000000.jsonl", idle / "parts", idle):
+        os.utime(path, (long_ago, long_ago))
+    os.utime(busy, (long_ago, long_ago))  # an old folder, but a part file written just now
+    activities = RetentionActivities(store.engine, batch_work_dir=work)
+    async with Worker(
+        client, task_queue=task_queue, workflows=[RetentionWorkflow], activities=[activities.prune_runs]
+    ) as worker:
+        result = await prune(client, worker, 30)
+    assert result.batch_folders == 1
+    assert not idle.exists() and (busy / "parts" / "00000000.jsonl").exists()

@@ -153,7 +153,7 @@ class AnomalyDetector:
                 found.append({"column": column, "value": x, "method": "zscore", "score": round(z, 6)})
         if self.use_iqr and not stats["lower"] <= x <= stats["upper"]:
             fence = stats["lower"] if x < stats["lower"] else stats["upper"]
-            found.append({"column": column, "value": x, "method": "iqr", "score": fence})
+            found.append({"column": column, "value": x, "method": "iqr", "fence": fence})
         return found
 
     def merge(self, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:

@@ -48,7 +48,7 @@ async def test_every_chunking_gives_the_plain_runs_lines(sample: tuple[Path, lis
     amount_flags = [f for f in first["flags"] if f["column"] == "amount"]
     assert [f["method"] for f in amount_flags] == ["zscore", "iqr"]
     thresholds = plain.summary["thresholds"]["amount"]
-    assert amount_flags[1]["score"] == thresholds["upper"]
+    assert amount_flags[1]["fence"] == thresholds["upper"]
     z = (amount_flags[0]["value"] - thresholds["mean"]) / thresholds["std"]
     assert amount_flags[0]["score"] == round(z, 6) and z > 3
 
@@ -84,7 +84,7 @@ async def test_options_choose_columns_methods_and_the_id() -> None:
     # 41 sorted values of a: eight each of 0..4, then 50; q1 = x[10] = 1, q3 = x[30] = 3.
     upper = 3 + 3 * (3 - 1)
     assert output.lines == [
-        {"row": 41, "id": "odd", "flags": [{"column": "a", "value": 50.0, "method": "iqr", "score": upper}]}
+        {"row": 41, "id": "odd", "flags": [{"column": "a", "value": 50.0, "method": "iqr", "fence": upper}]}
     ]
     only_b = detector(columns=["b"], methods=["zscore"])
     profile = only_b.profile(enumerate(records, 1))

@@ -117,9 +117,7 @@ def build_batch_worker(
         raise ValueError("a batch worker needs settings and an HTTP client")
     settings.effective_batch_work_dir.mkdir(parents=True, exist_ok=True)
     secrets = SecretStore(deps.store.engine, secret_box(settings))
-    batch = BatchActivities(
-        settings.effective_batch_work_dir, http, secrets, roots=settings.effective_batch_roots
-    )
+    batch = BatchActivities(settings.effective_batch_work_dir, http, secrets, paths=settings.batch_paths)
     return Worker(
         client,
         task_queue=task_queue,

@@ -12,7 +12,6 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -20,9 +19,11 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from crucible.activities.batch_files import JobFiles, MissingPartError, PartMeta, skip_records
+from crucible.activities.batch_files import JobFiles, MissingPartError, PartMeta
 from crucible.activities.heartbeats import Heartbeat
 from crucible.core.batch.models import (
+    LISTED_FAILURES,
+    MAX_ERROR_CHARS,
     BatchCheckpoint,
     BatchPlan,
     CombineOutputInput,
@@ -33,7 +34,6 @@ from crucible.core.batch.models import (
     ProcessChunksResult,
     Resumption,
 )
-from crucible.core.batch.paths import outside_roots
 from crucible.core.batch.processors import Processor, build_processor
 from crucible.core.batch.processors.base import ChunkContext
 from crucible.core.batch.records import (
@@ -43,10 +43,13 @@ from crucible.core.batch.records import (
     iter_records,
     read_chunk,
     scan,
+    skip_records,
 )
+from crucible.core.paths import PathPolicy
 from crucible.core.secrets import SecretStore
 
 INPUT_INVALID = "InputInvalid"
+INPUT_CHANGED = "InputChanged"
 #: A chunk retry never waits longer than this.
 MAX_RETRY_DELAY_S = 60.0
 
@@ -66,13 +69,13 @@ def _checkpoint_of(data: dict[str, Any]) -> BatchCheckpoint:
 
 class BatchActivities:
     def __init__(
-        self, work_dir: Path, client: httpx.AsyncClient, secrets: SecretStore, *, roots: Sequence[str] = ()
+        self, work_dir: Path, client: httpx.AsyncClient, secrets: SecretStore, *, paths: PathPolicy
     ) -> None:
         self.work_dir = work_dir
         self.client = client
         self.secrets = secrets
-        #: The folders jobs may read and write; checked here too, for workers set up apart.
-        self.roots = list(roots)
+        #: What jobs may read and write; the API checks too, but workers may be set up apart.
+        self.paths = paths
 
     def files(self, job_id: str) -> JobFiles:
         return JobFiles(self.work_dir, job_id)
@@ -93,7 +96,7 @@ class BatchActivities:
         except ValueError as exc:
             raise _invalid(str(exc)) from None
         for path in (job.output,) if is_url(job.input) else (job.input, job.output):
-            if (reason := outside_roots(path, self.roots)) is not None:
+            if (reason := self.paths.problem(path)) is not None:
                 raise _invalid(reason)
         output = Path(job.output)
         if not output.parent.is_dir() or not os.access(output.parent, os.W_OK):
@@ -165,15 +168,25 @@ class BatchActivities:
         if info.attempt > 1:  # the last attempt died (its worker, say): carry on where it got to
             resumed.append(Resumption(attempt=info.attempt, chunk=checkpoint.next_chunk))
             activity.logger.info("resuming at chunk %d (attempt %d)", checkpoint.next_chunk, info.attempt)
+        if not await asyncio.to_thread(_starts_a_record, plan.path, checkpoint.next_offset, plan.data_offset):
+            raise ApplicationError(
+                f"the input changed before the checkpoint: byte {checkpoint.next_offset} no longer "
+                "starts a record; rows before the checkpoint must stay as they were (start a new job)",
+                type=INPUT_CHANGED,
+                non_retryable=True,
+            )
         processor = await self._processor(job)
         context = ChunkContext(job_id=request.job_id)
         deadline = time.monotonic() + request.budget_s
         processed = on_disk = 0
         stopped: FailedChunk | None = None
+        skipped: list[FailedChunk] = []
         with Heartbeat().running() as heartbeat:
             while checkpoint.next_chunk < plan.chunks and time.monotonic() < deadline:
                 index = checkpoint.next_chunk
                 meta = files.read_meta(index)
+                if meta is not None and meta.start_offset != checkpoint.next_offset:
+                    meta = None  # left by a run over another version of the input
                 if meta is None:
                     meta = await self._process_chunk(processor, context, job, plan, checkpoint, files)
                     processed += 1
@@ -184,13 +197,15 @@ class BatchActivities:
                     if job.on_chunk_failure == "fail":
                         stopped = failure
                         break
-                    checkpoint.failed_chunks.append(failure)
-                checkpoint = BatchCheckpoint(
+                    checkpoint.add_failure(failure)
+                    if len(skipped) < LISTED_FAILURES:
+                        skipped.append(failure)
+                checkpoint = dataclasses.replace(
+                    checkpoint,
                     next_chunk=index + 1,
                     next_offset=meta.end_offset,
                     records_done=checkpoint.records_done + meta.records,
                     aggregates=processor.merge(checkpoint.aggregates, meta.aggregates),
-                    failed_chunks=checkpoint.failed_chunks,
                 )
                 heartbeat.now(dataclasses.asdict(checkpoint))
         return ProcessChunksResult(
@@ -199,6 +214,7 @@ class BatchActivities:
             skipped_on_disk=on_disk,
             resumed=resumed,
             stopped_at=stopped,
+            skipped=skipped,
         )
 
     async def _process_chunk(
@@ -232,15 +248,17 @@ class BatchActivities:
             except Exception as exc:
                 reason = (
                     f"row {exc.row}: {exc.reason}" if isinstance(exc, MalformedRecordError) else repr(exc)
-                )
+                )[:MAX_ERROR_CHARS]
                 if attempts > job.max_chunk_retries:
                     activity.logger.warning(
                         "chunk %d failed for good after %d attempts: %s", index, attempts, reason
                     )
-                    meta = PartMeta(index, first_row, -1, 0, {}, error=reason, attempts=attempts)
-                    if job.on_chunk_failure == "skip":
+                    meta = PartMeta(
+                        index, first_row, -1, 0, {}, error=reason, attempts=attempts, start_offset=start
+                    )
+                    if job.on_chunk_failure == "skip":  # go past its records, counted as scan counted them
                         meta.end_offset = await asyncio.to_thread(
-                            skip_records, plan.path, plan.format, start, size
+                            skip_records, plan.path, cast(Format, plan.format), start_offset=start, count=size
                         )
                         await asyncio.to_thread(files.write_part, meta, [])
                     return meta
@@ -255,18 +273,19 @@ class BatchActivities:
                 records=len(chunk.records),
                 aggregates=output.aggregates,
                 attempts=attempts,
+                start_offset=start,
             )
             await asyncio.to_thread(files.write_part, meta, output.lines)
             return meta
 
     @activity.defn
     async def combine_batch_output(self, request: CombineOutputInput) -> CombineOutputResult:
-        """Write the job's output from its part files, at once, and remove the job's folder."""
+        """Write the job's output from its part files at once, then free the job's folder."""
         files = self.files(request.job_id)
         output = Path(request.request.output)
         processor = await self._processor(request.request, with_headers=False)
         summary = processor.summary(request.aggregates, request.plan.profile)
-        combined = await asyncio.to_thread(_combined_already, files, output)
+        combined = await asyncio.to_thread(files.combined)
         if combined is not None:  # by an attempt that died before it could say so
             return CombineOutputResult(str(output), *combined, summary)
         try:
@@ -274,7 +293,7 @@ class BatchActivities:
                 lines, size = await asyncio.to_thread(files.combine, request.plan.chunks, output)
         except MissingPartError as exc:
             raise ApplicationError(str(exc), type="OutputIncomplete", non_retryable=True) from None
-        await asyncio.to_thread(files.remove)
+        await asyncio.to_thread(files.mark_combined, lines, size)
         return CombineOutputResult(str(output), lines, size, summary)
 
 
@@ -282,9 +301,10 @@ def _readable(path: str) -> bool:
     return os.path.isfile(path) and os.access(path, os.R_OK)
 
 
-def _combined_already(files: JobFiles, output: Path) -> tuple[int, int] | None:
-    """(lines, bytes) of an output whose part files are gone: it was combined before."""
-    if files.parts.is_dir() or not output.is_file():
-        return None
-    with output.open("rb") as f:
-        return sum(1 for _ in f), output.stat().st_size
+def _starts_a_record(path: str, offset: int, data_offset: int) -> bool:
+    """Whether ``offset`` still begins a record: right after the header, or after a line's end."""
+    if offset <= data_offset:
+        return True
+    with open(path, "rb") as f:
+        f.seek(offset - 1)
+        return f.read(1) == b"\n"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,8 @@ class PartMeta:
     #: Set when the chunk failed for good and was skipped: it has no output lines.
     error: str | None = None
     attempts: int = 1
+    #: Where the chunk began in the input: a part file from another input is not this chunk's.
+    start_offset: int = -1
 
 
 class JobFiles:
@@ -52,7 +55,7 @@ class JobFiles:
     def write_part(self, meta: PartMeta, lines: Iterable[dict[str, Any]]) -> None:
         self.parts.mkdir(parents=True, exist_ok=True)
         final = self.part(meta.chunk)
-        tmp = final.with_suffix(".tmp")
+        tmp = _temporary(final)
         with tmp.open("w", encoding="utf-8") as f:
             f.write(json.dumps(meta.__dict__, separators=(",", ":")))
             f.write("\n")
@@ -66,7 +69,7 @@ class JobFiles:
     def combine(self, chunks: int, output: Path) -> tuple[int, int]:
         """Concatenate every chunk's output lines into ``output`` at once; (lines, bytes)."""
         output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = output.with_name(f".{output.name}.{self.root.name}.tmp")
+        tmp = _temporary(output)
         lines = 0
         with tmp.open("wb") as out:
             for chunk in range(chunks):
@@ -86,8 +89,30 @@ class JobFiles:
         _fsync_dir(output.parent)
         return lines, size
 
-    def remove(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+    @property
+    def marker(self) -> Path:
+        return self.root / "combined.json"
+
+    def mark_combined(self, lines: int, size: int) -> None:
+        """Say the output is written, then free the space: only this small marker stays.
+
+        A retried combine that finds the marker answers from it, rather than mistake an
+        older file at the output's path for this job's.
+        """
+        tmp = _temporary(self.marker)
+        tmp.write_text(json.dumps({"lines": lines, "bytes": size}))
+        os.replace(tmp, self.marker)
+        for entry in self.root.iterdir():
+            if entry != self.marker:
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)
+
+    def combined(self) -> tuple[int, int] | None:
+        """(lines, bytes) of the output, if it was written already."""
+        try:
+            found = json.loads(self.marker.read_text())
+        except FileNotFoundError:
+            return None
+        return int(found["lines"]), int(found["bytes"])
 
 
 class MissingPartError(Exception):
@@ -96,35 +121,14 @@ class MissingPartError(Exception):
         self.chunk = chunk
 
 
+def _temporary(final: Path) -> Path:
+    """A name beside ``final`` that no other writer uses: two attempts may overlap for a moment."""
+    return final.with_name(f".{final.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def skip_records(path: str, fmt: str, start_offset: int, count: int) -> int:
-    """The byte offset after ``count`` records from ``start_offset``, without parsing them.
-
-    A chunk that failed for good is skipped this way: its records may not parse at all.
-    CSV records end at a newline outside quotes; JSON Lines records at any non-blank line.
-    """
-    with open(path, "rb") as f:
-        f.seek(start_offset)
-        offset = start_offset
-        seen = 0
-        open_quote = False
-        while seen < count:
-            line = f.readline()
-            if not line:
-                break
-            offset += len(line)
-            if fmt == "csv":
-                if line.count(b'"') % 2:
-                    open_quote = not open_quote
-                if not open_quote and line.strip():
-                    seen += 1
-            elif line.strip():
-                seen += 1
-        return offset

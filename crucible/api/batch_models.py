@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from crucible.api.qa_models import checked_headers
-from crucible.core.batch.paths import outside_roots
 from crucible.core.batch.processors import PROCESSORS, validate_options
 from crucible.core.batch.records import detect_format
 from crucible.core.errors import FieldError, InvalidRequestError
+from crucible.core.paths import PathPolicy
 
 Processor = Literal["anomaly-detection", "schema-validation", "http"]
 assert set(PROCESSORS) == set(Processor.__args__)  # type: ignore[attr-defined]
@@ -88,25 +87,25 @@ class BatchJobCreate(BaseModel):
             raise ValueError("headers are sent by the http processor only")
         return self
 
-    def errors(self, roots: Sequence[str], *loc: str | int) -> list[FieldError]:
+    def errors(self, paths: PathPolicy, *loc: str | int) -> list[FieldError]:
         """What the model alone cannot see, as field errors under ``loc``: the processor's
-        verdict on ``options``, and paths outside the folders jobs may use."""
+        verdict on ``options``, and paths that batch jobs may not use."""
         errors = [
             FieldError((*loc, "options", *where), message)
             for where, message in validate_options(self.processor, self.options)
         ]
-        paths = (
+        files = (
             {"output": self.output}
             if urlsplit(self.input).scheme
             else {"input": self.input, "output": self.output}
         )
-        for name, path in paths.items():
-            if (reason := outside_roots(path, roots)) is not None:
+        for name, path in files.items():
+            if (reason := paths.problem(path)) is not None:
                 errors.append(FieldError((*loc, name), reason))
         return errors
 
-    def check(self, roots: Sequence[str], *loc: str | int) -> None:
-        if errors := self.errors(roots, *loc):
+    def check(self, paths: PathPolicy, *loc: str | int) -> None:
+        if errors := self.errors(paths, *loc):
             raise InvalidRequestError(errors)
 
 

@@ -41,7 +41,7 @@ class PipelineScheduleTarget(BaseModel):
 
 async def build_batch(body: BatchScheduleTarget, request: Request) -> ScheduledStart:
     settings = get_settings(request)
-    body.job.check(settings.effective_batch_roots, "body", "target", "job")
+    body.job.check(settings.batch_paths, "body", "target", "job")
     job = await batch_request(body.job, get_secrets(request))
     return ScheduledStart(
         kind=batch_job.KIND,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -11,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from crucible.api.batch_models import BatchJobCreate
 from crucible.core.errors import FieldError
+from crucible.core.paths import PathPolicy
 from crucible.core.pipelines.models import OPERATORS, PRESENCE
 from crucible.core.tables import PipelineRow
 
@@ -80,12 +80,12 @@ class PipelineCreate(BaseModel):
             raise ValueError("steps: a validate step checks the previous step's result; it cannot come first")
         return self
 
-    def errors(self, roots: Sequence[str]) -> list[FieldError]:
+    def errors(self, paths: PathPolicy) -> list[FieldError]:
         """Its batch steps' errors that the model alone cannot see (see ``BatchJobCreate.errors``)."""
         errors: list[FieldError] = []
         for index, step in enumerate(self.steps):
             if isinstance(step, BatchStep):
-                errors += step.job.errors(roots, "body", "steps", index, "job")
+                errors += step.job.errors(paths, "body", "steps", index, "job")
         return errors
 
 

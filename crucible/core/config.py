@@ -20,6 +20,8 @@ from typing import Any
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from crucible.core.paths import PathPolicy
+
 DEFAULT_HOME = Path(".crucible")
 STACK_ENV_FILE = "stack.env"
 
@@ -156,10 +158,13 @@ class Settings(BaseSettings):
         return self.batch_task_queue or f"{self.task_queue}-batch"
 
     @cached_property
-    def effective_batch_roots(self) -> list[str]:
-        """The folders of ``batch_roots``, resolved (symbolic links followed)."""
+    def batch_paths(self) -> PathPolicy:
+        """What batch jobs may read and write: inside ``batch_roots``, never in Crucible's folders."""
         roots = [root.strip() for root in (self.batch_roots or "").split(",")]
-        return [os.path.realpath(root) for root in roots if root]
+        return PathPolicy(
+            roots=[os.path.realpath(root) for root in roots if root],
+            forbidden=[str(self.home_dir), str(self.effective_batch_work_dir)],
+        )
 
     @property
     def effective_batch_work_dir(self) -> Path:

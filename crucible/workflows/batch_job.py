@@ -134,7 +134,6 @@ class BatchJobWorkflow:
             **self._progress(),
             "output": combined.output,
             "output_lines": combined.lines,
-            "failed_chunks": len(failed_chunks),
             "resumed_from": request.resumed_from,
             "summary": combined.summary,
         }
@@ -146,7 +145,8 @@ class BatchJobWorkflow:
                 "output_bytes": combined.bytes,
                 "records": self.checkpoint.records_done,
                 "chunks": plan.chunks,
-                "failed_chunks": [dataclasses.asdict(f) for f in failed_chunks[:100]],
+                "failed_chunks": [dataclasses.asdict(f) for f in failed_chunks],
+                "failed_count": self.checkpoint.failed_count,
                 "summary": combined.summary,
             },
         )
@@ -157,6 +157,7 @@ class BatchJobWorkflow:
             output_lines=combined.lines,
             failed_chunks=failed_chunks,
             summary=combined.summary,
+            failed_count=self.checkpoint.failed_count,
         )
 
     async def _start(self, request: BatchJobInput) -> None:
@@ -226,11 +227,10 @@ class BatchJobWorkflow:
     def _record_segment(self, done: ProcessChunksResult, started: datetime, records_at_start: int) -> None:
         log = self.log
         assert log is not None and self.plan is not None
-        previous = self.checkpoint
         self.checkpoint = done.checkpoint
         for resumption in done.resumed:
             log.emit(EventType.RESUMED, {"chunk": resumption.chunk, "attempt": resumption.attempt})
-        for failed in self.checkpoint.failed_chunks[len(previous.failed_chunks) :]:
+        for failed in done.skipped:
             log.emit(EventType.CHUNK_FAILED, {**dataclasses.asdict(failed), "action": "skipped"})
         elapsed = (workflow.now() - started).total_seconds()
         records = self.checkpoint.records_done - records_at_start
@@ -264,7 +264,7 @@ class BatchJobWorkflow:
             "records_total": plan.records if plan else None,
             "records_per_second": round(self.records_per_second, 1),
             "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds, 1),
-            "failed_chunks": len(self.checkpoint.failed_chunks),
+            "failed_chunks": self.checkpoint.failed_count,
         }
 
     @workflow.query

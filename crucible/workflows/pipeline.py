@@ -13,7 +13,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError, ChildWorkflowError
+from temporalio.exceptions import ApplicationError, ChildWorkflowError, is_cancelled_exception
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -125,6 +125,8 @@ class PipelineRunWorkflow:
                     request, definition.name, index, step, child_id, previous, results
                 )
             except ChildWorkflowError as exc:
+                if is_cancelled_exception(exc):  # the pipeline run itself is being cancelled
+                    raise
                 reason = _reason(exc)
                 log.run.state = f"Step{index}_Failed"
                 await log.record(

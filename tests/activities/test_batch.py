@@ -10,9 +10,10 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from crucible.activities.batch import INPUT_INVALID, BatchActivities
-from crucible.activities.batch_files import JobFiles, MissingPartError, PartMeta, skip_records
+from crucible.activities.batch_files import JobFiles, MissingPartError, PartMeta
 from crucible.core.batch.models import BatchJobRequest, PrepareBatchInput
 from crucible.core.config import Settings
+from crucible.core.paths import PathPolicy
 from crucible.core.secrets import SecretStore, secret_box
 from crucible.core.store import RunStore
 from tests.support.batch_data import write_sample_csv
@@ -23,7 +24,8 @@ def activities(
     tmp_path: Path, store: RunStore, http: httpx.AsyncClient, settings: Settings
 ) -> BatchActivities:
     secrets = SecretStore(store.engine, secret_box(settings))
-    return BatchActivities(tmp_path / "work", http, secrets, roots=[str(tmp_path / "data")])
+    paths = PathPolicy(roots=[str(tmp_path / "data")], forbidden=[str(tmp_path / "work")])
+    return BatchActivities(tmp_path / "work", http, secrets, paths=paths)
 
 
 async def test_the_first_pass_counts_records_and_profiles_them(
@@ -45,6 +47,7 @@ async def test_the_first_pass_counts_records_and_profiles_them(
     ("input", "output", "words"),
     [
         ("/etc/hosts.csv", "data/o.jsonl", "outside the folders"),
+        ("work/batch-y/parts/00000000.jsonl", "data/o.jsonl", "Crucible's own folders"),
         ("data/missing.csv", "data/o.jsonl", "not a readable file"),
         ("data/rows.csv", "data/nowhere/o.jsonl", "does not exist"),
         ("data/rows.txt", "data/o.jsonl", "format"),
@@ -75,17 +78,7 @@ def test_parts_combine_in_chunk_order_into_one_file_at_once(tmp_path: Path) -> N
     assert [p.name for p in output.parent.iterdir()] == ["result.jsonl"], "no temporary file is left"
     with pytest.raises(MissingPartError):
         files.combine(4, output)
-    files.remove()
-    assert not files.root.exists()
-
-
-def test_a_chunk_that_cannot_be_parsed_is_skipped_by_its_record_count(tmp_path: Path) -> None:
-    source = tmp_path / "rows.csv"
-    source.write_text('id,note\n1,"two\nlines"\n2,plain\nnot "json" at all\n3,x\n\n4,y\n')
-    start = len("id,note\n")
-    after_two = skip_records(str(source), "csv", start, 2)
-    assert source.read_bytes()[after_two:].startswith(b'not "json"')
-    assert skip_records(str(source), "csv", start, 100) == source.stat().st_size
-    jsonl = tmp_path / "rows.jsonl"
-    jsonl.write_text('{"a": 1}\n\n{oops\n{"a": 3}\n')
-    assert jsonl.read_bytes()[skip_records(str(jsonl), "jsonl", 0, 2) :] == b'{"a": 3}\n'
+    assert files.combined() is None
+    files.mark_combined(3, 30)
+    assert files.combined() == (3, 30), "a retried combine answers from the marker"
+    assert [p.name for p in files.root.iterdir()] == ["combined.json"], "the parts are gone"

@@ -64,3 +64,14 @@ async def test_an_input_url_is_not_a_path(fenced: tuple[httpx.AsyncClient, Path]
     )
     assert response.status_code == 422
     assert [e["loc"] for e in response.json()["detail"]] == [["body", "output"]]
+
+
+async def test_crucible_own_folders_are_never_a_jobs(api: httpx.AsyncClient, settings: Settings) -> None:
+    key = settings.home_dir / "secrets.key"
+    body = {**job(str(key), "/tmp/o.jsonl"), "format": "csv"}
+    response = await api.post("/api/v1/batch-jobs", json=body)
+    assert response.status_code == 422, "the secrets key cannot be read as a CSV header"
+    assert "Crucible's own folders" in response.json()["detail"][0]["msg"]
+    part = settings.effective_batch_work_dir / "batch-x" / "parts" / "00000000.jsonl"
+    overwrite = await api.post("/api/v1/batch-jobs", json=job("/tmp/rows.csv", str(part)))
+    assert overwrite.status_code == 422 and overwrite.json()["detail"][0]["loc"] == ["body", "output"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -187,3 +188,28 @@ async def test_bad_pipelines_are_422_naming_the_step(
     response = await api.post("/api/v1/pipelines", json={"name": "bad", "steps": steps})
     assert response.status_code == 422, response.text
     assert any(e["loc"][: len(loc)] == loc for e in response.json()["detail"]), response.json()
+
+
+async def test_a_cancelled_pipeline_run_ends_cancelled_with_its_batch_step(
+    api: httpx.AsyncClient, store: RunStore, tmp_path: Path
+) -> None:
+    source = tmp_path / "rows.csv"
+    write_sample_csv(source, 200_000, anomalies=10)
+    job = {
+        "input": str(source),
+        "processor": "anomaly-detection",
+        "chunk_size": 200,
+        "output": str(tmp_path / "o"),
+    }
+    created = (
+        await api.post("/api/v1/pipelines", json={"name": "big", "steps": [{"type": "batch", "job": job}]})
+    ).json()
+    run_id = (await api.post(f"/api/v1/pipelines/{created['pipeline_id']}/runs")).json()["run_id"]
+    async with asyncio.timeout(30):
+        while not (started := [e for e in await events_of(store, run_id) if e.type == "STEP_STARTED"]):
+            await asyncio.sleep(0.1)
+    batch_id = started[0].data["child_id"]
+    assert (await api.post(f"/api/v1/runs/{run_id}/cancel")).status_code == 202
+    assert (await wait_closed(api, run_id))["status"] == "CANCELLED"
+    assert [e.type for e in await events_of(store, run_id)][-1] == "CANCELLED"
+    assert (await wait_closed(api, batch_id))["status"] == "CANCELLED"

@@ -102,7 +102,7 @@ def accepted(run_id: str, settings: Settings, *, resumed_from: str | None = None
 async def create_batch_job(
     body: BatchJobCreate, secrets: SecretsDep, temporal: TemporalDep, settings: SettingsDep
 ) -> BatchJobAccepted:
-    body.check(settings.effective_batch_roots, "body")
+    body.check(settings.batch_paths, "body")
     run_id = new_run_id(KIND)
     arg = batch_input(settings, await batch_request(body, secrets), job_id=run_id)
     await start_run(

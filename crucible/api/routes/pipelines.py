@@ -84,7 +84,7 @@ def pipeline_input(settings: Settings, pipeline_id: str) -> PipelineRunInput:
 async def create_pipeline(
     body: PipelineCreate, store: PipelineStoreDep, secrets: SecretsDep, settings: SettingsDep
 ) -> PipelinePublic:
-    errors = body.errors(settings.effective_batch_roots)
+    errors = body.errors(settings.batch_paths)
     if errors:
         raise InvalidRequestError(errors)
     definition = PipelineDefinition(new_pipeline_id(body.name), body.name, await _steps(body, secrets))

@@ -13,6 +13,10 @@ from datetime import datetime
 from typing import Any
 
 ON_CHUNK_FAILURE = ("fail", "skip")
+#: Failed chunks listed by name in checkpoints, results and events; the rest are counted.
+LISTED_FAILURES = 100
+#: A chunk's error is cut to this many characters.
+MAX_ERROR_CHARS = 500
 
 
 @dataclass
@@ -57,13 +61,23 @@ class FailedChunk:
 
 @dataclass
 class BatchCheckpoint:
-    """Where a job stands: everything before ``next_chunk`` is done and its output on disk."""
+    """Where a job stands: everything before ``next_chunk`` is done and its output on disk.
+
+    It travels with every segment and heartbeat, so it stays small: ``failed_chunks`` lists
+    the first :data:`LISTED_FAILURES` chunks that failed, ``failed_count`` counts them all.
+    """
 
     next_chunk: int = 0
     next_offset: int = 0
     records_done: int = 0
     aggregates: dict[str, Any] = field(default_factory=dict)
     failed_chunks: list[FailedChunk] = field(default_factory=list)
+    failed_count: int = 0
+
+    def add_failure(self, failure: FailedChunk) -> None:
+        self.failed_count += 1
+        if len(self.failed_chunks) < LISTED_FAILURES:
+            self.failed_chunks.append(failure)
 
 
 @dataclass
@@ -101,6 +115,7 @@ class BatchJobResult:
     output_lines: int
     failed_chunks: list[FailedChunk]
     summary: dict[str, Any]
+    failed_count: int = 0
 
 
 @dataclass
@@ -137,6 +152,8 @@ class ProcessChunksResult:
     resumed: list[Resumption] = field(default_factory=list)
     #: Set when a chunk failed for good and the job must stop (``on_chunk_failure: fail``).
     stopped_at: FailedChunk | None = None
+    #: Chunks this segment skipped after they failed for good (the first ones, if many).
+    skipped: list[FailedChunk] = field(default_factory=list)
 
 
 @dataclass

@@ -33,6 +33,7 @@ from crucible.core.batch.models import (
     ProcessChunksInput,
     ProcessChunksResult,
     Resumption,
+    shown_location,
 )
 from crucible.core.batch.processors import Processor, build_processor
 from crucible.core.batch.processors.base import ChunkContext
@@ -103,7 +104,8 @@ class BatchActivities:
             raise _invalid(f"output: the folder {str(output.parent)!r} does not exist or is not writable")
         with Heartbeat().running():
             if is_url(job.input):
-                path = await self._download(job.input, self.files(request.job_id).root / f"input.{fmt}")
+                url = await self.secrets.get(job.input_secret) if job.input_secret else job.input
+                path = await self._download(url, self.files(request.job_id).root / f"input.{fmt}")
             else:
                 path = job.input
                 if not await asyncio.to_thread(_readable, path):
@@ -133,12 +135,13 @@ class BatchActivities:
         )
 
     async def _download(self, url: str, target: Path) -> str:
+        shown = shown_location(url)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".part")
         try:
             async with self.client.stream("GET", url, timeout=60.0, follow_redirects=True) as response:
                 if response.status_code >= 400:
-                    message = f"input: fetching {url} answered {response.status_code}"
+                    message = f"input: fetching {shown} answered {response.status_code}"
                     raise ApplicationError(
                         message, type=INPUT_INVALID, non_retryable=response.status_code < 500
                     )
@@ -146,7 +149,10 @@ class BatchActivities:
                     async for data in response.aiter_bytes():
                         f.write(data)
         except httpx.HTTPError as exc:
-            raise ApplicationError(f"input: fetching {url} failed: {exc!r}", type=INPUT_INVALID) from None
+            # Not the exception itself: its text may hold the whole URL.
+            raise ApplicationError(
+                f"input: fetching {shown} failed: {type(exc).__name__}", type=INPUT_INVALID
+            ) from None
         os.replace(tmp, target)
         return str(target)
 

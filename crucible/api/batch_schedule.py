@@ -7,7 +7,7 @@ pipeline's definition when it starts, so edits to the pipeline apply to the next
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,6 +17,7 @@ from crucible.api.deps import get_pipeline_store, get_secrets, get_settings
 from crucible.api.routes.batch import batch_input, batch_request
 from crucible.api.routes.pipelines import pipeline_input
 from crucible.api.schedule_targets import ScheduledStart, register_schedule_target
+from crucible.core.batch.models import shown_location
 from crucible.core.errors import InvalidRequestError
 from crucible.workflows import batch_job, pipeline
 
@@ -50,12 +51,19 @@ async def build_batch(body: BatchScheduleTarget, request: Request) -> ScheduledS
         task_queue=settings.task_queue,
         summary={
             "kind": batch_job.KIND,
-            "input": job.input,
+            "input": shown_location(job.input),
             "processor": job.processor,
             "output": job.output,
             "header_names": job.header_names,
+            # Ids, not values: what to delete with the schedule.
+            "secrets": [secret for secret in (job.headers_secret, job.input_secret) if secret],
         },
     )
+
+
+async def forget_batch(summary: dict[str, Any], request: Request) -> None:
+    """Delete the secrets the schedule's job held; runs it started have finished with them."""
+    await get_secrets(request).delete(summary.get("secrets") or [])
 
 
 async def build_pipeline(body: PipelineScheduleTarget, request: Request) -> ScheduledStart:
@@ -74,5 +82,5 @@ async def build_pipeline(body: PipelineScheduleTarget, request: Request) -> Sche
     )
 
 
-register_schedule_target(batch_job.KIND, BatchScheduleTarget, build_batch)
+register_schedule_target(batch_job.KIND, BatchScheduleTarget, build_batch, forget=forget_batch)
 register_schedule_target(pipeline.KIND, PipelineScheduleTarget, build_pipeline)

@@ -14,6 +14,7 @@ import binascii
 import json
 import os
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -140,3 +141,12 @@ class SecretStore:
         if found is None:
             raise SecretsUnavailableError(f"secret {secret_id} does not exist")
         return self.box.open(SecretRow(**found._mapping))
+
+    async def delete(self, secret_ids: Iterable[str]) -> int:
+        """Delete these secrets (what referred to them is gone); how many there were."""
+        wanted = [secret_id for secret_id in secret_ids if secret_id]
+        if not wanted:
+            return 0
+        table = SecretRow.__table__  # type: ignore[attr-defined]
+        async with self.engine.begin() as conn:
+            return int((await conn.execute(table.delete().where(table.c.secret_id.in_(wanted)))).rowcount)

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         PrepareBatchInput,
         ProcessChunksInput,
         ProcessChunksResult,
+        shown_location,
     )
     from crucible.core.events import EventType
     from crucible.workflows.events import RunEventLog
@@ -168,7 +169,7 @@ class BatchJobWorkflow:
         await log.record(
             EventType.REQUESTED,
             {
-                "input": job.input,
+                "input": shown_location(job.input),
                 "processor": job.processor,
                 "output": job.output,
                 "chunk_size": job.chunk_size,
@@ -207,7 +208,10 @@ class BatchJobWorkflow:
             cause = exc.cause
             if not (isinstance(cause, ApplicationError) and cause.type == INPUT_INVALID):
                 raise
-            await log.record(EventType.INPUT_INVALID, {"reason": str(cause), "input": request.request.input})
+            await log.record(
+                EventType.INPUT_INVALID,
+                {"reason": str(cause), "input": shown_location(request.request.input)},
+            )
             raise ApplicationError(
                 f"the input is not usable: {cause}", type="InputInvalid", non_retryable=True
             ) from None
@@ -219,6 +223,7 @@ class BatchJobWorkflow:
                 "records": plan.records,
                 "chunks": plan.chunks,
                 "columns": plan.columns[:100],
+                "malformed": plan.malformed,
                 "profile": plan.profile,
             },
         )

@@ -199,17 +199,23 @@ async def test_a_cancelled_job_resumes_without_redoing_its_chunks(
     assert read_lines(output) == run_plain(str(source), "anomaly-detection", {}).lines
 
 
-async def test_an_input_url_is_downloaded_and_processed(api: httpx.AsyncClient, tmp_path: Path) -> None:
+async def test_an_input_url_is_downloaded_and_processed_and_its_token_never_shown(
+    api: httpx.AsyncClient, store: RunStore, client: Client, tmp_path: Path
+) -> None:
     source = tmp_path / "rows.csv"
     write_sample_csv(source, 5_000, anomalies=5)
     output = tmp_path / "flagged.jsonl"
     app = Starlette(routes=[Route("/rows.csv", lambda _: FileResponse(source))])
     async with serving(app) as server:
-        run_id = await start(
-            api, input=f"{server.url}/rows.csv", processor="anomaly-detection", output=str(output)
-        )
+        url = f"{server.url}/rows.csv?X-Amz-Signature=presigned-{TOKEN}"
+        run_id = await start(api, input=url, processor="anomaly-detection", output=str(output))
         assert (await wait_closed(api, run_id))["status"] == "COMPLETED"
     assert read_lines(output) == run_plain(str(source), "anomaly-detection", {}).lines
+    events = await events_of(store, run_id)
+    assert events[0].data["input"] == f"{server.url}/rows.csv?…"
+    assert TOKEN not in json.dumps([e.data for e in events])
+    history = await client.get_workflow_handle(run_id).fetch_history()
+    assert TOKEN not in history.to_json(), "the workflow holds a reference to the URL, not the URL"
 
 
 async def test_an_unreadable_input_fails_the_job_saying_why(

@@ -15,6 +15,9 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from temporalio.client import Client
 
+from crucible.core.config import Settings
+from crucible.core.pipelines.store import PipelineStore
+from crucible.core.secrets import SecretStore, SecretsUnavailableError, secret_box
 from crucible.core.store import RunStore
 from tests.support.batch_data import write_sample_csv
 from tests.support.qa import assert_contiguous, events_of, serving, wait_closed
@@ -135,7 +138,7 @@ async def test_a_failed_step_stops_the_pipeline_and_says_why(
 
 
 async def test_pipeline_definitions_are_listed_read_and_deleted(
-    api: httpx.AsyncClient, tmp_path: Path
+    api: httpx.AsyncClient, store: RunStore, settings: Settings, tmp_path: Path
 ) -> None:
     body = nightly(tmp_path, "https://hooks.example.com/x", max_flagged=10)
     ids = [(await api.post("/api/v1/pipelines", json=body)).json()["pipeline_id"] for _ in range(3)]
@@ -144,7 +147,14 @@ async def test_pipeline_definitions_are_listed_read_and_deleted(
     rest = (await api.get("/api/v1/pipelines", params={"limit": 2, "cursor": page["next_cursor"]})).json()
     assert rest["items"][0]["pipeline_id"] == ids[0]
     assert (await api.get(f"/api/v1/pipelines/{ids[0]}")).json()["steps"][0]["job"]["chunk_size"] == 5_000
+    row = await PipelineStore(store.engine).get(ids[0])
+    assert row is not None
+    webhook = row.steps[2]["webhook_secret"]
+    secrets = SecretStore(store.engine, secret_box(settings))
+    assert await secrets.get(webhook) == "https://hooks.example.com/x"
     assert (await api.delete(f"/api/v1/pipelines/{ids[0]}")).status_code == 204
+    with pytest.raises(SecretsUnavailableError):
+        await secrets.get(webhook)  # the webhook URL went with its pipeline
     assert (await api.get(f"/api/v1/pipelines/{ids[0]}")).status_code == 404
     assert (await api.post(f"/api/v1/pipelines/{ids[0]}/runs")).status_code == 404
 

@@ -14,7 +14,13 @@ from crucible.api.deps import RunServiceDep, SecretsDep, SettingsDep, TemporalDe
 from crucible.api.kinds import register_kind
 from crucible.api.routes.runs import API_PREFIX, RunIdPath
 from crucible.api.service import temporal_answers
-from crucible.core.batch.models import BatchCheckpoint, BatchJobInput, BatchJobRequest, BatchPlan
+from crucible.core.batch.models import (
+    BatchCheckpoint,
+    BatchJobInput,
+    BatchJobRequest,
+    BatchPlan,
+    shown_location,
+)
 from crucible.core.config import Settings
 from crucible.core.errors import ConflictError, DependencyUnavailableError, RunNotFoundError
 from crucible.core.runs import RunStatus, kind_of, new_run_id
@@ -32,15 +38,20 @@ RESUMABLE = {RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TERMINATED, RunSta
 
 
 async def batch_request(body: BatchJobCreate, secrets: SecretStore) -> BatchJobRequest:
-    """The workflow's view of ``body``: header values sealed in the secret store."""
-    headers_secret = None
-    if body.headers:
-        try:
+    """The workflow's view of ``body``: header values, and an input URL with credentials or a
+    query, sealed in the secret store."""
+    headers_secret = input_secret = None
+    shown = shown_location(body.input)
+    try:
+        if body.headers:
             headers_secret = await secrets.put(body.headers, prefix="headers")
-        except SecretsUnavailableError as exc:
-            raise DependencyUnavailableError("secrets", str(exc)) from exc
+        if shown != body.input:
+            input_secret = await secrets.put(body.input, prefix="input")
+    except SecretsUnavailableError as exc:
+        raise DependencyUnavailableError("secrets", str(exc)) from exc
     return BatchJobRequest(
-        input=body.input,
+        input=shown,
+        input_secret=input_secret,
         processor=body.processor,
         output=body.output,
         format=body.format,
@@ -108,7 +119,7 @@ async def create_batch_job(
     await start_run(
         temporal, BatchJobWorkflow.run, arg, kind=KIND, task_queue=settings.task_queue, run_id=run_id
     )
-    log.info("started batch job %s: %s over %s", run_id, body.processor, body.input)
+    log.info("started batch job %s: %s over %s", run_id, body.processor, shown_location(body.input))
     return accepted(run_id, settings)
 
 

@@ -100,7 +100,7 @@ async def list_pipelines(
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
 ) -> PipelineList:
     try:
-        page = await store.list(limit=limit, cursor=cursor)
+        page = await store.page(limit=limit, cursor=cursor)
     except InvalidCursorError as exc:
         raise InvalidRequestError.one(("query", "cursor"), str(exc)) from exc
     return PipelineList(
@@ -122,9 +122,13 @@ async def get_pipeline(pipeline_id: PipelineIdPath, store: PipelineStoreDep) -> 
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a pipeline; runs already started go on, later triggers fail",
 )
-async def delete_pipeline(pipeline_id: PipelineIdPath, store: PipelineStoreDep) -> Response:
-    if not await store.delete(pipeline_id):
+async def delete_pipeline(
+    pipeline_id: PipelineIdPath, store: PipelineStoreDep, secrets: SecretsDep
+) -> Response:
+    held = await store.delete(pipeline_id)
+    if held is None:
         raise NotFoundError("pipeline", pipeline_id)
+    await secrets.delete(held)  # runs already going read their steps when they started
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -11,12 +11,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 ON_CHUNK_FAILURE = ("fail", "skip")
 #: Failed chunks listed by name in checkpoints, results and events; the rest are counted.
 LISTED_FAILURES = 100
 #: A chunk's error is cut to this many characters.
 MAX_ERROR_CHARS = 500
+
+
+def shown_location(location: str) -> str:
+    """An input as events, logs and memos may show it: a URL without credentials or query.
+
+    Presigned URLs carry their token in the query string; user:password may be in the URL.
+    """
+    parts = urlsplit(location)
+    if parts.scheme not in ("http", "https"):
+        return location
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "…" if parts.query else "", ""))
 
 
 @dataclass
@@ -35,6 +49,9 @@ class BatchJobRequest:
     header_names: list[str] = field(default_factory=list)
     #: The first retry of a failing chunk waits this long; each next one twice as long.
     chunk_retry_delay_s: float = 1.0
+    #: An input URL with credentials or a query (a presigned URL, say) is a secret: ``input``
+    #: then shows it without them, and this refers to the whole URL.
+    input_secret: str | None = None
 
 
 @dataclass

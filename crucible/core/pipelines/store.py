@@ -30,6 +30,13 @@ def step_from_dict(data: dict[str, Any]) -> PipelineStep:
     )
 
 
+def step_secrets(step: dict[str, Any]) -> list[str]:
+    """The secret ids a stored step refers to: its webhook URL, its job's headers and input."""
+    batch = step.get("batch") or {}
+    found = (step.get("webhook_secret"), batch.get("headers_secret"), batch.get("input_secret"))
+    return [secret for secret in found if secret]
+
+
 @dataclass
 class PipelinePage:
     items: list[PipelineRow]
@@ -66,7 +73,7 @@ class PipelineStore:
             return None
         return PipelineDefinition(row.pipeline_id, row.name, [step_from_dict(s) for s in row.steps])
 
-    async def list(self, *, limit: int = 50, cursor: str | None = None) -> PipelinePage:
+    async def page(self, *, limit: int = 50, cursor: str | None = None) -> PipelinePage:
         query = select(PIPELINES)
         if cursor is not None:
             created_at, pipeline_id = decode_cursor(cursor)
@@ -81,7 +88,14 @@ class PipelineStore:
         rows = rows[:limit]
         return PipelinePage(rows, encode_cursor(rows[-1].created_at, rows[-1].pipeline_id) if more else None)
 
-    async def delete(self, pipeline_id: str) -> bool:
+    async def delete(self, pipeline_id: str) -> list[str] | None:
+        """Delete the definition; the ids of the secrets its steps held, or None if there was none."""
         async with self.engine.begin() as conn:
-            result = await conn.execute(delete(PIPELINES).where(PIPELINES.c.pipeline_id == pipeline_id))
-        return bool(result.rowcount)
+            row = (
+                await conn.execute(
+                    delete(PIPELINES)
+                    .where(PIPELINES.c.pipeline_id == pipeline_id)
+                    .returning(PIPELINES.c.steps)
+                )
+            ).first()
+        return None if row is None else [secret for step in row.steps for secret in step_secrets(step)]

@@ -6,7 +6,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from crucible.core.pipelines.models import PipelineDefinition, PostWebhookInput
+from crucible.core.pipelines.models import LoadPipelineInput, PipelineDefinition, PostWebhookInput
 from crucible.core.pipelines.store import PipelineStore
 from crucible.core.secrets import SecretStore
 
@@ -21,7 +21,8 @@ class PipelineActivities:
         self.client = client
 
     @activity.defn
-    async def load_pipeline(self, pipeline_id: str) -> PipelineDefinition:
+    async def load_pipeline(self, request: LoadPipelineInput) -> PipelineDefinition:
+        pipeline_id = request.pipeline_id
         definition = await self.store.definition(pipeline_id)
         if definition is None:
             raise ApplicationError(

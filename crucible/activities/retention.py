@@ -9,6 +9,7 @@ what was deleted stays deleted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -71,11 +72,19 @@ def prune_job_folders(work_dir: Path, idle_since: datetime) -> int:
     for folder in work_dir.iterdir():
         if not folder.is_dir():
             continue
-        newest = max((p.stat().st_mtime for p in (folder, *folder.rglob("*"))), default=0.0)
-        if newest < cutoff:
+        if _last_written(folder) < cutoff:
             shutil.rmtree(folder, ignore_errors=True)
             removed += 1
     return removed
+
+
+def _last_written(folder: Path) -> float:
+    """When anything in ``folder`` was last written; a running job renames files meanwhile."""
+    newest = 0.0
+    for path in (folder, *folder.rglob("*")):
+        with contextlib.suppress(FileNotFoundError):
+            newest = max(newest, path.stat().st_mtime)
+    return newest
 
 
 async def _prune_batch(conn: AsyncConnection, request: PruneRunsInput) -> PruneRunsResult:

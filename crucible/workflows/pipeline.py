@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from crucible.core.batch.models import BatchJobInput
     from crucible.core.events import EventType
     from crucible.core.pipelines.models import (
+        LoadPipelineInput,
         PipelineRunInput,
         PipelineRunResult,
         PipelineStep,
@@ -97,7 +98,7 @@ class PipelineRunWorkflow:
         log.run.state = "Loading"
         definition = await workflow.execute_activity_method(
             PipelineActivities.load_pipeline,
-            request.pipeline_id,
+            LoadPipelineInput(request.pipeline_id),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=LOAD_RETRY,
         )

@@ -14,6 +14,7 @@ from temporalio.client import Client
 from crucible.api.app import create_app
 from crucible.core.config import Settings
 from crucible.core.qa.store import QaStore
+from crucible.core.schedules import ensure_retention_schedule
 from crucible.core.store import RunStore
 from crucible.stack.services import free_port
 from examples.demo_target.app import create_app as demo_app
@@ -227,3 +228,15 @@ async def test_temporal_out_of_reach_is_503(settings: Settings) -> None:
                 assert response.json()["component"] == "temporal"
     finally:
         await server.stop()
+
+
+async def test_crucible_own_schedules_are_read_but_not_changed(
+    api: httpx.AsyncClient, client: Client, settings: Settings
+) -> None:
+    await ensure_retention_schedule(client, task_queue=settings.task_queue, days=30, cron="17 3 * * *")
+    assert (await api.get("/api/v1/schedules/crucible-retention")).status_code == 200
+    for action in ("pause", "unpause", "trigger"):
+        response = await api.post(f"/api/v1/schedules/crucible-retention/{action}", json={})
+        assert response.status_code == 409, (action, response.text)
+    assert (await api.delete("/api/v1/schedules/crucible-retention")).status_code == 409
+    assert (await client.get_schedule_handle("crucible-retention").describe()).schedule.state.paused is False

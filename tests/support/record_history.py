@@ -34,6 +34,7 @@ from crucible.core.batch.models import (
 from crucible.core.events import RecordEventsInput, RecordEventsResult
 from crucible.core.pipelines.models import (
     Assertion,
+    LoadPipelineInput,
     PipelineDefinition,
     PipelineRunInput,
     PipelineStep,
@@ -145,7 +146,8 @@ async def combine_batch_output(request: CombineOutputInput) -> CombineOutputResu
 
 
 @activity.defn(name="load_pipeline")
-async def load_pipeline(pipeline_id: str) -> PipelineDefinition:
+async def load_pipeline(request: LoadPipelineInput) -> PipelineDefinition:
+    pipeline_id = request.pipeline_id
     limit = 0 if pipeline_id.endswith("strict") else 10
     return PipelineDefinition(
         pipeline_id,

@@ -27,8 +27,14 @@ from crucible.api.schedule_models import (
 from crucible.api.schedule_targets import TARGETS
 from crucible.core import schedules
 from crucible.core.config import Settings
-from crucible.core.errors import InvalidRequestError, ScheduleExistsError, ScheduleNotFoundError
+from crucible.core.errors import (
+    ConflictError,
+    InvalidRequestError,
+    ScheduleExistsError,
+    ScheduleNotFoundError,
+)
 from crucible.core.schedules import ScheduleView
+from crucible.core.schedules.options import RESERVED_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +42,14 @@ router = APIRouter(prefix=f"{API_PREFIX}/schedules", tags=["schedules"])
 
 ScheduleIdPath = Annotated[str, Path(description="The schedule's id, e.g. `nightly-orders`.", max_length=200)]
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such schedule"}}
+
+
+def _yours(schedule_id: str) -> None:
+    """Crucible's own schedules (retention) are read here, and changed by its settings only."""
+    if schedule_id.startswith(RESERVED_PREFIX):
+        raise ConflictError(
+            f"schedule {schedule_id!r} is Crucible's own; its settings change it (CRUCIBLE_RETENTION_*)"
+        )
 
 
 def _public(view: ScheduleView, settings: Settings) -> SchedulePublic:
@@ -112,6 +126,7 @@ async def pause_schedule(
     settings: SettingsDep,
     body: ScheduleNote | None = None,
 ) -> SchedulePublic:
+    _yours(schedule_id)
     view = await schedules.pause_schedule(temporal, schedule_id, note=body.note if body else None)
     return _public(view, settings)
 
@@ -128,6 +143,7 @@ async def unpause_schedule(
     settings: SettingsDep,
     body: ScheduleNote | None = None,
 ) -> SchedulePublic:
+    _yours(schedule_id)
     view = await schedules.unpause_schedule(temporal, schedule_id, note=body.note if body else None)
     return _public(view, settings)
 
@@ -142,6 +158,7 @@ async def unpause_schedule(
 async def trigger_schedule(
     schedule_id: ScheduleIdPath, temporal: TemporalDep, body: ScheduleTrigger | None = None
 ) -> ScheduleActionAccepted:
+    _yours(schedule_id)
     await schedules.trigger_schedule(temporal, schedule_id, overlap=body.overlap if body else None)
     return ScheduleActionAccepted(schedule_id=schedule_id, detail="triggered")
 
@@ -159,6 +176,7 @@ async def trigger_schedule(
 async def backfill_schedule(
     schedule_id: ScheduleIdPath, body: ScheduleBackfill, temporal: TemporalDep
 ) -> ScheduleActionAccepted:
+    _yours(schedule_id)
     actions = await schedules.backfill_schedule(
         temporal, schedule_id, start=body.start, end=body.end, overlap=body.overlap
     )
@@ -170,9 +188,10 @@ async def backfill_schedule(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Delete a schedule; runs it started go on",
-    responses=_NOT_FOUND,
+    responses={**_NOT_FOUND, 409: {"description": "One of Crucible's own schedules"}},
 )
 async def delete_schedule(schedule_id: ScheduleIdPath, request: Request, temporal: TemporalDep) -> Response:
+    _yours(schedule_id)
     view = await schedules.delete_schedule(temporal, schedule_id)
     target = TARGETS.get(view.kind or "")
     if target is not None and target.forget is not None:

@@ -91,6 +91,11 @@ class StepResult:
 
 
 @dataclass
+class LoadPipelineInput:
+    pipeline_id: str
+
+
+@dataclass
 class PostWebhookInput:
     url_secret: str
     payload: dict[str, Any]

@@ -1,42 +1,29 @@
-"""``crucible batch``: start or resume a batch job, follow it live and report its output.
-
-Also what the batch, pipeline and schedule commands share: one exit code per outcome, the
-API's refusals (a 422 listed a line per field, named by the option it came from), JSON or
-YAML request files, and the absolute paths the workers need.
-"""
+"""``crucible batch``: start or resume a batch job, follow it live and report its output."""
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, Self
-from urllib.parse import urlsplit
+from typing import Annotated, Any
 
-import httpx
 import typer
-import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
-from crucible.cli.common import (
-    API,
-    TERMINAL_EVENTS,
-    Api,
-    StreamLost,
-    StreamRefused,
-    console,
-    detail,
-    errors,
-    fail,
-    follow_events,
-    print_json,
+from crucible.cli.api_calls import (
+    EXIT_FAILED,
+    EXIT_OK,
+    CliApi,
+    FollowOpt,
+    RunJsonOpt,
+    follow_started,
+    options_named,
 )
-from crucible.cli.qa import _headers as parse_headers
-from crucible.cli.qa import _read_text as read_text
+from crucible.cli.common import API, console, errors
+from crucible.cli.inputs import absolute, parse_headers, read_document
 
 batch_app = typer.Typer(
     help="Run a processor over every record of a CSV or JSON Lines file, in chunks; resume a failed job.",
@@ -46,31 +33,8 @@ batch_app = typer.Typer(
     rich_markup_mode="markdown",
 )
 
-#: The exit codes of the batch, pipeline and schedule commands, as ``crucible qa run`` has them.
-EXIT_OK = 0
+#: The job completed, but skipped chunks that failed (the other exit codes are in ``api_calls``).
 EXIT_CHUNKS_SKIPPED = 1
-EXIT_USAGE = 2
-EXIT_FAILED = 3
-EXIT_INTERRUPTED = 130
-
-#: The option a request field came from, given the field's location without ``body``.
-OptionOf = Callable[[Sequence[str]], str]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of text.")]
-RunJsonOpt = Annotated[
-    bool,
-    typer.Option(
-        "--json",
-        help="Print the ended run as JSON on stdout (with `--no-follow`, its id and links); "
-        "progress goes to stderr.",
-    ),
-]
-FollowOpt = Annotated[
-    bool,
-    typer.Option(
-        "--follow/--no-follow",
-        help="Follow the run's events until it ends (`--no-follow`: print its id and return).",
-    ),
-]
 
 
 class Processor(StrEnum):
@@ -87,163 +51,6 @@ class Format(StrEnum):
 class OnChunkFailure(StrEnum):
     fail = "fail"
     skip = "skip"
-
-
-def options_named(renamed: Mapping[str, str]) -> OptionOf:
-    """Fields named ``--field-name``, but for those ``renamed`` gives an option of their own."""
-
-    def option_of(loc: Sequence[str]) -> str:
-        return renamed.get(loc[0]) or "--" + loc[0].replace("_", "-")
-
-    return option_of
-
-
-class CliApi(Api):
-    """The API for the batch, pipeline and schedule commands.
-
-    A 422 exits ``EXIT_USAGE`` with a line per wrong field; any other refusal, or an API out
-    of reach, exits ``EXIT_FAILED``.
-
-    Args:
-        what: what a 422 refused, e.g. ``the batch job``.
-        option_of: the option each field of the request body came from.
-    """
-
-    def __init__(
-        self,
-        *,
-        what: str = "the request",
-        option_of: OptionOf = options_named({}),
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        super().__init__(unreachable=EXIT_FAILED, transport=transport)
-        self.what = what
-        self.option_of = option_of
-
-    def __enter__(self) -> Self:
-        return self
-
-    def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        response = self.send(method, path, **kwargs)
-        if response.status_code == 422:
-            self._invalid(response)
-        if response.is_error:
-            fail(f"{response.status_code} from {method} {path}: {detail(response)}", EXIT_FAILED)
-        return response
-
-    def _invalid(self, response: httpx.Response) -> NoReturn:
-        try:
-            problems = response.json()["detail"]
-        except (ValueError, KeyError, TypeError):
-            fail(f"422: {response.text}", EXIT_USAGE)
-        if not isinstance(problems, list):
-            fail(f"422: {problems}", EXIT_USAGE)
-        out = errors()
-        out.print(f"[red]error:[/red] the API refused {escape(self.what)}:")
-        for error in problems:
-            loc = [str(part) for part in error.get("loc", [])]
-            in_body = bool(loc) and loc[0] == "body"
-            loc = loc[1:] if in_body or loc[:1] in (["query"], ["path"]) else loc
-            where = ".".join(loc) or "request"
-            option = self.option_of(loc) if in_body and loc else ""
-            named = f"{option} ({where})" if option else where
-            message = str(error.get("msg", "")).removeprefix("Value error, ")
-            out.print(f"  {escape(named)}: {escape(message)}")
-        raise typer.Exit(EXIT_USAGE)
-
-
-def read_document(path: str, option: str) -> dict[str, Any]:
-    """A JSON or YAML object from a file (``-`` reads standard input)."""
-    text = read_text(path, option)
-    try:
-        value = json.loads(text) if path.lower().endswith(".json") else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise typer.BadParameter(f"{path} is not valid JSON or YAML: {exc}", param_hint=option) from None
-    if not isinstance(value, dict):
-        raise typer.BadParameter(f"{path} must hold an object (a mapping)", param_hint=option)
-    return value
-
-
-def folder_of(path: str) -> Path:
-    """Where relative paths in the file ``path`` are read from: its folder."""
-    return Path.cwd() if path == "-" else Path(path).parent
-
-
-def absolute(value: str, base: Path) -> str:
-    """``value`` as workers need it: an http(s) URL as given, a path made absolute from ``base``."""
-    if urlsplit(value).scheme.lower() in ("http", "https") or os.path.isabs(value):
-        return value
-    return os.path.abspath(os.path.join(base, value))
-
-
-def absolute_job(job: Any, base: Path) -> Any:
-    """A batch job's body with relative ``input`` and ``output`` paths made absolute from ``base``."""
-    if not isinstance(job, dict):
-        return job
-    paths = {key: absolute(job[key], base) for key in ("input", "output") if isinstance(job.get(key), str)}
-    return {**job, **{key: path for key, path in paths.items() if job[key]}}
-
-
-def follow(api: Api, run_id: str, notes: Console) -> Iterator[dict[str, Any]]:
-    """The run's events up to its terminal one; a stream refused or lost exits ``EXIT_FAILED``."""
-    try:
-        yield from follow_events(api.client, run_id, notes=notes)
-    except StreamRefused as exc:
-        fail(str(exc), EXIT_FAILED)
-    except StreamLost as exc:
-        fail(f"lost the run's event stream: {exc}", EXIT_FAILED)
-
-
-def answer(
-    method: str, path: str, *, as_json: bool, api: CliApi | None = None, **kwargs: Any
-) -> dict[str, Any] | None:
-    """The API's answer to one request, or None once it is printed as JSON for ``--json``."""
-    with api or CliApi() as client:
-        body: dict[str, Any] = client.call(method, path, **kwargs).json()
-    if as_json:
-        print_json(body)
-        return None
-    return body
-
-
-def follow_started(
-    api: CliApi,
-    accepted: dict[str, Any],
-    *,
-    follow_run: bool,
-    as_json: bool,
-    see: Callable[[dict[str, Any]], None],
-) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """Follow a run the API started, each event to ``see``: the run's record and the data of its
-    terminal event once it ends, also printed as JSON for ``--json``.
-
-    Without ``follow_run`` it prints the run's id (its links too for ``--json``) and returns None.
-    """
-    run_id = accepted["run_id"]
-    if not follow_run:
-        if as_json:
-            print_json(accepted)
-        else:
-            typer.echo(run_id)
-        return None
-    err = errors()
-    resumed = f" (resuming {accepted['resumed_from']})" if accepted.get("resumed_from") else ""
-    err.print(f"started {run_id}{resumed}  [dim]{accepted['links']['temporal_ui']}[/dim]", soft_wrap=True)
-    ending: dict[str, Any] = {}
-    try:
-        for envelope in follow(api, run_id, err):
-            see(envelope)
-            ending = envelope if envelope["type"] in TERMINAL_EVENTS else ending
-    except KeyboardInterrupt:
-        err.print(f"\nstopped following; {run_id} goes on", soft_wrap=True)
-        err.print(f"follow it again: crucible runs watch {run_id}", soft_wrap=True)
-        err.print(f"cancel it:       crucible runs cancel {run_id}", soft_wrap=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    run: dict[str, Any] = api.call("GET", f"{API}/runs/{run_id}").json()
-    result = ending.get("data") or {}
-    if as_json:
-        print_json({**run, "result": result})
-    return run, result
 
 
 def parse_options(values: Sequence[str]) -> dict[str, Any]:

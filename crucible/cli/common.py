@@ -59,6 +59,11 @@ def print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, sort_keys=False))
 
 
+def short_time(value: str | None) -> str:
+    """An ISO 8601 time as ``YYYY-MM-DD HH:MM:SS``, without fractions or offset; None as ``""``."""
+    return value.replace("T", " ")[:19] if value else ""
+
+
 class Api:
     """One pooled client to the Crucible API for a whole command.
 

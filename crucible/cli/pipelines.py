@@ -10,19 +10,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from crucible.cli.batch import (
-    EXIT_FAILED,
-    CliApi,
-    FollowOpt,
-    JsonOpt,
-    RunJsonOpt,
-    absolute_job,
-    answer,
-    folder_of,
-    follow_started,
-    read_document,
-)
-from crucible.cli.common import API, console, errors, fail
+from crucible.cli.api_calls import EXIT_FAILED, CliApi, FollowOpt, JsonOpt, RunJsonOpt, answer, follow_started
+from crucible.cli.common import API, console, errors, fail, short_time
+from crucible.cli.inputs import absolute_job, folder_of, read_document
 
 pipelines_app = typer.Typer(
     help="Define pipelines (a batch job, checks on its result, a notification) and run them.",
@@ -33,10 +23,6 @@ pipelines_app = typer.Typer(
 )
 
 PipelineArg = Annotated[str, typer.Argument(help="The pipeline's id, `pl-…`.", show_default=False)]
-
-
-def _short_time(value: str | None) -> str:
-    return value.replace("T", " ")[:19] if value else ""
 
 
 @pipelines_app.command("create")
@@ -106,7 +92,7 @@ def list_pipelines(
     for pipeline in page["items"]:
         steps = " → ".join(step["type"] for step in pipeline["steps"])
         table.add_row(
-            pipeline["pipeline_id"], escape(pipeline["name"]), steps, _short_time(pipeline["created_at"])
+            pipeline["pipeline_id"], escape(pipeline["name"]), steps, short_time(pipeline["created_at"])
         )
     out.print(table if page["items"] else "no pipelines")
     if page["next_cursor"]:
@@ -123,7 +109,7 @@ def show(pipeline_id: PipelineArg, as_json: JsonOpt = False) -> None:
     if pipeline is None:
         return
     out = console()
-    created = _short_time(pipeline["created_at"])
+    created = short_time(pipeline["created_at"])
     out.print(f"{pipeline['pipeline_id']}: {escape(pipeline['name'])}, created {created} UTC")
     table = Table("#", "STEP", "TYPE", "WHAT", box=None)
     for index, step in enumerate(pipeline["steps"], start=1):

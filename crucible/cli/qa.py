@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import httpx
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-from crucible.cli.common import (
-    API,
-    Api,
-    StreamLost,
-    StreamRefused,
-    console,
-    detail,
-    errors,
-    fail,
-    follow_events,
-    print_json,
-)
+from crucible.cli.api_calls import EXIT_FAILED, EXIT_INTERRUPTED, fail_invalid, follow
+from crucible.cli.common import API, Api, console, detail, errors, fail, print_json
+from crucible.cli.inputs import parse_headers, read_text
 from crucible.cli.qa_view import Watch, print_links, print_table, print_verdict
 
 qa_app = typer.Typer(
@@ -33,11 +22,9 @@ qa_app = typer.Typer(
     rich_markup_mode="markdown",
 )
 
+#: The verdict's exit codes; the others (2 a usage error, 3 the run failed, 130 Ctrl-C) are in ``api_calls``.
 EXIT_PASSED = 0
 EXIT_VERDICT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_RUN_FAILED = 3
-EXIT_INTERRUPTED = 130
 
 #: Options not named after the field of the request body they fill, for the API's 422 errors.
 RENAMED_FIELDS = {"spec_url": "spec", "headers": "header", "request_timeout_s": "request-timeout"}
@@ -56,80 +43,26 @@ class _Api(Api):
     """The API for ``qa run``: each refusal becomes the matching exit code."""
 
     def __init__(self, *, transport: httpx.BaseTransport | None = None) -> None:
-        super().__init__(unreachable=EXIT_RUN_FAILED, transport=transport)
+        super().__init__(unreachable=EXIT_FAILED, transport=transport)
 
     def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         response = self.send(method, path, **kwargs)
         if response.status_code == 422:
-            _invalid(response)
+            fail_invalid(response, what="the run", option_of=_option_of)
         if response.is_error:
-            fail(f"{response.status_code} from {path}: {detail(response)}", EXIT_RUN_FAILED)
+            fail(f"{response.status_code} from {path}: {detail(response)}", EXIT_FAILED)
         return response
 
 
-def _invalid(response: httpx.Response) -> NoReturn:
-    """Every error of a 422, each named by the option it came from."""
-    try:
-        problems = response.json()["detail"]
-    except (ValueError, KeyError, TypeError):
-        fail(f"422: {response.text}", EXIT_USAGE)
-    if not isinstance(problems, list):
-        fail(f"422: {problems}", EXIT_USAGE)
-    out = errors()
-    out.print("[red]error:[/red] the API refused the run:")
-    for error in problems:
-        loc = [str(part) for part in error.get("loc", []) if part != "body"]
-        where = ".".join(loc) or "request"
-        option = _option_of(loc) if loc else ""
-        named = f"{option} ({where})" if option else where
-        message = str(error.get("msg", "")).removeprefix("Value error, ")
-        out.print(f"  {escape(named)}: {escape(message)}")
-    raise typer.Exit(EXIT_USAGE)
-
-
-def _option_of(loc: list[str]) -> str:
+def _option_of(loc: Sequence[str]) -> str:
     if loc[0] in ("include", "exclude") and len(loc) > 1:
         return f"--{loc[0]}-{loc[1].removesuffix('s')}"
     return "--" + RENAMED_FIELDS.get(loc[0], loc[0]).replace("_", "-")
 
 
-def _read_text(path: str, option: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise typer.BadParameter(f"no such file: {path}", param_hint=option) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise typer.BadParameter(f"cannot read {path}: {exc}", param_hint=option) from None
-
-
-def _headers(values: list[str]) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for value in values:
-        name, colon, text = value.partition(":")
-        name = name.strip()
-        if not colon or not name or any(c.isspace() for c in name):
-            raise typer.BadParameter(f'{value.split(":")[0]!r}…: give "Name: value"', param_hint="--header")
-        if name.lower() in (n.lower() for n in headers):
-            raise typer.BadParameter(f"{name} is given twice", param_hint="--header")
-        headers[name] = text.strip()
-    return headers
-
-
 def _known_failures(path: str) -> list[str]:
-    lines = (line.partition("#")[0].strip() for line in _read_text(path, "--known-failures").splitlines())
+    lines = (line.partition("#")[0].strip() for line in read_text(path, "--known-failures").splitlines())
     return [line for line in lines if line]
-
-
-def _follow(api: _Api, run_id: str, out: Console) -> Iterator[dict[str, Any]]:
-    """The run's events up to its terminal one; a stream refused or lost exits ``EXIT_RUN_FAILED``."""
-    try:
-        yield from follow_events(api.client, run_id, notes=out)
-    except StreamRefused as exc:
-        fail(str(exc), EXIT_RUN_FAILED)
-    except StreamLost as exc:
-        fail(f"lost the run's event stream: {exc}", EXIT_RUN_FAILED)
 
 
 @qa_app.command("run")
@@ -257,9 +190,9 @@ def run(
     if spec is not None and spec.lower().startswith(("http://", "https://")):
         body["spec_url"] = spec
     elif spec is not None:
-        body["spec"] = _read_text(spec, "--spec")
+        body["spec"] = read_text(spec, "--spec")
     if header:
-        body["headers"] = _headers(header)
+        body["headers"] = parse_headers(header)
     if known_failures is not None:
         body["known_failures"] = _known_failures(known_failures)
     for name, given in {
@@ -294,7 +227,7 @@ def run(
     watch = Watch(err)
     try:
         with watch.progress:
-            for envelope in _follow(api, run_id, err):
+            for envelope in follow(api, run_id, err):
                 watch.see(envelope)
     except KeyboardInterrupt:
         err.print(f"\nstopped following; {run_id} goes on: `crucible runs watch {run_id}` or `… cancel`")
@@ -318,5 +251,5 @@ def run(
         why = (
             data.get("message") or data.get("reason") or f"it ended {report.get('status')} without a verdict"
         )
-        fail(f"the run {str(ending or report.get('status')).lower()}: {why}", EXIT_RUN_FAILED)
+        fail(f"the run {str(ending or report.get('status')).lower()}: {why}", EXIT_FAILED)
     raise typer.Exit(EXIT_PASSED if report["verdict"] == "PASSED" else EXIT_VERDICT_FAILED)

@@ -21,6 +21,7 @@ from crucible.cli.common import (
     fail,
     follow_events,
     print_json,
+    short_time,
 )
 
 runs_app = typer.Typer(
@@ -44,10 +45,6 @@ def _checked(response: httpx.Response) -> Any:
     if response.is_error:
         fail(f"{response.status_code}: {detail(response)}", EXIT_REFUSED)
     return response.json()
-
-
-def _short_time(value: str | None) -> str:
-    return value.replace("T", " ")[:19] if value else ""
 
 
 @runs_app.command("list")
@@ -78,7 +75,7 @@ def list_runs(
             run["status"],
             run["state"] or "",
             run["verdict"] or "",
-            _short_time(run["created_at"]),
+            short_time(run["created_at"]),
         )
     console().print(table)
     if not page["items"]:
@@ -98,7 +95,7 @@ def show_run(run_id: RunArg, as_json: JsonOpt = False) -> None:
     for key in ("run_id", "kind", "status", "state", "verdict", "org_id", "team_id"):
         table.add_row(key, str(run.get(key) or ""))
     for key in ("created_at", "updated_at", "closed_at"):
-        table.add_row(key, _short_time(run.get(key)))
+        table.add_row(key, short_time(run.get(key)))
     table.add_row("events", str(run["last_seq"]))
     table.add_row("web ui", run["temporal_ui_url"])
     console().print(table)
@@ -136,7 +133,7 @@ def _print_event(envelope: dict[str, Any], as_json: bool) -> None:
         return
     data = json.dumps(envelope["data"], separators=(",", ":")) if envelope["data"] else ""
     console().print(
-        f"[dim]{envelope['seq']:>5}  {_short_time(envelope['at'])[11:]}[/dim]  "
+        f"[dim]{envelope['seq']:>5}  {short_time(envelope['at'])[11:]}[/dim]  "
         f"[bold]{envelope['type']:<18}[/bold] {data}",
         highlight=False,
         soft_wrap=True,

@@ -11,16 +11,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from crucible.cli.batch import (
-    CliApi,
-    JsonOpt,
-    absolute_job,
-    answer,
-    folder_of,
-    options_named,
-    read_document,
-)
-from crucible.cli.common import API, console
+from crucible.cli.api_calls import CliApi, JsonOpt, answer, options_named
+from crucible.cli.common import API, console, short_time
+from crucible.cli.inputs import absolute_job, folder_of, read_document
 
 schedules_app = typer.Typer(
     help="Start pipelines, batch jobs and QA runs on a cron expression or an interval (Temporal Schedules).",
@@ -69,10 +62,6 @@ def every_text(seconds: int) -> str:
             parts.append(f"{seconds // size}{unit}")
             seconds %= size
     return "".join(parts)
-
-
-def _short_time(value: str | None) -> str:
-    return value.replace("T", " ")[:19] if value else ""
 
 
 def _timing(schedule: dict[str, Any]) -> str:
@@ -193,9 +182,7 @@ def create(
     if schedule is None:
         return
     out = console()
-    state = (
-        "paused" if schedule["paused"] else f"next at {_short_time(_first(schedule['next_action_times']))}"
-    )
+    state = "paused" if schedule["paused"] else f"next at {short_time(_first(schedule['next_action_times']))}"
     out.print(
         f"created {schedule['schedule_id']}: {_target(schedule['target'])}, {_timing(schedule)}; {state}"
     )
@@ -233,7 +220,7 @@ def list_schedules(
             escape(_target(schedule["target"])),
             escape(_timing(schedule)),
             state,
-            _short_time(_first(schedule["next_action_times"])),
+            short_time(_first(schedule["next_action_times"])),
         )
     out.print(table if page["items"] else "no schedules")
     if page["next_cursor"]:
@@ -260,7 +247,7 @@ def show(schedule_id: ScheduleArg, as_json: JsonOpt = False) -> None:
         "note": schedule.get("note") or "",
         "actions": str(schedule.get("actions_taken") or 0),
         "running": ", ".join(schedule.get("running") or []),
-        "created": _short_time(schedule.get("created_at")),
+        "created": short_time(schedule.get("created_at")),
         "web ui": schedule["temporal_ui_url"],
     }
     table = Table(show_header=False, box=None)
@@ -268,14 +255,14 @@ def show(schedule_id: ScheduleArg, as_json: JsonOpt = False) -> None:
         table.add_row(key, escape(value))
     out.print(table)
     times = schedule["next_action_times"]
-    shown = ", ".join(_short_time(t) for t in times[:3]) + (", …" if len(times) > 3 else "")
+    shown = ", ".join(short_time(t) for t in times[:3]) + (", …" if len(times) > 3 else "")
     out.print(f"next actions (UTC): {shown or 'none'}")
     if not schedule["recent_runs"]:
         out.print("no runs yet")
         return
     runs = Table("RECENT RUN", "SCHEDULED (UTC)", "STARTED (UTC)", box=None)
     for recent in schedule["recent_runs"]:
-        runs.add_row(recent["run_id"], _short_time(recent["scheduled_at"]), _short_time(recent["started_at"]))
+        runs.add_row(recent["run_id"], short_time(recent["scheduled_at"]), short_time(recent["started_at"]))
     out.print(runs)
 
 

@@ -18,7 +18,8 @@ from rich.console import Console
 from typer.testing import CliRunner, Result
 
 from crucible.cli import app
-from crucible.cli.qa import _Api, _follow
+from crucible.cli.api_calls import follow
+from crucible.cli.qa import _Api
 from examples.demo_target.app import create_app as demo_app
 from tests.support.qa import DEMO_SPEC, serving, wait_closed
 from tests.support.servers import ApiServer
@@ -172,7 +173,7 @@ def test_a_dropped_stream_resumes_after_the_last_event_seen() -> None:
         return httpx.Response(200, content=sse(2, "SPEC_FETCHED") + sse(3, "COMPLETE"))
 
     notes = io.StringIO()
-    events = list(_follow(_Api(transport=httpx.MockTransport(api)), "qa-x", Console(file=notes)))
+    events = list(follow(_Api(transport=httpx.MockTransport(api)), "qa-x", Console(file=notes)))
     assert [(e["seq"], e["type"]) for e in events] == [(1, "REQUESTED"), (2, "SPEC_FETCHED"), (3, "COMPLETE")]
     assert resumed_from == [None, "2"]
     assert "resuming after event 2" in notes.getvalue()

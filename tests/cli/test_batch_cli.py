@@ -148,11 +148,13 @@ async def test_ctrl_c_exits_130_and_leaves_the_job_running(
     env: dict[str, str], api: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     write_sample_csv(tmp_path / "rows.csv", 50_000, anomalies=3)
-    args = ["--input", str(tmp_path / "rows.csv"), "--processor", "anomaly-detection", "--chunk-size", "1000"]
+    args = ["--input", str(tmp_path / "rows.csv"), "--processor", "anomaly-detection", "--chunk-size", "250"]
     child = await Child.start(
         "batch", "run", *args, "--output", str(tmp_path / "o.jsonl"), env={**os.environ, **env}
     )
     run_id = (await child.wait_for(r"started (batch-\S+)", timeout=20))[1]
+    # Signalled on "started" alone, the CLI may not have reached the loop that catches Ctrl-C yet.
+    await child.wait_for(r"^scanned ", timeout=20)
     child.proc.send_signal(signal.SIGINT)
 
     assert await child.wait(timeout=20) == 130, child.output

@@ -157,7 +157,7 @@ class Settings(BaseSettings):
     def effective_batch_task_queue(self) -> str:
         return self.batch_task_queue or f"{self.task_queue}-batch"
 
-    @cached_property
+    @property
     def batch_paths(self) -> PathPolicy:
         """What batch jobs may read and write: inside ``batch_roots``, never in Crucible's folders."""
         roots = [root.strip() for root in (self.batch_roots or "").split(",")]

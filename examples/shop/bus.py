@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 TOPIC_PARTITIONS = 3
 REQUEST_TIMEOUT_MS = 10_000
 POLL_TIMEOUT_MS = 200
+#: How long the broker may hold a fetch that has nothing for us; short, so each saga hop is quick.
+FETCH_MAX_WAIT_MS = 100
 CONNECT_RETRY_S = 0.5
 
 Handler = Callable[[Event], Awaitable[None]]
@@ -95,6 +97,7 @@ class ServiceBus:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
             request_timeout_ms=REQUEST_TIMEOUT_MS,
             client_id=f"shop-{self.service}",
         )

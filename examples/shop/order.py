@@ -156,7 +156,7 @@ class OrderService(ShopService):
         if not self.faults.compensation:
             log.info("order %s: compensation is off; not cancelling on %s", order.order_id, event["type"])
             return
-        reason = event.get("reason") or event["type"]
+        reason = event.get("reason") or "the payment failed and the stock was released"
         await self._cancel(order, str(reason), choreography=True)
         self.ledger.record(
             "compensation",

@@ -32,6 +32,7 @@ from crucible.activities.events import EventActivities
 from crucible.activities.http import QaHttpActivities
 from crucible.activities.pipelines import PipelineActivities
 from crucible.activities.retention import RetentionActivities
+from crucible.activities.saga import SagaActivities
 from crucible.core.config import Settings, load_settings
 from crucible.core.db import create_engine
 from crucible.core.exits import exit_without_teardown
@@ -41,6 +42,7 @@ from crucible.core.logs import configure_logging
 from crucible.core.pipelines.store import PipelineStore
 from crucible.core.qa.store import QaStore
 from crucible.core.reconcile import RunReconciler
+from crucible.core.sagas.publisher import MessagePublisher
 from crucible.core.schedules import ensure_retention_schedule
 from crucible.core.secrets import SecretStore, secret_box
 from crucible.core.store import RunStore
@@ -49,6 +51,7 @@ from crucible.workflows.batch_job import BatchJobWorkflow
 from crucible.workflows.pipeline import PipelineRunWorkflow, PipelineStepWorkflow
 from crucible.workflows.qa_package import QaPackageRunWorkflow
 from crucible.workflows.retention import RetentionWorkflow
+from crucible.workflows.saga import SagaWorkflow
 
 log = logging.getLogger("crucible.worker")
 
@@ -63,6 +66,7 @@ WORKFLOWS: list[type] = [
     PipelineRunWorkflow,
     PipelineStepWorkflow,
     RetentionWorkflow,
+    SagaWorkflow,
 ]
 
 
@@ -78,6 +82,8 @@ class WorkerDeps:
     publisher: EventPublisher
     settings: Settings | None = None
     http: httpx.AsyncClient | None = None
+    #: Publishes sagas' Kafka messages; unset: one like ``publisher``, started on first use.
+    messages: MessagePublisher | None = None
 
 
 def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
@@ -93,6 +99,7 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
         http = QaHttpActivities(qa, secrets, deps.http)
         ai = AiActivities(qa, deps.http, settings)
         pipelines = PipelineActivities(PipelineStore(deps.store.engine), secrets, deps.http)
+        saga = SagaActivities(secrets, deps.http, deps.messages or MessagePublisher.like(deps.publisher))
         activities += [
             pipelines.load_pipeline,
             pipelines.post_webhook,
@@ -100,6 +107,9 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
             http.execute_operations,
             ai.generate_scenarios,
             QaDbActivities(qa).evaluate_qa,
+            saga.perform_saga_action,
+            saga.compensate_saga_step,
+            saga.verify_saga_step,
         ]
     return activities
 
@@ -220,9 +230,13 @@ async def run_worker(
             idempotence=settings.kafka_idempotence,
         )
         stack.push_async_callback(publisher.stop)
+        messages = MessagePublisher.like(publisher)
+        stack.push_async_callback(messages.stop)
         http = target_client()
         stack.push_async_callback(http.aclose)
-        deps = WorkerDeps(store=RunStore(engine), publisher=publisher, settings=settings, http=http)
+        deps = WorkerDeps(
+            store=RunStore(engine), publisher=publisher, settings=settings, http=http, messages=messages
+        )
         worker = build_worker(
             client,
             deps,

@@ -118,6 +118,11 @@ class Settings(BaseSettings):
         10.0, gt=0, description="How soon a batch activity on a dead worker is retried elsewhere."
     )
 
+    # Sagas
+    saga_heartbeat_timeout_s: float = Field(
+        10.0, gt=0, description="How soon a saga's call on a worker that died is given to another."
+    )
+
     # Retention
     retention_days: int = Field(
         30, ge=0, description="Delete runs closed more than this many days ago (0: never)."

@@ -1,0 +1,199 @@
+"""The dataclasses the saga workflow, its activities and the API exchange.
+
+A saga is ordered steps, each an action with an optional compensation and an optional
+verify request; every call is an HTTP request or a Kafka publish. Header values are
+secrets: a step carries the id of one secret that holds the headers of its three calls.
+This module is imported by workflow code: standard library and ``temporalio`` only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Literal
+
+from temporalio.common import RetryPolicy
+
+#: The three calls of a step, as they appear in idempotency keys.
+ACTION, COMPENSATION, VERIFY = "action", "compensation", "verify"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+#: Outcomes of a completed step's compensation.
+COMPENSATED = "compensated"
+NO_COMPENSATION = "no compensation"
+MARKED_RESOLVED = "marked resolved"
+NOT_COMPENSATED = "not compensated"
+
+
+def idempotency_key(run_id: str, step: int, phase: str) -> str:
+    """``<run id>-step<N>-<action|compensation|verify>``: the same for every attempt of a call."""
+    return f"{run_id}-step{step}-{phase}"
+
+
+@dataclass
+class HttpCall:
+    method: str
+    url: str
+    body: Any = None
+    #: The headers' names; their values are in the step's headers secret.
+    header_names: list[str] = field(default_factory=list)
+
+
+@dataclass
+class KafkaCall:
+    topic: str
+    value: Any = None
+    key: str | None = None
+
+
+@dataclass
+class Expectation:
+    """What a verify request must answer: ``status`` (unset: any 2xx) and values at JSONPaths."""
+
+    status: int | None = None
+    json: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SagaCall:
+    """An action, compensation or verify request: ``http`` or ``kafka``, never both."""
+
+    http: HttpCall | None = None
+    kafka: KafkaCall | None = None
+    #: Variable name to JSONPath into the JSON response (actions over HTTP).
+    capture: dict[str, str] = field(default_factory=dict)
+    expect: Expectation | None = None
+
+    def describe(self) -> str:
+        """``POST http://shop/orders`` or ``kafka orders``, for events and summaries."""
+        if self.http is not None:
+            return f"{self.http.method} {self.http.url}"
+        assert self.kafka is not None
+        return f"kafka {self.kafka.topic}"
+
+
+@dataclass
+class SagaRetry:
+    """A step's retry policy; its action, compensation and verify request each retry by it."""
+
+    max_attempts: int = 3
+    initial_interval_s: float = 1.0
+    backoff: float = 2.0
+    max_interval_s: float = 30.0
+
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            initial_interval=timedelta(seconds=self.initial_interval_s),
+            backoff_coefficient=self.backoff,
+            maximum_interval=timedelta(seconds=max(self.max_interval_s, self.initial_interval_s)),
+            maximum_attempts=self.max_attempts,
+        )
+
+
+@dataclass
+class SagaStep:
+    name: str
+    action: SagaCall
+    compensation: SagaCall | None = None
+    verify: SagaCall | None = None
+    retry: SagaRetry = field(default_factory=SagaRetry)
+    #: How long one attempt of one call may take.
+    timeout_s: float = 30.0
+    #: A secret ``{"action": {name: value}, "compensation": {…}, "verify": {…}}``.
+    headers_secret: str | None = None
+
+
+@dataclass
+class SagaInput:
+    name: str
+    steps: list[SagaStep]
+    #: How soon a call on a worker that died is given to another.
+    heartbeat_timeout_s: float = 10.0
+
+
+@dataclass
+class SagaCallInput:
+    """One call of one step, with the variables its templates may use."""
+
+    run_id: str
+    step: int
+    phase: str
+    call: SagaCall
+    variables: dict[str, Any] = field(default_factory=dict)
+    headers_secret: str | None = None
+    timeout_s: float = 30.0
+
+    @property
+    def idempotency_key(self) -> str:
+        return idempotency_key(self.run_id, self.step, self.phase)
+
+
+@dataclass
+class SagaCallResult:
+    #: The HTTP status; None for a Kafka publish.
+    status: int | None = None
+    attempt: int = 1
+    captured: dict[str, Any] = field(default_factory=dict)
+    #: Where a Kafka publish landed.
+    partition: int | None = None
+    offset: int | None = None
+
+
+@dataclass
+class AbortInput:
+    """The ``abort`` signal: compensate every completed step and end ``SagaCancelled``."""
+
+    reason: str | None = None
+
+
+@dataclass
+class ResolveInput:
+    """The ``resolve`` signal, for a saga in ``ManualIntervention``.
+
+    ``retry`` runs the failed compensation again (with its retries); ``mark_resolved``
+    records ``note`` as how it was put right by hand, and goes on to the next one.
+    """
+
+    action: Literal["retry", "mark_resolved"]
+    note: str = ""
+
+
+@dataclass
+class CompensationOutcome:
+    step: int
+    name: str
+    #: compensated, no compensation, marked resolved or not compensated.
+    outcome: str
+    #: How many times the compensation ran (each time with its retries).
+    rounds: int = 0
+    note: str | None = None
+
+
+@dataclass
+class VerifyOutcome:
+    step: int
+    name: str
+    passed: bool
+    reason: str | None = None
+    status: int | None = None
+
+
+@dataclass
+class SagaResult:
+    """How a saga ended: ``SagaCompleted``, ``SagaCancelled``, or ``ManualIntervention`` when it
+    was cancelled while waiting for a resolution."""
+
+    state: str
+    steps: int
+    completed_steps: list[int] = field(default_factory=list)
+    failed_step: int | None = None
+    #: ``abort`` or ``cancel`` when the saga was stopped rather than failed.
+    stopped_by: str | None = None
+    reason: str | None = None
+    #: Reverse step order, as they ran.
+    compensations: list[CompensationOutcome] = field(default_factory=list)
+    verifications: list[VerifyOutcome] = field(default_factory=list)
+    #: Whether every verify request passed; None when there were none.
+    restored: bool | None = None
+    #: Whether the saga itself undid every completed step (none marked resolved or left undone).
+    fully_compensated: bool | None = None

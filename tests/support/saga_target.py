@@ -1,0 +1,96 @@
+"""A small shop for saga tests: orders, stock and payments over HTTP, honouring Idempotency-Key.
+
+Every request is kept in ``requests``. A request with an effect (not a GET) is recorded in
+``records`` the first time its key arrives; a request that repeats a key gets the first
+one's answer (waiting for it if it is still being answered) and changes nothing. Tests
+switch a path to ``failing`` (answered with that status, and no effect) or ``slow``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+STOCK = 10
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    key: str | None
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class SagaTarget:
+    requests: list[Seen] = field(default_factory=list)
+    records: list[Seen] = field(default_factory=list)
+    failing: dict[str, int] = field(default_factory=dict)
+    slow: dict[str, float] = field(default_factory=dict)
+    stock: dict[str, int] = field(default_factory=dict)
+    orders: dict[str, str] = field(default_factory=dict)
+    _answers: dict[str, asyncio.Future[tuple[int, Any]]] = field(default_factory=dict)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/{path:path}", self._handle, methods=METHODS)])
+
+    def recorded_keys(self, path_prefix: str = "") -> list[str | None]:
+        """The idempotency keys recorded, in order, of requests under ``path_prefix``."""
+        return [r.key for r in self.records if r.path.startswith(path_prefix)]
+
+    def arrivals(self) -> Counter[str | None]:
+        return Counter(r.key for r in self.requests)
+
+    async def _handle(self, request: Request) -> JSONResponse:
+        path = "/" + request.path_params["path"]
+        key = request.headers.get("idempotency-key")
+        body = await request.json() if await request.body() else None
+        seen = Seen(request.method, path, key, body, dict(request.headers))
+        self.requests.append(seen)
+        idempotent = None if request.method == "GET" else key  # reads need no key
+        if idempotent is not None and idempotent in self._answers:
+            status, answer = await asyncio.shield(self._answers[idempotent])
+            return JSONResponse(answer, status_code=status)
+        if path in self.failing:
+            return JSONResponse({"error": f"{path} is failing"}, status_code=self.failing[path])
+        if idempotent is not None:
+            self._answers[idempotent] = asyncio.get_running_loop().create_future()
+            self.records.append(seen)
+        if path in self.slow:
+            await asyncio.sleep(self.slow[path])
+        status, answer = self._apply(request.method, path, body or {})
+        if idempotent is not None:
+            self._answers[idempotent].set_result((status, answer))
+        return JSONResponse(answer, status_code=status)
+
+    def _apply(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        parts = path.strip("/").split("/")
+        if (method, parts[0]) == ("POST", "orders"):
+            order_id = f"o-{next(self._ids)}"
+            self.orders[order_id] = "CREATED"
+            return 201, {"id": order_id, "items": [{"sku": "sku-1", "qty": 2}]}
+        if parts[0] == "orders" and len(parts) == 2:
+            if method == "DELETE":
+                self.orders[parts[1]] = "CANCELLED"
+            if parts[1] not in self.orders:
+                return 404, {"error": "no such order"}
+            return 200, {"id": parts[1], "status": self.orders[parts[1]]}
+        if parts[0] == "stock" and len(parts) == 2:
+            sku = parts[1]
+            if method == "POST":
+                self.stock[sku] = self.stock.get(sku, STOCK) + int(body.get("change", 0))
+            return 200, {"sku": sku, "count": self.stock.get(sku, STOCK)}
+        return 200, {"ok": True, "path": path}

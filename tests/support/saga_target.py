@@ -3,7 +3,8 @@
 Every request is kept in ``requests``. A request with an effect (not a GET) is recorded in
 ``records`` the first time its key arrives; a request that repeats a key gets the first
 one's answer (waiting for it if it is still being answered) and changes nothing. Tests
-switch a path to ``failing`` (answered with that status, and no effect) or ``slow``.
+switch a path to ``failing`` (answered with that status, and no effect) or ``slow`` (a path,
+or a method and a path: ``"DELETE /orders/o-1"``).
 """
 
 from __future__ import annotations
@@ -69,8 +70,8 @@ class SagaTarget:
         if idempotent is not None:
             self._answers[idempotent] = asyncio.get_running_loop().create_future()
             self.records.append(seen)
-        if path in self.slow:
-            await asyncio.sleep(self.slow[path])
+        if (delay := self.slow.get(f"{request.method} {path}", self.slow.get(path))) is not None:
+            await asyncio.sleep(delay)
         status, answer = self._apply(request.method, path, body or {})
         if idempotent is not None:
             self._answers[idempotent].set_result((status, answer))

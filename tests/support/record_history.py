@@ -60,6 +60,7 @@ from crucible.workflows.pipeline import PipelineRunWorkflow, PipelineStepWorkflo
 from crucible.workflows.qa_package import QaPackageRunWorkflow
 from tests.support.probe import ProbeInput, ProbeWorkflow, ProceedInput
 from tests.support.runs import start_probe
+from tests.support.saga_history import record_saga
 
 HISTORIES = Path(__file__).resolve().parent.parent / "workflows" / "histories"
 
@@ -221,6 +222,10 @@ async def main(which: str) -> None:
         async with env:
             await (record_qa if which == "qa" else record_batch)(env)
         return
+    if which == "saga":
+        async with env:
+            await record_saga(env, HISTORIES, record_events)
+        return
     async with (
         env,
         Worker(env.client, task_queue="record", workflows=[ProbeWorkflow], activities=[record_events]),
@@ -244,5 +249,5 @@ async def main(which: str) -> None:
 
 
 if __name__ == "__main__":
-    # `qa` or `batch` records those runs' histories only; no argument records the probe's.
+    # `qa`, `batch` or `saga` records those runs' histories only; no argument records the probe's.
     asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "probe"))

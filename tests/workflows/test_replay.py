@@ -11,6 +11,7 @@ from temporalio.worker import Replayer
 from crucible.workflows.batch_job import BatchJobWorkflow
 from crucible.workflows.pipeline import PipelineRunWorkflow, PipelineStepWorkflow
 from crucible.workflows.qa_package import QaPackageRunWorkflow
+from crucible.workflows.saga import SagaWorkflow
 from tests.support.probe import ProbeWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -30,6 +31,11 @@ def test_the_recorded_paths_are_all_there() -> None:
         "batch_resumed",
         "pipeline_completed",
         "pipeline_step_failed",
+        "saga_completed",
+        "saga_compensated",
+        "saga_manual_resolved",
+        "saga_aborted",
+        "saga_cancelled",
     }
 
 
@@ -42,6 +48,7 @@ async def test_history_replays(path: Path) -> None:
         BatchJobWorkflow,
         PipelineRunWorkflow,
         PipelineStepWorkflow,
+        SagaWorkflow,
     ]
     result = await Replayer(workflows=workflows).replay_workflow(history)
     assert result.replay_failure is None

@@ -51,6 +51,9 @@ KIND = "saga"
 #: A call's activity may take this much longer than the call's own timeout (secrets, heartbeats).
 CALL_MARGIN = timedelta(seconds=10)
 
+#: Longer reasons and notes sent with signals are cut to this, for events and summaries.
+MAX_NOTE_CHARS = 1000
+
 SAGA_COMPLETED = "SagaCompleted"
 SAGA_CANCELLED = "SagaCancelled"
 MANUAL_INTERVENTION = "ManualIntervention"
@@ -102,7 +105,7 @@ class SagaWorkflow:
     def abort(self, arg: AbortInput) -> None:
         """Stop after the step in flight and compensate every completed step."""
         if self.stop is None and not self.compensating:
-            self.stop = _Stop("abort", arg.reason or "aborted")
+            self.stop = _Stop("abort", (arg.reason or "aborted")[:MAX_NOTE_CHARS])
 
     @workflow.signal
     def resolve(self, arg: ResolveInput) -> None:
@@ -110,7 +113,7 @@ class SagaWorkflow:
         if self.awaiting is None:
             workflow.logger.warning("resolve (%s) ignored: no compensation waits for one", arg.action)
             return
-        self.resolution = arg
+        self.resolution = dataclasses.replace(arg, note=(arg.note or "")[:MAX_NOTE_CHARS])
 
     @workflow.query
     def progress(self) -> dict[str, Any]:

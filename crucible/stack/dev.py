@@ -25,6 +25,7 @@ import httpx
 from crucible.core import migrate
 from crucible.core.config import Settings, environment
 from crucible.core.secrets import new_key
+from crucible.stack.demo import check_examples, demo_banner, demo_ports, demo_specs, wait_demo_ready
 from crucible.stack.process import ManagedProcess, ProcessSpec
 from crucible.stack.services import (
     EmbeddedPostgres,
@@ -45,9 +46,6 @@ DEV_WORKER_GRACE_S = 4
 APP_STOP_S = 5.0
 INFRA_STOP_S = 4.0
 
-
-#: The demo target ships with the source checkout, next to the package.
-EXAMPLES_ROOT = Path(__file__).resolve().parents[2]
 SECRETS_KEY_FILE = "secrets.key"
 
 
@@ -93,7 +91,7 @@ class DevStack:
             (s.worker_metrics_port, "the worker's metrics", "CRUCIBLE_WORKER_METRICS_PORT"),
         ]
         if self.demo:
-            wanted.append((s.demo_port, "the demo target", "CRUCIBLE_DEMO_PORT"))
+            wanted += demo_ports(s)
         if s.database_url is None:
             wanted.append((s.postgres_port, "PostgreSQL", "CRUCIBLE_POSTGRES_PORT"))
         if s.kafka_bootstrap_servers is None:
@@ -240,42 +238,10 @@ class DevStack:
         log.info("stack ready in %.1f s", time.monotonic() - started)
 
     async def _start_demo(self, env: dict[str, str]) -> None:
-        if not (EXAMPLES_ROOT / "examples" / "demo_target").is_dir():
-            raise StackError(
-                "the demo target ships with Crucible's source checkout; run `crucible dev` there"
-            )
-        port = self.settings.demo_port
-        await self._start(
-            ProcessSpec(
-                name="demo",
-                argv=[
-                    sys.executable,
-                    "-m",
-                    "examples.demo_target",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                ],
-                env={
-                    **env,
-                    "PYTHONPATH": os.pathsep.join(filter(None, [str(EXAMPLES_ROOT), env.get("PYTHONPATH")])),
-                },
-                log_path=self.logs / "demo.log",
-                echo=self.echo,
-            ),
-            self.app_processes,
-        )
-
-        async def probe() -> None:
-            async with httpx.AsyncClient(timeout=5) as client:
-                (await client.get(f"{self.demo_url}/health")).raise_for_status()
-
-        await wait_until("the demo target", probe, timeout=30, interval=0.3)
-
-    @property
-    def demo_url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.demo_port}"
+        check_examples()
+        for spec in demo_specs(self.settings, env, self.logs, echo=self.echo):
+            await self._start(spec, self.app_processes)
+        await wait_demo_ready(self.settings)
 
     async def wait_healthy(self, timeout: float = 60) -> None:
         url = f"{self.settings.effective_api_url}/healthz"
@@ -315,11 +281,7 @@ class DevStack:
                 f"                 Temporal server: http://127.0.0.1:{s.temporal_metrics_port}/metrics"
             )
         if self.demo:
-            lines += [
-                f"  Demo target    {self.demo_url}  (spec {self.demo_url}/openapi.json)",
-                f"                 try: crucible qa run --spec {self.demo_url}/openapi.json "
-                f"--base-url {self.demo_url}",
-            ]
+            lines += demo_banner(s)
         lines += [
             f"  State          {self.home}  (logs in {self.logs})",
             f"  More workers   CRUCIBLE_HOME={self.home} crucible worker",
@@ -332,7 +294,8 @@ class DevStack:
 async def run_dev(settings: Settings, *, demo: bool = False) -> int:
     """Run the stack until SIGINT or SIGTERM; returns the process exit code.
 
-    With ``demo`` it also serves the demo target API, for a first QA run.
+    With ``demo`` it also serves the demo target API, for a first QA run, and the demo shop,
+    for sagas and saga tests.
     """
     stack = DevStack(settings, demo=demo)
     stop = asyncio.Event()

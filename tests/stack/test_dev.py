@@ -63,6 +63,15 @@ async def test_dev_runs_supervises_and_stops_the_whole_stack(tmp_path: Path) -> 
                 while (run := (await http.get(f"/api/v1/runs/{run_id}")).json())["status"] == "RUNNING":
                     await asyncio.sleep(0.3)
         assert (run["status"], run["verdict"]) == ("COMPLETED", "FAILED")
+
+        # The demo shop takes an order and choreographs it to CONFIRMED over the stack's Kafka.
+        order = f"http://127.0.0.1:{env['CRUCIBLE_SHOP_ORDER_PORT']}"
+        assert f"Demo shop      order {order}" in dev.output
+        async with httpx.AsyncClient(base_url=order, timeout=10) as http:
+            placed = (await http.post("/orders", json={"sku": "ITEM-1", "quantity": 1})).json()
+            async with asyncio.timeout(30):
+                while (await http.get(f"/orders/{placed['order_id']}")).json()["status"] != "CONFIRMED":
+                    await asyncio.sleep(0.2)
         assert oct((home / "secrets.key").stat().st_mode & 0o777) == "0o600"
         assert f"API docs       {api_url}/docs" in dev.output
         assert f"Temporal UI    http://127.0.0.1:{env['CRUCIBLE_TEMPORAL_UI_PORT']}" in dev.output

@@ -28,6 +28,9 @@ def dev_environment(home: Path, ports: dict[str, int] | None = None) -> dict[str
             "KAFKA",
             "WORKER_METRICS",
             "DEMO",
+            "SHOP_ORDER",
+            "SHOP_INVENTORY",
+            "SHOP_PAYMENT",
         )
     }
     env.update({f"CRUCIBLE_{name}_PORT": str(port) for name, port in ports.items()})

@@ -186,7 +186,10 @@ class SagaActivities:
                 key=None if key is None else key.encode(),
                 headers=[(IDEMPOTENCY_HEADER, request.idempotency_key.encode())],
             )
-        except (KafkaError, OSError, TimeoutError) as exc:
+        except TimeoutError:
+            message = f"publishing to {kafka.topic} timed out: is the broker up, and does the topic exist?"
+            raise _failure(message, CALL_FAILED) from None
+        except (KafkaError, OSError) as exc:
             raise _failure(f"publishing to {kafka.topic}: {type(exc).__name__}: {exc}", CALL_FAILED) from None
         return SagaCallResult(attempt=activity.info().attempt, partition=sent.partition, offset=sent.offset)
 

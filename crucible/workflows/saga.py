@@ -230,7 +230,9 @@ class SagaWorkflow:
         assert log is not None
         self.compensating = True
         order = list(reversed(self.completed))
-        why = f"step {self.failed} failed" if self.stop is None else self.stop.reason
+        why = (
+            f"step {self.failed} failed" if self.failed is not None or self.stop is None else self.stop.reason
+        )
         await log.set_state("Compensating", {"reason": why, "steps": order})
         for index in order:
             step = request.steps[index - 1]

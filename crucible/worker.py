@@ -30,9 +30,11 @@ from crucible.activities.batch import BatchActivities
 from crucible.activities.db import QaDbActivities
 from crucible.activities.events import EventActivities
 from crucible.activities.http import QaHttpActivities
+from crucible.activities.kafka_watch import KafkaWatchActivities
 from crucible.activities.pipelines import PipelineActivities
 from crucible.activities.retention import RetentionActivities
 from crucible.activities.saga import SagaActivities
+from crucible.activities.saga_test import SagaTestActivities
 from crucible.core.config import Settings, load_settings
 from crucible.core.db import create_engine
 from crucible.core.exits import exit_without_teardown
@@ -52,6 +54,7 @@ from crucible.workflows.pipeline import PipelineRunWorkflow, PipelineStepWorkflo
 from crucible.workflows.qa_package import QaPackageRunWorkflow
 from crucible.workflows.retention import RetentionWorkflow
 from crucible.workflows.saga import SagaWorkflow
+from crucible.workflows.saga_test import SagaTestWorkflow
 
 log = logging.getLogger("crucible.worker")
 
@@ -67,6 +70,7 @@ WORKFLOWS: list[type] = [
     PipelineStepWorkflow,
     RetentionWorkflow,
     SagaWorkflow,
+    SagaTestWorkflow,
 ]
 
 
@@ -100,6 +104,8 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
         ai = AiActivities(qa, deps.http, settings)
         pipelines = PipelineActivities(PipelineStore(deps.store.engine), secrets, deps.http)
         saga = SagaActivities(secrets, deps.http, deps.messages or MessagePublisher.like(deps.publisher))
+        saga_test = SagaTestActivities(secrets, deps.http)
+        kafka_watch = KafkaWatchActivities(settings.effective_kafka_bootstrap_servers)
         activities += [
             pipelines.load_pipeline,
             pipelines.post_webhook,
@@ -110,6 +116,11 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
             saga.perform_saga_action,
             saga.compensate_saga_step,
             saga.verify_saga_step,
+            saga_test.send_trigger,
+            saga_test.inject_fault,
+            saga_test.roll_back_fault,
+            kafka_watch.mark_topic_ends,
+            kafka_watch.collect_correlated_events,
         ]
     return activities
 

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 import crucible
 from crucible.api.errors import install_error_handlers
 from crucible.api.metrics import ApiMetrics, MetricsMiddleware
-from crucible.api.routes import batch, events, health, pipelines, qa, runs, sagas, schedules
+from crucible.api.routes import batch, events, health, pipelines, qa, runs, saga_tests, sagas, schedules
 from crucible.api.service import RefreshLimiter
 from crucible.core.config import Settings, load_settings
 from crucible.core.db import create_engine
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pipelines.router)
     app.include_router(schedules.router)
     app.include_router(sagas.router)
+    app.include_router(saga_tests.router)
     return app
 
 

@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 #: The kinds of run Crucible knows, each also the prefix of its run ids.
-RUN_KINDS: tuple[str, ...] = ("qa", "batch", "pipeline", "saga", "chaos", "flow", "test")
+RUN_KINDS: tuple[str, ...] = ("qa", "batch", "pipeline", "saga", "sagatest", "chaos", "flow", "test")
 
 DEFAULT_ORG = "default"
 DEFAULT_TEAM = "default"

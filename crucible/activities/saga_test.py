@@ -1,0 +1,164 @@
+"""A saga test's side effects outside Kafka: its trigger request, and its fault and rollback.
+
+Every request carries ``Idempotency-Key: <run id>-<trigger|fault|rollback>``, the same on
+every attempt, and the header values the test was given, opened from its secret here.
+
+Failures (``ApplicationError`` types):
+
+- ``TriggerUnreachable``: the trigger got no answer (retried; the test then fails its
+  ``trigger_accepted`` assertion). Any answer, 5xx included, is the test's to judge.
+- ``FaultFailed``: a fault or rollback request got no answer or a 5xx (retried), or a 4xx (final).
+- ``FaultRefused``: a process fault names a pid the worker must not signal, or one it cannot.
+- ``SecretsFailed``: the headers secret cannot be opened (final).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import aiohttp
+import httpx
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from crucible.core.saga_tests.models import (
+    IDEMPOTENCY_HEADER,
+    ROLLBACK,
+    TRIGGER,
+    FaultActionInput,
+    FaultActionResult,
+    RequestSpec,
+    TriggerInput,
+    TriggerResult,
+)
+from crucible.core.sagas.jsonpath import JsonPath, PathNotFoundError
+from crucible.core.secrets import SecretStore, SecretsUnavailableError
+
+TRIGGER_UNREACHABLE = "TriggerUnreachable"
+FAULT_FAILED = "FaultFailed"
+FAULT_REFUSED = "FaultRefused"
+SECRETS_FAILED = "SecretsFailed"
+_REQUEST_ERRORS = (httpx.HTTPError, httpx.InvalidURL, aiohttp.ClientError, OSError)
+_MAX_EXCERPT = 200
+
+
+def _excerpt(response: httpx.Response) -> str:
+    text = response.text.strip().replace("\n", " ")
+    return text[:_MAX_EXCERPT] + ("…" if len(text) > _MAX_EXCERPT else "")
+
+
+def captured_id(response: httpx.Response, path: str) -> tuple[str | None, str | None]:
+    """The correlation id at ``path`` in the JSON response, or None and why not."""
+    try:
+        document = response.json()
+    except ValueError:
+        return None, f"the trigger's response is not JSON: {_excerpt(response)!r}"
+    try:
+        value = JsonPath.parse(path).find(document)
+    except PathNotFoundError as exc:
+        return None, f"the trigger's response has {exc}"
+    if value is None or isinstance(value, dict | list | bool):
+        return None, f"{path} in the trigger's response is {json.dumps(value)[:_MAX_EXCERPT]}, not an id"
+    return (value if isinstance(value, str) else json.dumps(value)), None
+
+
+class SagaTestActivities:
+    def __init__(self, secrets: SecretStore, client: httpx.AsyncClient) -> None:
+        self.secrets = secrets
+        self.client = client
+
+    async def _headers(self, secret_id: str | None, role: str, run_id: str) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        if secret_id is not None:
+            try:
+                headers = dict((await self.secrets.get(secret_id)).get(role) or {})
+            except SecretsUnavailableError as exc:
+                raise ApplicationError(str(exc), type=SECRETS_FAILED, non_retryable=True) from None
+        headers[IDEMPOTENCY_HEADER] = f"{run_id}-{role}"
+        return headers
+
+    async def _send(self, request: RequestSpec, headers: dict[str, str]) -> httpx.Response:
+        return await self.client.request(
+            request.method,
+            request.url,
+            headers=headers,
+            content=None if request.body is None else json.dumps(request.body).encode(),
+        )
+
+    @activity.defn
+    async def send_trigger(self, request: TriggerInput) -> TriggerResult:
+        """Start the business flow; capture the correlation id from the response if asked to."""
+        headers = await self._headers(request.headers_secret, TRIGGER, request.run_id)
+        if request.request.body is not None:
+            headers.setdefault("content-type", "application/json")
+        started = time.perf_counter()
+        try:
+            response = await self._send(request.request, headers)
+        except _REQUEST_ERRORS as exc:
+            raise ApplicationError(
+                f"{request.request.method} {request.request.url}: {type(exc).__name__}: {exc}",
+                type=TRIGGER_UNREACHABLE,
+            ) from None
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+        correlation = problem = None
+        if request.correlation_from is not None and response.is_success:
+            correlation, problem = captured_id(response, request.correlation_from)
+        return TriggerResult(response.status_code, elapsed_ms, correlation, problem)
+
+    @activity.defn
+    async def inject_fault(self, request: FaultActionInput) -> FaultActionResult:
+        """Break something: signal a process and/or send the fault's request."""
+        return await self._fault(request)
+
+    @activity.defn
+    async def roll_back_fault(self, request: FaultActionInput) -> FaultActionResult:
+        """Put it back: signal the process (if it is still there) and/or send the rollback request."""
+        return await self._fault(request)
+
+    async def _fault(self, request: FaultActionInput) -> FaultActionResult:
+        result = FaultActionResult()
+        if request.pid is not None and request.signal is not None:
+            result.signalled, result.note = _signal(request.pid, request.signal, request.phase == ROLLBACK)
+        if request.http is not None:
+            result.status = await self._fault_request(request)
+        return result
+
+    async def _fault_request(self, request: FaultActionInput) -> int:
+        assert request.http is not None
+        http = request.http
+        headers = await self._headers(request.headers_secret, request.phase, request.run_id)
+        if http.body is not None:
+            headers.setdefault("content-type", "application/json")
+        where = f"{request.phase} {http.method} {http.url}"
+        try:
+            response = await self._send(http, headers)
+        except _REQUEST_ERRORS as exc:
+            raise ApplicationError(f"{where}: {type(exc).__name__}: {exc}", type=FAULT_FAILED) from None
+        if not response.is_success:
+            raise ApplicationError(
+                f"{where} answered {response.status_code}: {_excerpt(response)}",
+                {"status": response.status_code},
+                type=FAULT_FAILED,
+                non_retryable=response.status_code < 500,
+            )
+        return response.status_code
+
+
+def _signal(pid: int, name: str, rollback: bool) -> tuple[bool, str | None]:
+    """Send signal ``name`` to ``pid``. A rollback to a process that has gone is no error."""
+    if pid <= 1 or pid == os.getpid():
+        raise ApplicationError(f"will not signal pid {pid}", type=FAULT_REFUSED, non_retryable=True)
+    try:
+        os.kill(pid, signal.Signals[name])
+    except ProcessLookupError:
+        if rollback:
+            return False, f"process {pid} has gone; nothing to roll back"
+        raise ApplicationError(f"no process {pid}", type=FAULT_REFUSED, non_retryable=True) from None
+    except (PermissionError, KeyError) as exc:
+        raise ApplicationError(
+            f"cannot send {name} to {pid}: {exc}", type=FAULT_REFUSED, non_retryable=True
+        ) from None
+    return True, None

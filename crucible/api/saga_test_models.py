@@ -1,0 +1,244 @@
+"""Request and response models of the saga test routes.
+
+A body is checked in two passes, as batch jobs and sagas are: the model checks each field
+on its own (URLs, JSONPaths, topics, event types), then :meth:`SagaTestCreate.errors`
+checks what needs the whole test: one source of the correlation id, a failure event and
+compensation events that are expected, a fault with something to inject and a rollback
+that fits it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from crucible.api.qa_models import checked_headers
+from crucible.core.errors import FieldError, InvalidRequestError
+from crucible.core.saga_tests.models import IDEMPOTENCY_HEADER
+from crucible.core.sagas.jsonpath import JsonPath, JsonPathError
+
+#: A body larger than this (as JSON) is refused: it would sit in workflow history.
+MAX_BODY_CHARS = 64 * 1024
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_EVENT_TYPE = re.compile(r"^\S(?:.*\S)?$")
+
+Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+Signal = Literal[
+    "SIGSTOP", "SIGCONT", "SIGTERM", "SIGKILL", "SIGINT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGTSTP"
+]
+
+
+def _json_path(path: str) -> str:
+    try:
+        JsonPath.parse(path)
+    except JsonPathError as exc:
+        raise ValueError(str(exc)) from None
+    return path
+
+
+def _request_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("give an http or https URL, like http://orders.internal/orders")
+    if "@" in parts.netloc:
+        raise ValueError("put credentials in headers, which are stored encrypted, not in the URL")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValueError("the URL has an invalid port") from None
+    return url
+
+
+class _RequestParts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: Method = "POST"
+    headers: dict[str, str] = Field(default_factory=dict, description="Stored encrypted; names only shown.")
+    body: Any = Field(None, description="Sent as JSON; unset: no body.")
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, method: Any) -> Any:
+        return method.upper() if isinstance(method, str) else method
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        if any(name.lower() == IDEMPOTENCY_HEADER.lower() for name in headers):
+            raise ValueError(f"Crucible sets {IDEMPOTENCY_HEADER} itself, from the run id")
+        return checked_headers(headers)
+
+    @field_validator("body")
+    @classmethod
+    def _body(cls, body: Any) -> Any:
+        if len(json.dumps(body)) > MAX_BODY_CHARS:
+            raise ValueError(f"at most {MAX_BODY_CHARS // 1024} KiB of JSON")
+        return body
+
+
+class RequestModel(_RequestParts):
+    url: str = Field(max_length=4096, description="An http(s) URL.")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        return _request_url(url)
+
+
+class RollbackModel(_RequestParts):
+    """How to undo the fault: a request (method, url, headers, body), a ``signal`` to the
+    faulted process, or both."""
+
+    url: str | None = Field(None, max_length=4096, description="An http(s) URL; unset: no request.")
+    signal: Signal | None = Field(
+        None, description="Sent to the fault's process; unset: SIGCONT after SIGSTOP or SIGTSTP."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str | None) -> str | None:
+        return None if url is None else _request_url(url)
+
+
+class ProcessModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    pid: int = Field(gt=1, description="A process on the worker's machine.")
+    signal: Signal = "SIGSTOP"
+
+
+class FaultModel(BaseModel):
+    """A fault: a request (the demo shop's ``POST /admin/faults``, say) and/or a signal to a process."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    when: Literal["before", "after"] = Field(
+        "before", description="Inject it before the trigger, or right after it."
+    )
+    http: RequestModel | None = None
+    process: ProcessModel | None = None
+    rollback: RollbackModel | None = Field(None, description="Runs always, also when the test fails.")
+    duration_s: float | None = Field(
+        None, gt=0, le=3600, description="Roll back this long after injecting; unset: once events are in."
+    )
+
+
+class SagaTestCreate(BaseModel):
+    """A saga test: watch Kafka topics, trigger a business flow, assert the events it causes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    topics: list[str] = Field(min_length=1, max_length=20, description="Read from their current end.")
+    trigger: RequestModel
+    correlation_id: str | None = Field(None, min_length=1, max_length=200)
+    correlation_from: str | None = Field(
+        None, description="A JSONPath into the trigger's JSON response: `$.order_id`."
+    )
+    correlation_path: str = Field("$.order_id", description="Where an event's value has the correlation id.")
+    type_path: str = Field("$.type", description="Where an event's value holds its type.")
+    time_path: str | None = Field(
+        "$.at", description="Where an event's value holds its time (ISO 8601); else its Kafka timestamp."
+    )
+    expected_events: list[str] = Field(min_length=1, max_length=50, description="In the expected order.")
+    failure_event: str | None = Field(
+        None, description="Unset: the first expected event that sounds like a failure (`PaymentFailed`)."
+    )
+    compensation_events: list[str] | None = Field(
+        None, max_length=50, description="Unset: the expected events after the failure event."
+    )
+    recovery_within_s: float | None = Field(
+        60.0, gt=0, le=86_400, description="From the failure event to the last compensation event."
+    )
+    allow_other_events: bool = Field(False, description="Whether unexpected event types may appear.")
+    settle_s: float = Field(2.0, ge=0, le=300, description="Keep reading this long after the last expected.")
+    timeout_s: float = Field(60.0, gt=0, le=3600, description="Stop waiting this long after the trigger.")
+    fault: FaultModel | None = None
+
+    @field_validator("topics")
+    @classmethod
+    def _topics(cls, topics: list[str]) -> list[str]:
+        bad = [t for t in topics if not _TOPIC.match(t)]
+        if bad:
+            raise ValueError(f"Kafka topic names are 1 to 249 letters, digits, '.', '_' or '-': {bad}")
+        if len(set(topics)) != len(topics):
+            raise ValueError("list each topic once")
+        return topics
+
+    @field_validator("correlation_from", "correlation_path", "type_path", "time_path")
+    @classmethod
+    def _paths(cls, path: str | None) -> str | None:
+        return None if path is None else _json_path(path)
+
+    @field_validator("expected_events", "compensation_events")
+    @classmethod
+    def _types(cls, types: list[str] | None) -> list[str] | None:
+        if types is None:
+            return None
+        bad = [t for t in types if len(t) > 200 or not _EVENT_TYPE.match(t)]
+        if bad:
+            raise ValueError(f"event types are 1 to 200 characters, not starting or ending in space: {bad}")
+        if len(set(types)) != len(types):
+            raise ValueError("list each event type once")
+        return types
+
+    def errors(self) -> list[FieldError]:
+        """What the fields alone cannot show, as field errors under ``body``."""
+        errors: list[FieldError] = []
+        if (self.correlation_id is None) == (self.correlation_from is None):
+            errors.append(
+                FieldError(
+                    ("body", "correlation_id"),
+                    "give the correlation id, or correlation_from to capture it from the trigger's response",
+                )
+            )
+        expected = set(self.expected_events)
+        if self.failure_event is not None and self.failure_event not in expected:
+            errors.append(FieldError(("body", "failure_event"), f"{self.failure_event} is not expected"))
+        for index, name in enumerate(self.compensation_events or []):
+            if name not in expected:
+                errors.append(
+                    FieldError(("body", "compensation_events", index), f"{name} is not in expected_events")
+                )
+        if self.fault is not None:
+            errors += _fault_errors(self.fault)
+        return errors
+
+    def check(self) -> None:
+        if errors := self.errors():
+            raise InvalidRequestError(errors)
+
+
+def _fault_errors(fault: FaultModel) -> list[FieldError]:
+    loc = ("body", "fault")
+    errors: list[FieldError] = []
+    if fault.http is None and fault.process is None:
+        errors.append(FieldError(loc, "give http (a request) or process (a signal to a process), or both"))
+    rollback = fault.rollback
+    if rollback is None:
+        return errors
+    if rollback.url is None and rollback.signal is None:
+        errors.append(FieldError((*loc, "rollback"), "give a url to request, a signal to send, or both"))
+    if rollback.url is None and (rollback.headers or rollback.body is not None):
+        errors.append(FieldError((*loc, "rollback", "url"), "headers and body need a url to send them to"))
+    if rollback.signal is not None and fault.process is None:
+        errors.append(FieldError((*loc, "rollback", "signal"), "a signal goes to the fault's process"))
+    return errors
+
+
+class SagaTestLinks(BaseModel):
+    status: str
+    events: str
+    stream: str
+    cancel: str
+    temporal_ui: str
+
+
+class SagaTestAccepted(BaseModel):
+    run_id: str
+    status: str = "RUNNING"
+    correlation_id: str | None = Field(None, description="Unset when it is captured from the trigger.")
+    links: SagaTestLinks

@@ -61,6 +61,7 @@ from crucible.workflows.qa_package import QaPackageRunWorkflow
 from tests.support.probe import ProbeInput, ProbeWorkflow, ProceedInput
 from tests.support.runs import start_probe
 from tests.support.saga_history import record_saga
+from tests.support.saga_test_history import record_saga_test
 
 HISTORIES = Path(__file__).resolve().parent.parent / "workflows" / "histories"
 
@@ -226,6 +227,10 @@ async def main(which: str) -> None:
         async with env:
             await record_saga(env, HISTORIES, record_events)
         return
+    if which == "sagatest":
+        async with env:
+            await record_saga_test(env, HISTORIES, record_events)
+        return
     async with (
         env,
         Worker(env.client, task_queue="record", workflows=[ProbeWorkflow], activities=[record_events]),
@@ -249,5 +254,5 @@ async def main(which: str) -> None:
 
 
 if __name__ == "__main__":
-    # `qa`, `batch` or `saga` records those runs' histories only; no argument records the probe's.
+    # `qa`, `batch`, `saga` or `sagatest` records those runs' histories only; no argument, the probe's.
     asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "probe"))

@@ -12,6 +12,7 @@ from crucible.workflows.batch_job import BatchJobWorkflow
 from crucible.workflows.pipeline import PipelineRunWorkflow, PipelineStepWorkflow
 from crucible.workflows.qa_package import QaPackageRunWorkflow
 from crucible.workflows.saga import SagaWorkflow
+from crucible.workflows.saga_test import SagaTestWorkflow
 from tests.support.probe import ProbeWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -36,6 +37,8 @@ def test_the_recorded_paths_are_all_there() -> None:
         "saga_manual_resolved",
         "saga_aborted",
         "saga_cancelled",
+        "sagatest_passed",
+        "sagatest_failed",
     }
 
 
@@ -49,6 +52,7 @@ async def test_history_replays(path: Path) -> None:
         PipelineRunWorkflow,
         PipelineStepWorkflow,
         SagaWorkflow,
+        SagaTestWorkflow,
     ]
     result = await Replayer(workflows=workflows).replay_workflow(history)
     assert result.replay_failure is None

@@ -106,7 +106,7 @@ async def test_a_failing_third_step_compensates_the_second_then_the_first(
 async def test_abort_during_step_2_compensates_what_completed(
     api: httpx.AsyncClient, store: RunStore
 ) -> None:
-    target = SagaTarget(slow={"/stock/sku-1": 1.0})
+    target = SagaTarget(slow={"POST /stock/sku-1": 1.5})
     async with serving(target.app) as shop:
         steps = shop_steps(shop.url)
         # Step 1's verify looks for a state the shop never reaches: the result says so.
@@ -137,14 +137,13 @@ async def test_abort_during_step_2_compensates_what_completed(
 async def test_a_failing_compensation_waits_in_manual_intervention_for_resolve(
     api: httpx.AsyncClient, store: RunStore
 ) -> None:
-    target = SagaTarget(failing={"/payments": 400, "/stock/sku-1": 503, "/orders/o-1": 500})
+    # The payment is refused; releasing the stock fails until it is fixed; cancelling the order never works.
+    target = SagaTarget(failing={"/payments": 400, "/stock/sku-1/release": 503, "/orders/o-1": 500})
     async with serving(target.app) as shop:
         steps = shop_steps(shop.url)[:3]
+        steps[1]["compensation"]["http"]["url"] += "/release"
         steps[1]["verify"] = None
-        target.failing.pop("/stock/sku-1")  # the reservation works; its release will not, at first
         run_id = await start(api, steps)
-        await wait_for_state(store, run_id, "Step2_Completed")
-        target.failing["/stock/sku-1"] = 503
         await wait_for_state(store, run_id, "ManualIntervention")
         run = (await api.get(f"/api/v1/runs/{run_id}")).json()
         assert (run["status"], run["state"]) == ("RUNNING", "ManualIntervention")
@@ -153,7 +152,7 @@ async def test_a_failing_compensation_waits_in_manual_intervention_for_resolve(
         bad = await api.post(f"/api/v1/runs/{run_id}/signals/resolve", json={"action": "ignore"})
         assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "action"]
 
-        target.failing.pop("/stock/sku-1")  # fixed: the retry goes through
+        target.failing.pop("/stock/sku-1/release")  # fixed: the retry goes through
         resolve = {"action": "retry", "note": "restarted inventory"}
         assert (await api.post(f"/api/v1/runs/{run_id}/signals/resolve", json=resolve)).status_code == 202
         # Step 1's compensation keeps failing: it is put right by hand and marked resolved.
@@ -200,7 +199,7 @@ async def test_a_failing_compensation_waits_in_manual_intervention_for_resolve(
 
 
 async def test_cancelling_compensates_and_ends_cancelled(api: httpx.AsyncClient, store: RunStore) -> None:
-    target = SagaTarget(slow={"/stock/sku-1": 1.0})
+    target = SagaTarget(slow={"POST /stock/sku-1": 1.5})
     async with serving(target.app) as shop:
         run_id = await start(api, shop_steps(shop.url))
         await wait_for_state(store, run_id, "Step2_InProgress")

@@ -89,7 +89,7 @@ class SagaTarget:
             if parts[1] not in self.orders:
                 return 404, {"error": "no such order"}
             return 200, {"id": parts[1], "status": self.orders[parts[1]]}
-        if parts[0] == "stock" and len(parts) == 2:
+        if parts[0] == "stock" and len(parts) >= 2:  # /stock/{sku}[/what-for]
             sku = parts[1]
             if method == "POST":
                 self.stock[sku] = self.stock.get(sku, STOCK) + int(body.get("change", 0))

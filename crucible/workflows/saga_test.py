@@ -108,12 +108,19 @@ class SagaTestWorkflow:
         assert log is not None
         test = request.test
         log.run.state = "Subscribing"
-        offsets = await workflow.execute_activity_method(
-            KafkaWatchActivities.mark_topic_ends,
-            MarkTopicEndsInput(test.topics),
-            start_to_close_timeout=CALL_TIMEOUT,
-            retry_policy=KAFKA_RETRY,
-        )
+        try:
+            offsets = await workflow.execute_activity_method(
+                KafkaWatchActivities.mark_topic_ends,
+                MarkTopicEndsInput(test.topics),
+                start_to_close_timeout=CALL_TIMEOUT,
+                retry_policy=KAFKA_RETRY,
+            )
+        except ActivityError as exc:  # the run's FAILED event says why, not "activity task failed"
+            raise ApplicationError(
+                f"could not subscribe to the topics: {exc.cause or exc}",
+                type="SubscribeFailed",
+                non_retryable=True,
+            ) from None
         await log.record(EventType.SUBSCRIBED, {"offsets": offsets.offsets})
         if test.fault is not None and test.fault.when == "before":
             await self._inject(test, test.fault)

@@ -236,3 +236,18 @@ async def test_invalid_tests_are_refused_with_every_error(api: httpx.AsyncClient
         ("body", "fault", "rollback", "signal"),
     }
     assert "InventoryReleased" in detail[("body", "compensation_events", 0)]
+
+
+async def test_a_topic_that_does_not_exist_fails_the_run_and_says_which(
+    api: httpx.AsyncClient, store: RunStore, shop: RunningShop
+) -> None:
+    missing = f"sagatest-missing-{uuid.uuid4().hex[:8]}"
+    body = saga_test(shop, topics=[shop.topics.orders, missing], fault=None)
+    response = await api.post("/api/v1/saga-tests", json=body)
+    assert response.status_code == 202, response.text
+    run = await wait_closed(api, response.json()["run_id"], timeout=30)
+
+    assert run["status"] == "FAILED" and run["verdict"] is None
+    events = await events_of(store, run["run_id"])
+    assert [e.type for e in events] == ["REQUESTED", "FAILED"]
+    assert missing in events[-1].data["message"]

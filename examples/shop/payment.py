@@ -94,8 +94,8 @@ class PaymentService(ShopService):
         )
 
     async def pay_by_call(self, body: PaymentCreate, key: str | None) -> JSONResponse:
-        if self.faults.fail_payments:
-            raise HTTPException(500, f"payment: {DECLINED}")
+        if self.faults.fail_payments:  # a decline is definite: nothing was charged
+            raise HTTPException(402, f"payment: {DECLINED}")
 
         async def perform() -> Payment:
             if (earlier := self.payments.get(body.order_id)) is not None and earlier.status != FAILED:
@@ -135,7 +135,7 @@ def create_payment_app(service: PaymentService) -> FastAPI:
 
     @router.post("", status_code=201)
     async def charge_payment(body: PaymentCreate, idempotency_key: IdempotencyKey = None) -> JSONResponse:
-        """Charge an order (500 while ``fail_payments`` or ``fail_actions`` is on)."""
+        """Charge an order (402 while ``fail_payments`` is on, 500 while ``fail_actions`` is)."""
         return await service.pay_by_call(body, idempotency_key)
 
     @router.get("/{order_id}")

@@ -11,6 +11,8 @@ from crucible.cli.batch import batch_app
 from crucible.cli.pipelines import pipelines_app
 from crucible.cli.qa import qa_app
 from crucible.cli.runs import runs_app
+from crucible.cli.saga_tests import saga_tests_app
+from crucible.cli.sagas import sagas_app
 from crucible.cli.schedules import schedules_app
 from crucible.core.exits import exit_without_teardown
 
@@ -27,6 +29,8 @@ app.add_typer(qa_app, name="qa")
 app.add_typer(batch_app, name="batch")
 app.add_typer(pipelines_app, name="pipelines")
 app.add_typer(schedules_app, name="schedules")
+app.add_typer(sagas_app, name="sagas")
+app.add_typer(saga_tests_app, name="saga-tests")
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""How the batch, pipeline, schedule and QA commands call the API and end on its answer.
+"""How the batch, pipeline, schedule, QA and saga commands call the API and end on its answer.
 
 One exit code per outcome, the API's refusals (a 422 listed a line per field, named by the
 option it came from), the ``--json`` and ``--follow`` options, and following a run they
@@ -28,7 +28,7 @@ from crucible.cli.common import (
     print_json,
 )
 
-#: The exit codes of the batch, pipeline, schedule and QA commands.
+#: The exit codes of the batch, pipeline, schedule, QA and saga commands.
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_FAILED = 3
@@ -52,6 +52,17 @@ FollowOpt = Annotated[
         help="Follow the run's events until it ends (`--no-follow`: print its id and return).",
     ),
 ]
+
+
+def file_option(what: str) -> Any:
+    """``--file``/``-f``: a JSON or YAML document that is the request's body; ``what`` says what it holds."""
+    return typer.Option(
+        "--file",
+        "-f",
+        help=f"{what}, as JSON or YAML (`-` reads standard input).",
+        metavar="FILE",
+        show_default=False,
+    )
 
 
 def options_named(renamed: Mapping[str, str]) -> OptionOf:
@@ -154,11 +165,14 @@ def follow_started(
     follow_run: bool,
     as_json: bool,
     see: Callable[[dict[str, Any]], None],
+    stop_hints: Sequence[str] = (),
 ) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """Follow a run the API started, each event to ``see``: the run's record and the data of its
     terminal event once it ends, also printed as JSON for ``--json``.
 
     Without ``follow_run`` it prints the run's id (its links too for ``--json``) and returns None.
+    On Ctrl-C it says how to follow or cancel the run, then the ``stop_hints`` (other ways to
+    stop it), and exits ``EXIT_INTERRUPTED``.
     """
     run_id = accepted["run_id"]
     if not follow_run:
@@ -179,6 +193,8 @@ def follow_started(
         err.print(f"\nstopped following; {run_id} goes on", soft_wrap=True)
         err.print(f"follow it again: crucible runs watch {run_id}", soft_wrap=True)
         err.print(f"cancel it:       crucible runs cancel {run_id}", soft_wrap=True)
+        for hint in stop_hints:
+            err.print(escape(hint), soft_wrap=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     run: dict[str, Any] = api.call("GET", f"{API}/runs/{run_id}").json()
     result = ending.get("data") or {}

@@ -1,0 +1,210 @@
+"""What ``crucible sagas run`` shows: a line per state transition while the saga runs, then how it ended."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from crucible.cli.api_calls import EXIT_FAILED, EXIT_OK
+from crucible.cli.common import errors
+
+#: A saga that was undone: it ended ``SagaCancelled`` with every completed step compensated.
+EXIT_COMPENSATED = 1
+
+SAGA_COMPLETED = "SagaCompleted"
+SAGA_CANCELLED = "SagaCancelled"
+MANUAL_INTERVENTION = "ManualIntervention"
+
+#: Room for the longest state or event name (``INTERVENTION_RESOLVED``) before what it says.
+_NAME_WIDTH = 22
+_STEP_STATE = re.compile(r"^Step(\d+)_(\w+)$")
+_COLOURS = {
+    "Completed": "green",
+    SAGA_COMPLETED: "green",
+    "Failed": "red",
+    "CompensationFailed": "red",
+    MANUAL_INTERVENTION: "bold red",
+    "Compensating": "yellow",
+    SAGA_CANCELLED: "yellow",
+    "STEP_COMPENSATED": "yellow",
+}
+
+
+def resolve_commands(run_id: str) -> list[str]:
+    """What to type to get a saga out of ``ManualIntervention``: retry, or record it was fixed by hand."""
+    return [
+        f"after fixing the service:    crucible sagas resolve {run_id} --retry --note '…'",
+        f"having put it right by hand: crucible sagas resolve {run_id} --mark-resolved --note '…'",
+    ]
+
+
+class SagaWatch:
+    """Prints a line per state transition and compensation event of a saga it is shown."""
+
+    def __init__(self, out: Console, run_id: str) -> None:
+        self.out = out
+        self.run_id = run_id
+        self.names: dict[int, str] = {}
+
+    def see(self, envelope: dict[str, Any]) -> None:
+        kind, data = envelope["type"], envelope.get("data") or {}
+        if kind == "REQUESTED":
+            self.names = {int(s["step"]): str(s["name"]) for s in data.get("steps") or []}
+            return
+        name = str(data.get("to")) if kind == "STATE_CHANGED" else kind
+        text = self._state(name, data) if kind == "STATE_CHANGED" else self._event(kind, data)
+        if text is None:
+            return
+        colour = _COLOURS.get(name) or _COLOURS.get(_STEP_STATE.sub(r"\2", name), "")
+        if kind == "STEP_VERIFIED":
+            colour = "green" if data.get("passed") else "red"
+        shown = f"[{colour}]{name:<{_NAME_WIDTH}}[/{colour}]" if colour else f"{name:<{_NAME_WIDTH}}"
+        self.out.print(f"{shown}{escape(text)}".rstrip(), soft_wrap=True)
+        if name == MANUAL_INTERVENTION:
+            self.out.print("  the saga waits; to go on, run one of:")
+            for command in resolve_commands(self.run_id):
+                self.out.print(f"  {escape(command)}", soft_wrap=True)
+
+    def step(self, data: dict[str, Any]) -> str:
+        """``step 2 reserve stock``, of an event's data (or a summary's entry) that has a step number."""
+        number = data.get("step")
+        name = data.get("name") or (self.names.get(number, "") if isinstance(number, int) else "")
+        return f"step {number} {name}".rstrip()
+
+    def _state(self, state: str, data: dict[str, Any]) -> str:
+        if state == "SagaInitiated":
+            return f"{data.get('name')}: {_plural(data.get('steps'), 'step')}"
+        if match := _STEP_STATE.match(state):
+            return self._step_state(match[2], data)
+        if state == "Compensating" and data.get("after"):
+            return f"{self.step(data)}: resolved with {data['after']}"
+        if state == "Compensating":
+            order = ", ".join(str(step) for step in data.get("steps") or []) or "none"
+            return f"{data.get('reason')}; compensating steps {order}, last first"
+        if state == "CompensationFailed":
+            return f"{self.step(data)}: {_failure(data)}"
+        if state == MANUAL_INTERVENTION:
+            return f"{self.step(data)}: its compensation keeps failing"
+        if state == "CompensationCompleted":
+            return f"fully compensated: {_yes_no(data.get('fully_compensated'))}, restored: " + _yes_no(
+                data.get("restored")
+            )
+        if state == SAGA_COMPLETED:
+            return f"completed steps {_numbers(data.get('completed_steps'))}"
+        return ""
+
+    def _step_state(self, phase: str, data: dict[str, Any]) -> str:
+        step = self.step(data)
+        if phase == "InProgress":
+            return f"{step}: {data.get('request')}"
+        if phase == "Completed":
+            captured = ", ".join(f"{k}={v}" for k, v in (data.get("captured") or {}).items())
+            attempts = f" on attempt {data['attempt']}" if (data.get("attempt") or 1) > 1 else ""
+            answered = f"{data['status']}{attempts}" if data.get("status") else f"done{attempts}"
+            return f"{step}: {answered}" + (f", captured {captured}" if captured else "")
+        if phase == "Failed":
+            return f"{step}: {_failure(data)}"
+        return step
+
+    def _event(self, kind: str, data: dict[str, Any]) -> str | None:
+        step = self.step(data)
+        if kind == "STOP_REQUESTED":
+            return f"by {data.get('by')}: {data.get('reason')}"
+        if kind == "COMPENSATION_STARTED":
+            again = f" (round {data['round']})" if (data.get("round") or 1) > 1 else ""
+            return f"{step}: {data.get('request')}{again}"
+        if kind == "STEP_COMPENSATED":
+            return f"{step}: {data.get('status') or 'done'}"
+        if kind == "COMPENSATION_SKIPPED":
+            return f"{step}: it has no compensation"
+        if kind == "INTERVENTION_RESOLVED":
+            return f"{step}: {data.get('action')} ({data.get('note') or 'no note'})"
+        if kind == "STEP_VERIFIED":
+            why = f": {data['reason']}" if data.get("reason") else ""
+            return f"{step}: {'passed' if data.get('passed') else 'not passed'}{why}"
+        return None
+
+
+def print_summary(out: Console, watch: SagaWatch, run: dict[str, Any], result: dict[str, Any]) -> int:
+    """Print how the saga ended, from its run and the data of its terminal event; its exit code."""
+    ended = {**(run.get("summary") or {}), **result}
+    status, state = run["status"], ended.get("state") or run.get("state")
+    why = _why(ended)
+    out.print(f"state:             {state}{f' ({why})' if why else ''} [dim]run {status}[/dim]")
+    completed = ended.get("completed_steps") or []
+    out.print(
+        "completed steps:   "
+        + (", ".join(escape(watch.step({"step": n})) for n in completed) if completed else "none")
+    )
+    compensations = ended.get("compensations") or []
+    if compensations:
+        out.print("compensations:")
+        for done in compensations:
+            rounds = f", {done['rounds']} rounds" if (done.get("rounds") or 0) > 1 else ""
+            note = f": {done['note']}" if done.get("note") else ""
+            out.print(f"  {escape(watch.step(done))}: {done.get('outcome')}{rounds}{escape(note)}")
+    if state != SAGA_COMPLETED and "restored" in ended:
+        out.print(f"restored:          {_restored(ended)}")
+    out.print(
+        f"run:               {run['run_id']}\ntemporal:          {run['temporal_ui_url']}", soft_wrap=True
+    )
+    return _exit_code(status, state, ended)
+
+
+def _exit_code(status: str, state: str | None, ended: dict[str, Any]) -> int:
+    if status == "COMPLETED" and state == SAGA_COMPLETED:
+        return EXIT_OK
+    if status == "COMPLETED" and state == SAGA_CANCELLED and ended.get("fully_compensated") is True:
+        return EXIT_COMPENSATED
+    err = errors()
+    if status == "FAILED":
+        reason = ended.get("message") or ended.get("reason") or "no reason given"
+        err.print(f"[red]error:[/red] the saga failed: {escape(str(reason))}")
+    elif status == "CANCELLED":
+        err.print("[red]error:[/red] the saga was cancelled")
+    if ended.get("not_compensated"):
+        err.print(f"[red]error:[/red] steps {_numbers(ended['not_compensated'])} were not compensated")
+    if ended.get("marked_resolved"):
+        steps = _numbers(ended["marked_resolved"])
+        err.print(f"[red]error:[/red] steps {steps} were put right by hand, not compensated by the saga")
+    return EXIT_FAILED
+
+
+def _why(ended: dict[str, Any]) -> str:
+    if ended.get("stopped_by"):
+        return f"{ended['stopped_by']}: {ended.get('reason')}"
+    if ended.get("failed_step"):
+        return f"step {ended['failed_step']} failed"
+    return ""
+
+
+def _restored(ended: dict[str, Any]) -> str:
+    restored = ended.get("restored")
+    if restored is None:
+        return "unknown (no verify requests)"
+    failed = [v for v in ended.get("verifications") or [] if not v.get("passed")]
+    return (
+        "yes"
+        if restored
+        else "no: " + "; ".join(escape(f"step {v['step']} {v.get('reason') or ''}".rstrip()) for v in failed)
+    )
+
+
+def _failure(data: dict[str, Any]) -> str:
+    attempt = f" (attempt {data['attempt']})" if data.get("attempt") else ""
+    return f"{data.get('reason')}{attempt}"
+
+
+def _yes_no(value: Any) -> str:
+    return "unknown" if value is None else "yes" if value else "no"
+
+
+def _numbers(numbers: Any) -> str:
+    return ", ".join(str(n) for n in numbers or []) or "none"
+
+
+def _plural(count: Any, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"

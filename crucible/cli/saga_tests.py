@@ -60,6 +60,8 @@ class SagaTestWatch:
     def __init__(self, out: Console) -> None:
         self.out = out
         self.fault: dict[str, Any] = {}
+        self.trigger = "the trigger"
+        self.type_width = 0
 
     def say(self, label: str, text: str) -> None:
         self.out.print(f"{label:<{_LABEL_WIDTH}} {escape(text)}", soft_wrap=True)
@@ -70,18 +72,19 @@ class SagaTestWatch:
             self.say("watching", ", ".join(data.get("topics") or []))
             self.say("expecting", " → ".join(data.get("expected_events") or []))
             self.fault = data.get("fault") or {}
+            trigger = data.get("trigger") or {}
+            self.trigger = f"{trigger.get('method')} {trigger.get('url')}"
+            self.type_width = max(map(len, data.get("expected_events") or [""]))
         elif kind == "FAULT_INJECTED":
             process = data.get("process") or {}
             self.say("fault", _fault(data, data.get("http"), process.get("signal"), process.get("pid")))
         elif kind == "TRIGGERED":
+            answer = data.get("status") or "no answer"
             found = data.get("problem") or f"correlation id {data.get('correlation_id')}"
-            self.say(
-                "triggered",
-                f"{data.get('status') or 'no answer'} in {data.get('elapsed_ms', 0):.0f} ms; {found}",
-            )
+            self.say("triggered", f"{self.trigger}: {answer} in {data.get('elapsed_ms', 0):.0f} ms; {found}")
         elif kind == "EVENT_OBSERVED":
             where = f"{data.get('topic')}[{data.get('partition')}]@{data.get('offset')}"
-            self.say("observed", f"{data.get('type')}  {where}  {data.get('timestamp')}")
+            self.say("observed", f"{data.get('type'):<{self.type_width}}  {where}  {data.get('timestamp')}")
         elif kind == "FAULT_ROLLED_BACK":
             fault, pid = self.fault, (self.fault.get("process") or {}).get("pid")
             done = _fault(data, fault.get("rollback_http"), fault.get("rollback_signal"), pid)

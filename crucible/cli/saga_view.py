@@ -21,6 +21,7 @@ MANUAL_INTERVENTION = "ManualIntervention"
 #: Room for the longest state or event name (``INTERVENTION_RESOLVED``) before what it says.
 _NAME_WIDTH = 22
 _STEP_STATE = re.compile(r"^Step(\d+)_(\w+)$")
+_ERROR_TYPE = re.compile(r"^[A-Z][A-Za-z]+: ")
 _COLOURS = {
     "Completed": "green",
     SAGA_COMPLETED: "green",
@@ -82,18 +83,19 @@ class SagaWatch:
         if state == "Compensating" and data.get("after"):
             return f"{self.step(data)}: resolved with {data['after']}"
         if state == "Compensating":
-            order = ", ".join(str(step) for step in data.get("steps") or []) or "none"
-            return f"{data.get('reason')}; compensating steps {order}, last first"
+            order = data.get("steps") or []
+            last_first = ", last first" if len(order) > 1 else ""
+            return f"{data.get('reason')}; compensating {_steps(order)}{last_first}"
         if state == "CompensationFailed":
             return f"{self.step(data)}: {_failure(data)}"
         if state == MANUAL_INTERVENTION:
             return f"{self.step(data)}: its compensation keeps failing"
         if state == "CompensationCompleted":
-            return f"fully compensated: {_yes_no(data.get('fully_compensated'))}, restored: " + _yes_no(
-                data.get("restored")
-            )
-        if state == SAGA_COMPLETED:
-            return f"completed steps {_numbers(data.get('completed_steps'))}"
+            fully, restored = _yes_no(data.get("fully_compensated")), _yes_no(data.get("restored"))
+            return f"fully compensated: {fully}, restored: {restored}"
+        if state in (SAGA_COMPLETED, SAGA_CANCELLED):
+            failed = f"; step {data['failed_step']} failed" if data.get("failed_step") else ""
+            return f"completed {_steps(data.get('completed_steps'))}{failed}"
         return ""
 
     def _step_state(self, phase: str, data: dict[str, Any]) -> str:
@@ -101,7 +103,7 @@ class SagaWatch:
         if phase == "InProgress":
             return f"{step}: {data.get('request')}"
         if phase == "Completed":
-            captured = ", ".join(f"{k}={v}" for k, v in (data.get("captured") or {}).items())
+            captured = ", ".join(f"{k}={v}" for k, v in sorted((data.get("captured") or {}).items()))
             attempts = f" on attempt {data['attempt']}" if (data.get("attempt") or 1) > 1 else ""
             answered = f"{data['status']}{attempts}" if data.get("status") else f"done{attempts}"
             return f"{step}: {answered}" + (f", captured {captured}" if captured else "")
@@ -123,7 +125,7 @@ class SagaWatch:
         if kind == "INTERVENTION_RESOLVED":
             return f"{step}: {data.get('action')} ({data.get('note') or 'no note'})"
         if kind == "STEP_VERIFIED":
-            why = f": {data['reason']}" if data.get("reason") else ""
+            why = f": {_reason(data['reason'])}" if data.get("reason") else ""
             return f"{step}: {'passed' if data.get('passed') else 'not passed'}{why}"
         return None
 
@@ -133,7 +135,7 @@ def print_summary(out: Console, watch: SagaWatch, run: dict[str, Any], result: d
     ended = {**(run.get("summary") or {}), **result}
     status, state = run["status"], ended.get("state") or run.get("state")
     why = _why(ended)
-    out.print(f"state:             {state}{f' ({why})' if why else ''} [dim]run {status}[/dim]")
+    out.print(f"state:             {state}{f' ({why})' if why else ''}")
     completed = ended.get("completed_steps") or []
     out.print(
         "completed steps:   "
@@ -149,7 +151,8 @@ def print_summary(out: Console, watch: SagaWatch, run: dict[str, Any], result: d
     if state != SAGA_COMPLETED and "restored" in ended:
         out.print(f"restored:          {_restored(ended)}")
     out.print(
-        f"run:               {run['run_id']}\ntemporal:          {run['temporal_ui_url']}", soft_wrap=True
+        f"run:               {run['run_id']} ({status})\ntemporal:          {run['temporal_ui_url']}",
+        soft_wrap=True,
     )
     return _exit_code(status, state, ended)
 
@@ -166,10 +169,12 @@ def _exit_code(status: str, state: str | None, ended: dict[str, Any]) -> int:
     elif status == "CANCELLED":
         err.print("[red]error:[/red] the saga was cancelled")
     if ended.get("not_compensated"):
-        err.print(f"[red]error:[/red] steps {_numbers(ended['not_compensated'])} were not compensated")
+        left = ended["not_compensated"]
+        err.print(f"[red]error:[/red] {_steps(left)} {_were(left)} not compensated")
     if ended.get("marked_resolved"):
-        steps = _numbers(ended["marked_resolved"])
-        err.print(f"[red]error:[/red] steps {steps} were put right by hand, not compensated by the saga")
+        by_hand = ended["marked_resolved"]
+        done = f"{_steps(by_hand)} {_were(by_hand)} put right by hand"
+        err.print(f"[red]error:[/red] {done}, not compensated by the saga")
     return EXIT_FAILED
 
 
@@ -185,25 +190,37 @@ def _restored(ended: dict[str, Any]) -> str:
     restored = ended.get("restored")
     if restored is None:
         return "unknown (no verify requests)"
+    if restored:
+        return "yes"
     failed = [v for v in ended.get("verifications") or [] if not v.get("passed")]
-    return (
-        "yes"
-        if restored
-        else "no: " + "; ".join(escape(f"step {v['step']} {v.get('reason') or ''}".rstrip()) for v in failed)
-    )
+    return "no: " + "; ".join(escape(f"step {v['step']}: {_reason(v.get('reason'))}") for v in failed)
 
 
 def _failure(data: dict[str, Any]) -> str:
+    """A failed call's reason and attempt."""
+    reason = _reason(data.get("reason"))
     attempt = f" (attempt {data['attempt']})" if data.get("attempt") else ""
-    return f"{data.get('reason')}{attempt}"
+    return f"{reason}{attempt}"
+
+
+def _reason(reason: Any) -> str:
+    """A failure's reason without the error type Temporal puts in front (``SagaCallFailed: …``)."""
+    return _ERROR_TYPE.sub("", str(reason or ""), count=1)
 
 
 def _yes_no(value: Any) -> str:
     return "unknown" if value is None else "yes" if value else "no"
 
 
-def _numbers(numbers: Any) -> str:
-    return ", ".join(str(n) for n in numbers or []) or "none"
+def _steps(numbers: Any) -> str:
+    """``step 1``, ``steps 2, 1`` or ``no steps``."""
+    numbers = list(numbers or [])
+    listed = ", ".join(str(n) for n in numbers)
+    return f"step {listed}" if len(numbers) == 1 else f"steps {listed}" if numbers else "no steps"
+
+
+def _were(numbers: list[Any]) -> str:
+    return "was" if len(numbers) == 1 else "were"
 
 
 def _plural(count: Any, noun: str) -> str:

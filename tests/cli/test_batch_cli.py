@@ -19,16 +19,10 @@ from crucible.cli import app
 from tests.support.batch_data import PERSON_SCHEMA, write_sample_csv, write_sample_jsonl
 from tests.support.dev import Child
 from tests.support.qa import wait_closed
-from tests.support.servers import ApiServer
 
 pytestmark = [pytest.mark.usefixtures("crucible_worker"), pytest.mark.timeout(60)]
 
 Cli = Callable[..., Awaitable[Result]]
-
-
-@pytest.fixture
-def env(api_server: ApiServer, tmp_path: Path) -> dict[str, str]:
-    return {"CRUCIBLE_API_URL": api_server.url, "CRUCIBLE_HOME": str(tmp_path), "COLUMNS": "200"}
 
 
 @pytest.fixture

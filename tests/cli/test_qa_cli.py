@@ -49,11 +49,6 @@ async def demo() -> AsyncIterator[ApiServer]:
 
 
 @pytest.fixture
-def env(api_server: ApiServer, tmp_path: Path) -> dict[str, str]:
-    return {"CRUCIBLE_API_URL": api_server.url, "CRUCIBLE_HOME": str(tmp_path), "COLUMNS": "200"}
-
-
-@pytest.fixture
 def qa_run(env: dict[str, str]) -> QaRun:
     """`crucible qa run …` as a child process that follows the run, as a CI job would."""
 

@@ -7,10 +7,9 @@ import json
 import os
 from pathlib import Path
 
-import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
-from typer.testing import CliRunner, Result
+from typer.testing import CliRunner
 
 from crucible.cli import app
 from crucible.core.store import RunStore
@@ -18,18 +17,6 @@ from tests.support.dev import Child
 from tests.support.probe import ProbeInput
 from tests.support.runs import start_probe, wait_for_event
 from tests.support.servers import ApiServer
-
-
-@pytest.fixture
-def cli(api_server: ApiServer, tmp_path: Path):
-    runner = CliRunner()
-    env = {"CRUCIBLE_API_URL": api_server.url, "CRUCIBLE_HOME": str(tmp_path), "COLUMNS": "200"}
-
-    async def invoke(*args: str) -> Result:
-        # The API runs in this event loop, so the (blocking) CLI runs in a thread.
-        return await asyncio.to_thread(runner.invoke, app, list(args), env=env)
-
-    return invoke
 
 
 async def test_list_and_show(cli, client: Client, worker: Worker, task_queue: str) -> None:

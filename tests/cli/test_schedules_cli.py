@@ -9,11 +9,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from crucible.cli import app
 from tests.support.batch_data import write_sample_csv
-from tests.support.servers import ApiServer
 
 pytestmark = [pytest.mark.usefixtures("crucible_worker"), pytest.mark.timeout(60)]
 
@@ -27,19 +25,6 @@ steps:
     name: few anomalies
     assertions: [{path: summary.flagged, op: "<=", value: 50}]
 """
-
-
-@pytest.fixture
-def cli(api_server: ApiServer, tmp_path: Path) -> Cli:
-    """In this process. One at a time: CliRunner swaps sys.stdout."""
-    runner = CliRunner()
-    env = {"CRUCIBLE_API_URL": api_server.url, "CRUCIBLE_HOME": str(tmp_path), "COLUMNS": "200"}
-
-    async def invoke(*args: str) -> Result:
-        # The API runs in this event loop, so the (blocking) CLI runs in a thread.
-        return await asyncio.to_thread(runner.invoke, app, list(args), env=env)
-
-    return invoke
 
 
 @pytest.fixture

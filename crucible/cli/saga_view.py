@@ -103,18 +103,26 @@ class SagaWatch:
         if phase == "InProgress":
             return f"{step}: {data.get('request')}"
         if phase == "Completed":
-            captured = ", ".join(f"{k}={v}" for k, v in sorted((data.get("captured") or {}).items()))
+            captured = _captured(data.get("captured"))
             attempts = f" on attempt {data['attempt']}" if (data.get("attempt") or 1) > 1 else ""
             answered = f"{data['status']}{attempts}" if data.get("status") else f"done{attempts}"
             return f"{step}: {answered}" + (f", captured {captured}" if captured else "")
         if phase == "Failed":
-            return f"{step}: {_failure(data)}"
+            uncertain = (
+                "; it may have taken effect, so it is compensated too"
+                if data.get("outcome_uncertain")
+                else ""
+            )
+            return f"{step}: {_failure(data)}{uncertain}"
         return step
 
     def _event(self, kind: str, data: dict[str, Any]) -> str | None:
         step = self.step(data)
         if kind == "STOP_REQUESTED":
-            return f"by {data.get('by')}: {data.get('reason')}"
+            cut = f"; step {data['interrupted_step']} interrupted" if data.get("interrupted_step") else ""
+            return f"by {data.get('by')}: {data.get('reason')}{cut}"
+        if kind == "SIGNAL_IGNORED":
+            return f"{data.get('signal')}: {data.get('why')}"
         if kind == "COMPENSATION_STARTED":
             again = f" (round {data['round']})" if (data.get("round") or 1) > 1 else ""
             return f"{step}: {data.get('request')}{again}"
@@ -206,6 +214,14 @@ def _failure(data: dict[str, Any]) -> str:
 def _reason(reason: Any) -> str:
     """A failure's reason without the error type Temporal puts in front (``SagaCallFailed: …``)."""
     return _ERROR_TYPE.sub("", str(reason or ""), count=1)
+
+
+def _captured(captured: Any) -> str:
+    """What a step captured: its values (``order_id=o-1``), or only their names when that is all an
+    event gives."""
+    if isinstance(captured, dict):
+        return ", ".join(f"{name}={value}" for name, value in sorted(captured.items()))
+    return ", ".join(str(name) for name in captured or [])
 
 
 def _yes_no(value: Any) -> str:

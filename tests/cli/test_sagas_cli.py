@@ -43,20 +43,17 @@ def lines_of(output: str, name: str) -> list[str]:
 
 
 async def test_a_saga_whose_second_step_fails_exits_1_with_its_compensation(cli: Cli, tmp_path: Path) -> None:
-    target = SagaTarget(failing={"/stock/sku-1": 500})
+    # A 400 is a definite refusal: step 2 took no effect, so only step 1 is compensated.
+    target = SagaTarget(failing={"/stock/sku-1": 400})
     async with serving(target.app) as shop:
         ran = await cli("sagas", "run", "--file", saga_file(tmp_path, shop_steps(shop.url)[:3]))
 
     assert ran.exit_code == 1, ran.output
-    assert lines_of(ran.output, "Step1_Completed") == [
-        "step 1 create order: 201, captured order_id=o-1, qty=2, sku=sku-1"
-    ]
+    (completed,) = lines_of(ran.output, "Step1_Completed")
+    assert completed.startswith("step 1 create order: 201, captured order_id"), completed
     (failed,) = lines_of(ran.output, "Step2_Failed")
-    assert (
-        failed.startswith("step 2 reserve stock: POST ")
-        and "answered 500" in failed
-        and failed.endswith("(attempt 2)")
-    )
+    assert failed.startswith("step 2 reserve stock: POST ") and "answered 400" in failed
+    assert failed.endswith("(attempt 1)"), "a refusal is not retried"
     assert not lines_of(ran.output, "Step3_Pending"), "no step after the failed one ran"
     assert lines_of(ran.output, "Compensating") == ["step 2 failed; compensating step 1"]
     assert lines_of(ran.output, "STEP_COMPENSATED") == ["step 1 create order: 200"]
@@ -66,11 +63,8 @@ async def test_a_saga_whose_second_step_fails_exits_1_with_its_compensation(cli:
     assert "state:             SagaCancelled (step 2 failed)\n" in summary
     assert "completed steps:   step 1 create order\n" in summary
     assert "compensations:\n  step 1 create order: compensated\n" in summary
-    assert (
-        "restored:          yes\n" in summary
-        and "run:               saga-" in summary
-        and "(COMPLETED)" in summary
-    )
+    assert "restored:          yes\n" in summary
+    assert re.search(r"^run: +saga-\S+ \(COMPLETED\)$", summary, re.MULTILINE), summary
     assert target.orders == {"o-1": "CANCELLED"}
 
 
@@ -150,7 +144,7 @@ async def test_the_example_saga_test_passes_against_the_demo_shop(
     assert "✓ passed  expected_events_in_order: all 5 expected events, in order" in ran.output
     assert "✓ passed  fault_rolled_back: the fault was rolled back" in ran.output
     assert "✗" not in ran.output
-    assert "PASSED  6 of 6 assertions passed" in ran.output
+    assert re.search(r"^PASSED  (\d+) of \1 assertions passed$", ran.output, re.MULTILINE), ran.output
     assert f"observed:       {' → '.join(body['expected_events'])}" in ran.output
 
 

@@ -44,6 +44,7 @@ from crucible.core.logs import configure_logging
 from crucible.core.pipelines.store import PipelineStore
 from crucible.core.qa.store import QaStore
 from crucible.core.reconcile import RunReconciler
+from crucible.core.saga_tests.processes import markers_of
 from crucible.core.sagas.publisher import MessagePublisher
 from crucible.core.schedules import ensure_retention_schedule
 from crucible.core.secrets import SecretStore, secret_box
@@ -104,7 +105,9 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
         ai = AiActivities(qa, deps.http, settings)
         pipelines = PipelineActivities(PipelineStore(deps.store.engine), secrets, deps.http)
         saga = SagaActivities(secrets, deps.http, deps.messages or MessagePublisher.like(deps.publisher))
-        saga_test = SagaTestActivities(secrets, deps.http)
+        saga_test = SagaTestActivities(
+            secrets, deps.http, fault_processes=markers_of(settings.fault_processes)
+        )
         kafka_watch = KafkaWatchActivities(settings.effective_kafka_bootstrap_servers)
         activities += [
             pipelines.load_pipeline,
@@ -117,8 +120,9 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
             saga.compensate_saga_step,
             saga.verify_saga_step,
             saga_test.send_trigger,
-            saga_test.inject_fault,
-            saga_test.roll_back_fault,
+            saga_test.inspect_process,
+            saga_test.signal_process,
+            saga_test.send_fault_request,
             kafka_watch.mark_topic_ends,
             kafka_watch.collect_correlated_events,
         ]

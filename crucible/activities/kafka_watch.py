@@ -2,8 +2,10 @@
 
 A test marks the end of every partition of its topics *before* it triggers anything, and
 its consumer reads from exactly those offsets: an event published after the mark is never
-missed, however late the consumer starts. Consumers assign themselves the partitions
-(``group_id=None``) and commit nothing; a test needs no consumer group.
+missed, however late the consumer starts. A partition added to a topic after the mark is
+read from its start: all of it came later. The consumer looks for such partitions when it
+starts and every :data:`METADATA_REFRESH_S` while it reads. Consumers assign themselves the
+partitions (``group_id=None``) and commit nothing; a test needs no consumer group.
 
 Failures: ``TopicNotFound`` (a listed topic does not exist; final). Broker errors are
 retried by the workflow's policy; a retried collection carries on from its last heartbeat.
@@ -38,6 +40,8 @@ POLL_TIMEOUT_MS = 200
 #: A new topic's metadata can lag its creation a little; look this many times before giving up.
 METADATA_TRIES = 5
 METADATA_RETRY_S = 0.5
+#: How often a collecting consumer asks the cluster for partitions added to its topics.
+METADATA_REFRESH_S = 2.0
 #: Collected summaries kept (and carried in history); more are counted in ``matched`` only.
 MAX_COLLECTED = 200
 
@@ -105,12 +109,7 @@ class KafkaWatchActivities:
         consumer = self._consumer()
         await consumer.start()
         try:
-            partitions = [
-                TopicPartition(topic, int(p)) for topic, parts in checkpoint.positions.items() for p in parts
-            ]
-            consumer.assign(partitions)
-            for tp in partitions:
-                consumer.seek(tp, checkpoint.positions[tp.topic][str(tp.partition)])
+            await adopt_new_partitions(consumer, checkpoint.positions, assign_all=True)
             await self._read(consumer, request, checkpoint)
         finally:
             await consumer.stop()
@@ -121,15 +120,21 @@ class KafkaWatchActivities:
     async def _read(
         self, consumer: AIOKafkaConsumer, request: CollectEventsInput, checkpoint: CollectedEvents
     ) -> None:
-        reader = EventReader.of(request.correlation_path, request.type_path, request.time_path)
+        reader = EventReader.of(
+            request.correlation_path, request.type_path, request.time_path, request.event_id_path
+        )
         expected = set(request.expected_types)
         seen = {e.type for e in checkpoint.events}
+        next_refresh = time.monotonic() + METADATA_REFRESH_S
         with Heartbeat().running() as beat:
             while True:
                 now = time.time()
                 done = checkpoint.complete_at is not None and now >= checkpoint.complete_at + request.settle_s
                 if done or now >= request.deadline:
                     return
+                if time.monotonic() >= next_refresh:
+                    await adopt_new_partitions(consumer, checkpoint.positions)
+                    next_refresh = time.monotonic() + METADATA_REFRESH_S
                 batches = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS)
                 for tp, records in batches.items():
                     for record in records:
@@ -167,3 +172,33 @@ class KafkaWatchActivities:
         point.matched += 1
         if len(point.events) < MAX_COLLECTED:
             point.events.append(summary)
+
+
+def new_partitions(positions: dict[str, dict[str, int]], known: dict[str, set[int]]) -> dict[str, list[int]]:
+    """The partitions of the watched topics that ``known`` (the cluster's metadata) has and
+    ``positions`` has not: partitions added after the mark."""
+    added = {
+        topic: sorted(p for p in known.get(topic, set()) if str(p) not in parts)
+        for topic, parts in positions.items()
+    }
+    return {topic: parts for topic, parts in added.items() if parts}
+
+
+async def adopt_new_partitions(
+    consumer: AIOKafkaConsumer, positions: dict[str, dict[str, int]], *, assign_all: bool = False
+) -> dict[str, list[int]]:
+    """Read partitions added since the mark from offset 0, and the others on from ``positions``
+    (updated in place); what was added. ``assign_all``: assign them even when none is new."""
+    await consumer.topics()  # asks the cluster, so partitions added since are known
+    added = new_partitions(positions, {t: consumer.partitions_for_topic(t) or set() for t in positions})
+    for topic, parts in added.items():
+        positions[topic].update({str(p): 0 for p in parts})
+    if added:
+        activity.logger.info("reading partitions added after the mark from their start: %s", added)
+    if added or assign_all:
+        # assign() starts every partition afresh: seek each to where the test stands in it.
+        partitions = [TopicPartition(topic, int(p)) for topic, parts in positions.items() for p in parts]
+        consumer.assign(partitions)
+        for tp in partitions:
+            consumer.seek(tp, positions[tp.topic][str(tp.partition)])
+    return added

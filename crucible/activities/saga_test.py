@@ -2,35 +2,43 @@
 
 Every request carries ``Idempotency-Key: <run id>-<trigger|fault|rollback>``, the same on
 every attempt, and the header values the test was given, opened from its secret here.
+A fault's signal and its request are separate activities, so a retried request never
+sends the signal again. A process is looked at (``inspect_process``) before it is signalled,
+and signalled only while it is still that process (see :mod:`crucible.core.saga_tests.processes`).
 
 Failures (``ApplicationError`` types):
 
 - ``TriggerUnreachable``: the trigger got no answer (retried; the test then fails its
   ``trigger_accepted`` assertion). Any answer, 5xx included, is the test's to judge.
 - ``FaultFailed``: a fault or rollback request got no answer or a 5xx (retried), or a 4xx (final).
-- ``FaultRefused``: a process fault names a pid the worker must not signal, or one it cannot.
+- ``FaultRefused``: a process fault names a process the worker must not or cannot signal;
+  the message says why (final).
 - ``SecretsFailed``: the headers secret cannot be opened (final).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import time
+from collections.abc import Sequence
 
 import aiohttp
 import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from crucible.core.saga_tests import processes
 from crucible.core.saga_tests.models import (
     IDEMPOTENCY_HEADER,
     ROLLBACK,
     TRIGGER,
-    FaultActionInput,
-    FaultActionResult,
+    FaultRequestInput,
+    FaultRequestResult,
+    InspectProcessInput,
+    ProcessIdentity,
     RequestSpec,
+    SignalProcessInput,
+    SignalProcessResult,
     TriggerInput,
     TriggerResult,
 )
@@ -66,9 +74,13 @@ def captured_id(response: httpx.Response, path: str) -> tuple[str | None, str | 
 
 
 class SagaTestActivities:
-    def __init__(self, secrets: SecretStore, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self, secrets: SecretStore, client: httpx.AsyncClient, *, fault_processes: Sequence[str] = ()
+    ) -> None:
         self.secrets = secrets
         self.client = client
+        #: Markers one of which a process's command line must hold to be signalled; none: no process is.
+        self.fault_processes = list(fault_processes)
 
     async def _headers(self, secret_id: str | None, role: str, run_id: str) -> dict[str, str]:
         headers: dict[str, str] = {}
@@ -109,25 +121,35 @@ class SagaTestActivities:
         return TriggerResult(response.status_code, elapsed_ms, correlation, problem)
 
     @activity.defn
-    async def inject_fault(self, request: FaultActionInput) -> FaultActionResult:
-        """Break something: signal a process and/or send the fault's request."""
-        return await self._fault(request)
+    async def inspect_process(self, request: InspectProcessInput) -> ProcessIdentity:
+        """Check that the fault's process may be signalled, and note when it started."""
+        try:
+            view = processes.read_process(request.pid)
+            marker = processes.allowed_marker(view, self.fault_processes, processes.lineage())
+        except processes.ProcessRefused as exc:
+            raise ApplicationError(str(exc), type=FAULT_REFUSED, non_retryable=True) from None
+        return ProcessIdentity(view.pid, view.started, marker)
 
     @activity.defn
-    async def roll_back_fault(self, request: FaultActionInput) -> FaultActionResult:
-        """Put it back: signal the process (if it is still there) and/or send the rollback request."""
-        return await self._fault(request)
+    async def signal_process(self, request: SignalProcessInput) -> SignalProcessResult:
+        """Signal the inspected process, unless the pid names another process now. A rollback
+        to a process that has gone is no error: there is nothing left to put back."""
+        process = request.process
+        try:
+            processes.signal_process(
+                process.pid, request.signal, started=process.started, markers=self.fault_processes
+            )
+        except processes.ProcessGone as exc:
+            if request.phase == ROLLBACK:
+                return SignalProcessResult(False, f"{exc}; not signalled")
+            raise ApplicationError(str(exc), type=FAULT_REFUSED, non_retryable=True) from None
+        except processes.ProcessRefused as exc:
+            raise ApplicationError(str(exc), type=FAULT_REFUSED, non_retryable=True) from None
+        return SignalProcessResult(True)
 
-    async def _fault(self, request: FaultActionInput) -> FaultActionResult:
-        result = FaultActionResult()
-        if request.pid is not None and request.signal is not None:
-            result.signalled, result.note = _signal(request.pid, request.signal, request.phase == ROLLBACK)
-        if request.http is not None:
-            result.status = await self._fault_request(request)
-        return result
-
-    async def _fault_request(self, request: FaultActionInput) -> int:
-        assert request.http is not None
+    @activity.defn
+    async def send_fault_request(self, request: FaultRequestInput) -> FaultRequestResult:
+        """Send the fault's request, or its rollback's."""
         http = request.http
         headers = await self._headers(request.headers_secret, request.phase, request.run_id)
         if http.body is not None:
@@ -144,21 +166,4 @@ class SagaTestActivities:
                 type=FAULT_FAILED,
                 non_retryable=response.status_code < 500,
             )
-        return response.status_code
-
-
-def _signal(pid: int, name: str, rollback: bool) -> tuple[bool, str | None]:
-    """Send signal ``name`` to ``pid``. A rollback to a process that has gone is no error."""
-    if pid <= 1 or pid == os.getpid():
-        raise ApplicationError(f"will not signal pid {pid}", type=FAULT_REFUSED, non_retryable=True)
-    try:
-        os.kill(pid, signal.Signals[name])
-    except ProcessLookupError:
-        if rollback:
-            return False, f"process {pid} has gone; nothing to roll back"
-        raise ApplicationError(f"no process {pid}", type=FAULT_REFUSED, non_retryable=True) from None
-    except (PermissionError, KeyError) as exc:
-        raise ApplicationError(
-            f"cannot send {name} to {pid}: {exc}", type=FAULT_REFUSED, non_retryable=True
-        ) from None
-    return True, None
+        return FaultRequestResult(response.status_code)

@@ -8,99 +8,44 @@ earlier step captures (a compensation or verify request of step N may use step N
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterator
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from crucible.api.qa_models import checked_headers
+from crucible.api.request_models import (
+    MAX_URL_CHARS,
+    HttpMethod,
+    RequestHeaders,
+    SmallJson,
+    TemplatedUrl,
+    TopicName,
+    checked_json_path,
+)
 from crucible.core.errors import FieldError, InvalidRequestError
-from crucible.core.sagas.jsonpath import JsonPath, JsonPathError
-from crucible.core.sagas.models import IDEMPOTENCY_HEADER
 from crucible.core.sagas.templates import NAME, RUN_ID, Where, placeholders
-
-#: A body or message value larger than this (as JSON) is refused: it would sit in workflow history.
-MAX_TEMPLATE_CHARS = 64 * 1024
-_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
-
-
-def _small(value: Any) -> Any:
-    if len(json.dumps(value)) > MAX_TEMPLATE_CHARS:
-        raise ValueError(f"at most {MAX_TEMPLATE_CHARS // 1024} KiB of JSON")
-    return value
-
-
-def _json_path(path: str) -> str:
-    try:
-        JsonPath.parse(path)
-    except JsonPathError as exc:
-        raise ValueError(str(exc)) from None
-    return path
 
 
 class HttpRequestModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "POST"
-    url: str = Field(
-        max_length=4096, description="http(s); {{name}} placeholders in its path and query, not its host."
+    method: HttpMethod = "POST"
+    url: TemplatedUrl = Field(
+        max_length=MAX_URL_CHARS,
+        description="http(s); {{name}} placeholders in its path and query, not its host.",
     )
-    headers: dict[str, str] = Field(
+    headers: RequestHeaders = Field(
         default_factory=dict, description="Stored encrypted; values may hold {{name}} placeholders."
     )
-    body: Any = Field(None, description="A JSON template; unset: no body.")
-
-    @field_validator("method", mode="before")
-    @classmethod
-    def _upper(cls, method: Any) -> Any:
-        return method.upper() if isinstance(method, str) else method
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError("give an http or https URL, like http://orders.internal/orders/{{order_id}}")
-        if "{{" in parts.netloc:
-            raise ValueError("write the URL's host out; placeholders go in its path and query")
-        if "@" in parts.netloc:
-            raise ValueError("put credentials in headers, which are stored encrypted, not in the URL")
-        return url
-
-    @field_validator("headers")
-    @classmethod
-    def _headers(cls, headers: dict[str, str]) -> dict[str, str]:
-        if any(name.lower() == IDEMPOTENCY_HEADER.lower() for name in headers):
-            raise ValueError(f"Crucible sets {IDEMPOTENCY_HEADER} itself, from the run id and the step")
-        return checked_headers(headers)
-
-    @field_validator("body")
-    @classmethod
-    def _body(cls, body: Any) -> Any:
-        return _small(body)
+    body: SmallJson = Field(None, description="A JSON template; unset: no body.")
 
 
 class KafkaMessageModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    topic: str = Field(description="The topic to publish to; it must exist.")
+    topic: TopicName = Field(description="The topic to publish to; it must exist.")
     key: str | None = Field(None, max_length=1024, description="A text template; unset: no key.")
-    value: Any = Field(description="A JSON template, published as JSON.")
-
-    @field_validator("topic")
-    @classmethod
-    def _topic(cls, topic: str) -> str:
-        if not _TOPIC.match(topic):
-            raise ValueError("a Kafka topic name: 1 to 249 letters, digits, '.', '_' or '-'")
-        return topic
-
-    @field_validator("value")
-    @classmethod
-    def _value(cls, value: Any) -> Any:
-        return _small(value)
+    value: SmallJson = Field(description="A JSON template, published as JSON.")
 
 
 class CallModel(BaseModel):
@@ -142,7 +87,7 @@ class ActionModel(CallModel):
         if bad:
             raise ValueError(f"capture names are identifiers other than {RUN_ID}: {bad}")
         for path in capture.values():
-            _json_path(path)
+            checked_json_path(path)
         return capture
 
     @model_validator(mode="after")
@@ -166,7 +111,7 @@ class ExpectModel(BaseModel):
     @classmethod
     def _paths(cls, expected: dict[str, Any]) -> dict[str, Any]:
         for path in expected:
-            _json_path(path)
+            checked_json_path(path)
         return expected
 
 

@@ -9,106 +9,71 @@ that fits it.
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from crucible.api.qa_models import checked_headers
+from crucible.api.request_models import (
+    MAX_URL_CHARS,
+    HttpMethod,
+    JsonPathText,
+    RequestHeaders,
+    RequestUrl,
+    SmallJson,
+    TopicName,
+)
 from crucible.core.errors import FieldError, InvalidRequestError
-from crucible.core.saga_tests.models import IDEMPOTENCY_HEADER
-from crucible.core.sagas.jsonpath import JsonPath, JsonPathError
+from crucible.core.saga_tests.processes import pid_max
 
-#: A body larger than this (as JSON) is refused: it would sit in workflow history.
-MAX_BODY_CHARS = 64 * 1024
-_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _EVENT_TYPE = re.compile(r"^\S(?:.*\S)?$")
 
-Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 Signal = Literal[
     "SIGSTOP", "SIGCONT", "SIGTERM", "SIGKILL", "SIGINT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGTSTP"
 ]
 
 
-def _json_path(path: str) -> str:
-    try:
-        JsonPath.parse(path)
-    except JsonPathError as exc:
-        raise ValueError(str(exc)) from None
-    return path
-
-
-def _request_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("give an http or https URL, like http://orders.internal/orders")
-    if "@" in parts.netloc:
-        raise ValueError("put credentials in headers, which are stored encrypted, not in the URL")
-    try:
-        _ = parts.port
-    except ValueError:
-        raise ValueError("the URL has an invalid port") from None
-    return url
-
-
 class _RequestParts(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    method: Method = "POST"
-    headers: dict[str, str] = Field(default_factory=dict, description="Stored encrypted; names only shown.")
-    body: Any = Field(None, description="Sent as JSON; unset: no body.")
-
-    @field_validator("method", mode="before")
-    @classmethod
-    def _upper(cls, method: Any) -> Any:
-        return method.upper() if isinstance(method, str) else method
-
-    @field_validator("headers")
-    @classmethod
-    def _headers(cls, headers: dict[str, str]) -> dict[str, str]:
-        if any(name.lower() == IDEMPOTENCY_HEADER.lower() for name in headers):
-            raise ValueError(f"Crucible sets {IDEMPOTENCY_HEADER} itself, from the run id")
-        return checked_headers(headers)
-
-    @field_validator("body")
-    @classmethod
-    def _body(cls, body: Any) -> Any:
-        if len(json.dumps(body)) > MAX_BODY_CHARS:
-            raise ValueError(f"at most {MAX_BODY_CHARS // 1024} KiB of JSON")
-        return body
+    method: HttpMethod = "POST"
+    headers: RequestHeaders = Field(default_factory=dict, description="Stored encrypted; names only shown.")
+    body: SmallJson = Field(None, description="Sent as JSON; unset: no body.")
 
 
 class RequestModel(_RequestParts):
-    url: str = Field(max_length=4096, description="An http(s) URL.")
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, url: str) -> str:
-        return _request_url(url)
+    url: RequestUrl = Field(max_length=MAX_URL_CHARS, description="An http(s) URL.")
 
 
 class RollbackModel(_RequestParts):
     """How to undo the fault: a request (method, url, headers, body), a ``signal`` to the
     faulted process, or both."""
 
-    url: str | None = Field(None, max_length=4096, description="An http(s) URL; unset: no request.")
+    url: RequestUrl | None = Field(
+        None, max_length=MAX_URL_CHARS, description="An http(s) URL; unset: no request."
+    )
     signal: Signal | None = Field(
         None, description="Sent to the fault's process; unset: SIGCONT after SIGSTOP or SIGTSTP."
     )
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, url: str | None) -> str | None:
-        return None if url is None else _request_url(url)
 
 
 class ProcessModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    pid: int = Field(gt=1, description="A process on the worker's machine.")
+    pid: int = Field(
+        gt=1,
+        description="A process on the worker's machine whose command line holds one of the worker's "
+        "CRUCIBLE_FAULT_PROCESSES markers.",
+    )
     signal: Signal = "SIGSTOP"
+
+    @field_validator("pid")
+    @classmethod
+    def _pid(cls, pid: int) -> int:
+        highest = pid_max()
+        if pid > highest:
+            raise ValueError(f"pids on this machine go up to {highest} (/proc/sys/kernel/pid_max)")
+        return pid
 
 
 class FaultModel(BaseModel):
@@ -132,15 +97,17 @@ class SagaTestCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    topics: list[str] = Field(min_length=1, max_length=20, description="Read from their current end.")
+    topics: list[TopicName] = Field(min_length=1, max_length=20, description="Read from their current end.")
     trigger: RequestModel
     correlation_id: str | None = Field(None, min_length=1, max_length=200)
-    correlation_from: str | None = Field(
+    correlation_from: JsonPathText | None = Field(
         None, description="A JSONPath into the trigger's JSON response: `$.order_id`."
     )
-    correlation_path: str = Field("$.order_id", description="Where an event's value has the correlation id.")
-    type_path: str = Field("$.type", description="Where an event's value holds its type.")
-    time_path: str | None = Field(
+    correlation_path: JsonPathText = Field(
+        "$.order_id", description="Where an event's value has the correlation id."
+    )
+    type_path: JsonPathText = Field("$.type", description="Where an event's value holds its type.")
+    time_path: JsonPathText | None = Field(
         "$.at", description="Where an event's value holds its time (ISO 8601); else its Kafka timestamp."
     )
     expected_events: list[str] = Field(min_length=1, max_length=50, description="In the expected order.")
@@ -157,23 +124,25 @@ class SagaTestCreate(BaseModel):
     settle_s: float = Field(2.0, ge=0, le=300, description="Keep reading this long after the last expected.")
     timeout_s: float = Field(60.0, gt=0, le=3600, description="Stop waiting this long after the trigger.")
     fault: FaultModel | None = None
+    event_id_path: JsonPathText | None = Field(
+        "$.event_id",
+        description="Where an event's value holds its id: one id twice is one event delivered twice. "
+        "Messages without one are told apart by their value.",
+    )
+    allow_repeated_types: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Types that may be seen in more than one event (a retried step, say).",
+    )
 
     @field_validator("topics")
     @classmethod
     def _topics(cls, topics: list[str]) -> list[str]:
-        bad = [t for t in topics if not _TOPIC.match(t)]
-        if bad:
-            raise ValueError(f"Kafka topic names are 1 to 249 letters, digits, '.', '_' or '-': {bad}")
         if len(set(topics)) != len(topics):
             raise ValueError("list each topic once")
         return topics
 
-    @field_validator("correlation_from", "correlation_path", "type_path", "time_path")
-    @classmethod
-    def _paths(cls, path: str | None) -> str | None:
-        return None if path is None else _json_path(path)
-
-    @field_validator("expected_events", "compensation_events")
+    @field_validator("expected_events", "compensation_events", "allow_repeated_types")
     @classmethod
     def _types(cls, types: list[str] | None) -> list[str] | None:
         if types is None:

@@ -122,6 +122,11 @@ class Settings(BaseSettings):
     saga_heartbeat_timeout_s: float = Field(
         10.0, gt=0, description="How soon a saga's call on a worker that died is given to another."
     )
+    fault_processes: str = Field(
+        "examples.shop",
+        description="Comma-separated: a saga test's process fault may signal only a process whose "
+        "command line holds one of these; empty: process faults are refused.",
+    )
 
     # Retention
     retention_days: int = Field(

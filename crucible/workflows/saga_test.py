@@ -7,7 +7,8 @@
 4. Collect the correlation id's events until every expected type is seen and a settle time
    has passed, or until the timeout (``EVENT_OBSERVED`` each, bounded).
 5. Roll the fault back (``FAULT_ROLLED_BACK``): after ``duration_s``, or once the events are
-   in, and always, also when the test fails or is cancelled.
+   in, and always, also when the test fails or is cancelled, and never before the injection
+   has finished: a cancel does not interrupt an injection, the rollback waits for it.
 6. Assert (``ASSERTION_PASSED`` / ``ASSERTION_FAILED`` each) and end ``COMPLETE`` with the
    verdict: a test that finds a broken saga completes, with verdict ``FAILED``.
 """
@@ -15,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from datetime import timedelta
 from typing import Any
@@ -25,7 +27,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from crucible.activities.kafka_watch import KafkaWatchActivities
-    from crucible.activities.saga_test import TRIGGER_UNREACHABLE, SagaTestActivities
+    from crucible.activities.saga_test import FAULT_REFUSED, TRIGGER_UNREACHABLE, SagaTestActivities
     from crucible.core.events import EventType
     from crucible.core.saga_tests.assertions import (
         check_trigger,
@@ -42,12 +44,17 @@ with workflow.unsafe.imports_passed_through():
         AssertionResult,
         CollectedEvents,
         CollectEventsInput,
-        FaultActionInput,
+        FaultActionResult,
         FaultPlan,
+        FaultRequestInput,
+        InspectProcessInput,
         MarkTopicEndsInput,
+        ProcessIdentity,
+        RequestSpec,
         SagaTestInput,
         SagaTestResult,
         SagaTestSpec,
+        SignalProcessInput,
         TopicOffsets,
         TriggerInput,
         TriggerResult,
@@ -83,8 +90,11 @@ class SagaTestWorkflow:
         self.log: RunEventLog | None = None
         self.correlation_id: str | None = None
         self.fault_state: str | None = None
+        self._injection: asyncio.Future[None] | None = None
+        #: The process the fault signalled (or may have), as inspected; None: no signal to undo.
+        self._process: ProcessIdentity | None = None
         self._rollback: asyncio.Future[bool | None] | None = None
-        self._timed_rollback: asyncio.Task[None] | None = None
+        self._timed_rollback: asyncio.Future[None] | None = None
 
     @workflow.run
     async def run(self, request: SagaTestInput) -> SagaTestResult:
@@ -151,7 +161,9 @@ class SagaTestWorkflow:
             "correlation_path": test.correlation_path,
             "type_path": test.type_path,
             "time_path": test.time_path,
+            "event_id_path": test.event_id_path,
             "expected_events": test.expected_events,
+            "allow_repeated_types": test.allow_repeated_types,
             "failure_event": failure_event(test),
             "compensation_events": compensation_events(test),
             "recovery_within_s": test.recovery_within_s,
@@ -194,25 +206,33 @@ class SagaTestWorkflow:
         return trigger
 
     async def _inject(self, test: SagaTestSpec, fault: FaultPlan) -> None:
+        assert self.log is not None
+        self.log.run.state = "InjectingFault"
+        # Set before the injection: a fault that was half applied before a failure is rolled back too.
+        self.fault_state = "injecting"
+        # Shielded: a cancel does not stop the injection half way, and the rollback waits for it.
+        # A rollback that overtook its injection would leave the fault in place.
+        self._injection = asyncio.ensure_future(self._apply(test, fault))
+        await asyncio.shield(self._injection)
+        if fault.duration_s is not None:
+            self._timed_rollback = asyncio.ensure_future(self._roll_back_after(test, fault.duration_s))
+
+    async def _apply(self, test: SagaTestSpec, fault: FaultPlan) -> None:
         log = self.log
         assert log is not None
-        log.run.state = "InjectingFault"
-        # Set before the call: a fault that was half applied before a failure is rolled back too.
-        self.fault_state = "injecting"
+        result = FaultActionResult()
         try:
-            result = await workflow.execute_activity_method(
-                SagaTestActivities.inject_fault,
-                FaultActionInput(
-                    log.run.run_id,
-                    FAULT,
-                    fault.http,
-                    fault.process.pid if fault.process else None,
-                    fault.process.signal if fault.process else None,
-                    test.headers_secret,
-                ),
-                start_to_close_timeout=CALL_TIMEOUT,
-                retry_policy=FAULT_RETRY,
-            )
+            if fault.process is not None:
+                self._process = await workflow.execute_activity_method(
+                    SagaTestActivities.inspect_process,
+                    InspectProcessInput(fault.process.pid),
+                    start_to_close_timeout=CALL_TIMEOUT,
+                    retry_policy=FAULT_RETRY,
+                )
+                await self._signal(FAULT, fault.process.signal, FAULT_RETRY)
+                result.signalled = True
+            if fault.http is not None:
+                result.status = await self._fault_request(test, FAULT, fault.http, FAULT_RETRY)
         except ActivityError as exc:
             raise ApplicationError(
                 f"the fault could not be injected: {exc.cause or exc}",
@@ -220,9 +240,39 @@ class SagaTestWorkflow:
                 non_retryable=True,
             ) from None
         self.fault_state = "injected"
-        await log.record(EventType.FAULT_INJECTED, {**self._shown_fault(fault), **dataclasses.asdict(result)})
-        if fault.duration_s is not None:
-            self._timed_rollback = asyncio.ensure_future(self._roll_back_after(test, fault.duration_s))
+        inspected = dataclasses.asdict(self._process) if self._process else None
+        await log.record(
+            EventType.FAULT_INJECTED,
+            {**self._shown_fault(fault), **dataclasses.asdict(result), "inspected": inspected},
+        )
+
+    async def _signal(self, phase: str, signal: str, retry: RetryPolicy) -> tuple[bool, str | None]:
+        assert self._process is not None
+        try:
+            result = await workflow.execute_activity_method(
+                SagaTestActivities.signal_process,
+                SignalProcessInput(phase, self._process, signal),
+                start_to_close_timeout=CALL_TIMEOUT,
+                retry_policy=retry,
+            )
+        except ActivityError as exc:
+            cause = exc.cause
+            if phase == FAULT and isinstance(cause, ApplicationError) and cause.type == FAULT_REFUSED:
+                self._process = None  # refused: nothing was signalled, nothing to undo
+            raise
+        return result.signalled, result.note
+
+    async def _fault_request(
+        self, test: SagaTestSpec, phase: str, http: RequestSpec, retry: RetryPolicy
+    ) -> int:
+        assert self.log is not None
+        sent = await workflow.execute_activity_method(
+            SagaTestActivities.send_fault_request,
+            FaultRequestInput(self.log.run.run_id, phase, http, test.headers_secret),
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=retry,
+        )
+        return sent.status
 
     async def _end_fault(self, test: SagaTestSpec) -> bool | None:
         """Roll back the fault now unless its timer did already: whether that worked, or None when
@@ -251,31 +301,31 @@ class SagaTestWorkflow:
         log = self.log
         fault = test.fault
         assert log is not None and fault is not None
-        if fault.rollback_http is None and fault.rollback_signal is None:
+        if self._injection is not None:
+            with contextlib.suppress(Exception):  # a failed injection failed the run already
+                await self._injection
+        signal = fault.rollback_signal if self._process is not None else None
+        if fault.rollback_http is None and signal is None:
             self.fault_state = "no rollback"
             return None
-        action = FaultActionInput(
-            log.run.run_id,
-            ROLLBACK,
-            fault.rollback_http,
-            fault.process.pid if fault.process and fault.rollback_signal else None,
-            fault.rollback_signal,
-            test.headers_secret,
+        result = FaultActionResult()
+        errors: list[str] = []
+        if signal is not None:
+            try:
+                result.signalled, result.note = await self._signal(ROLLBACK, signal, ROLLBACK_RETRY)
+            except ActivityError as exc:
+                errors.append(str(exc.cause or exc))
+        if fault.rollback_http is not None:
+            try:
+                result.status = await self._fault_request(test, ROLLBACK, fault.rollback_http, ROLLBACK_RETRY)
+            except ActivityError as exc:
+                errors.append(str(exc.cause or exc))
+        self.fault_state = "rollback failed" if errors else "rolled back"
+        shown = {"ok": not errors, **dataclasses.asdict(result)}
+        await log.record(
+            EventType.FAULT_ROLLED_BACK, shown | ({"error": "; ".join(errors)} if errors else {})
         )
-        try:
-            result = await workflow.execute_activity_method(
-                SagaTestActivities.roll_back_fault,
-                action,
-                start_to_close_timeout=CALL_TIMEOUT,
-                retry_policy=ROLLBACK_RETRY,
-            )
-        except ActivityError as exc:
-            self.fault_state = "rollback failed"
-            await log.record(EventType.FAULT_ROLLED_BACK, {"ok": False, "error": str(exc.cause or exc)})
-            return False
-        self.fault_state = "rolled back"
-        await log.record(EventType.FAULT_ROLLED_BACK, {"ok": True, **dataclasses.asdict(result)})
-        return True
+        return not errors
 
     async def _collect(
         self, request: SagaTestInput, offsets: TopicOffsets, correlation_id: str
@@ -295,6 +345,7 @@ class SagaTestWorkflow:
                 test.time_path,
                 test.settle_s,
                 deadline=workflow.now().timestamp() + test.timeout_s,
+                event_id_path=test.event_id_path,
             ),
             start_to_close_timeout=timedelta(seconds=test.timeout_s + test.settle_s + COLLECT_MARGIN_S),
             heartbeat_timeout=timedelta(seconds=request.heartbeat_timeout_s),

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +13,7 @@ import pytest
 
 from crucible.core.store import RunStore
 from examples.shop import RunningShop, running_shop
+from tests.support.fault_target import fault_target
 from tests.support.qa import assert_contiguous, events_of, wait_closed
 from tests.support.servers import KafkaBroker
 
@@ -22,6 +21,8 @@ pytestmark = [pytest.mark.usefixtures("crucible_worker"), pytest.mark.timeout(60
 
 SAGA = ["OrderCreated", "InventoryReserved", "PaymentFailed", "InventoryReleased", "OrderCancelled"]
 TOKEN = "saga-test-s3cret"
+#: In the command line of the processes these tests stop: the default CRUCIBLE_FAULT_PROCESSES.
+MARKER = "examples.shop.fault-target"
 
 
 @pytest.fixture
@@ -94,6 +95,7 @@ async def test_a_compensating_saga_passes(
         "trigger_accepted",
         "expected_events_in_order",
         "no_duplicates",
+        "no_repeated_types",
         "compensation_complete",
         "recovery_within",
         "fault_rolled_back",
@@ -117,7 +119,7 @@ async def test_a_compensating_saga_passes(
         "TRIGGERED",
         *["EVENT_OBSERVED"] * 5,
         "FAULT_ROLLED_BACK",
-        *["ASSERTION_PASSED"] * 6,
+        *["ASSERTION_PASSED"] * 7,
         "COMPLETE",
     ]
     offsets = events[1].data["offsets"]
@@ -161,19 +163,32 @@ async def test_a_saga_that_does_not_compensate_fails_and_names_the_missing_event
     assert events[-1].data["failed"][0].startswith("expected_events_in_order: InventoryReleased")
 
 
-def _process_state(pid: int) -> str:
-    # /proc/<pid>/stat: "pid (comm) state …"; T is stopped.
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+async def test_a_saga_test_with_a_process_fault_passes_and_continues_the_process(
+    api: httpx.AsyncClient, store: RunStore, shop: RunningShop
+) -> None:
+    async with fault_target(MARKER) as target:
+        fault = {**payment_fault(shop), "process": {"pid": target.pid, "signal": "SIGSTOP"}}
+        run_id, run = await run_test(api, saga_test(shop, fault=fault))
+        received = await target.received()
+
+        assert (run["status"], run["verdict"]) == ("COMPLETED", "PASSED"), run
+        assert run["summary"]["fault"] == "rolled back"
+        assert received == ["SIGCONT"] and target.state() != "T", "stopped, then continued"
+        events = await events_of(store, run_id)
+        [injected] = [e.data for e in events if e.type == "FAULT_INJECTED"]
+        assert injected["signalled"] and injected["inspected"]["pid"] == target.pid
+        assert injected["inspected"]["marker"] == "examples.shop"
+        rolled_back = [e.data for e in events if e.type == "FAULT_ROLLED_BACK"]
+        assert rolled_back == [{"ok": True, "status": 200, "signalled": True, "note": None}]
 
 
 async def test_cancelling_a_test_rolls_its_process_fault_back(
     api: httpx.AsyncClient, store: RunStore, shop: RunningShop
 ) -> None:
-    sleeper = await asyncio.create_subprocess_exec(sys.executable, "-c", "import time; time.sleep(60)")
-    try:
+    async with fault_target(MARKER) as target:
         body = saga_test(
             shop,
-            fault={"process": {"pid": sleeper.pid, "signal": "SIGSTOP"}},
+            fault={"process": {"pid": target.pid, "signal": "SIGSTOP"}},
             expected_events=["OrderCreated", "NeverPublished"],
             timeout_s=60,
         )
@@ -183,20 +198,17 @@ async def test_cancelling_a_test_rolls_its_process_fault_back(
         async with asyncio.timeout(20):
             while "TRIGGERED" not in [e.type for e in await events_of(store, run_id)]:
                 await asyncio.sleep(0.1)
-        assert _process_state(sleeper.pid) == "T", "the process is stopped"
+        assert await target.stopped(), "the process is stopped"
 
         assert (await api.post(f"/api/v1/runs/{run_id}/cancel")).status_code == 202
         run = await wait_closed(api, run_id, timeout=20)
 
         assert run["status"] == "CANCELLED"
-        assert _process_state(sleeper.pid) != "T", "the rollback continued it"
+        assert target.state() != "T" and await target.received() == ["SIGCONT"], "the rollback continued it"
         events = await events_of(store, run_id)
         rolled_back = [e.data for e in events if e.type == "FAULT_ROLLED_BACK"]
         assert rolled_back == [{"ok": True, "status": None, "signalled": True, "note": None}]
         assert [e.type for e in events][-2:] == ["FAULT_ROLLED_BACK", "CANCELLED"]
-    finally:
-        sleeper.kill()
-        await sleeper.wait()
 
 
 async def test_invalid_tests_are_refused_with_every_error(api: httpx.AsyncClient) -> None:
@@ -216,6 +228,21 @@ async def test_invalid_tests_are_refused_with_every_error(api: httpx.AsyncClient
         ("body", "correlation_from"),
         ("body", "colour"),
     }
+
+    beyond = {
+        **fields,
+        "topics": ["shop.orders"],
+        "trigger": {"url": "http://shop:99999/orders"},
+        "correlation_from": "$.order_id",
+        "fault": {"process": {"pid": 10**9}},
+    }
+    del beyond["colour"]
+    response = await api.post("/api/v1/saga-tests", json=beyond)
+    assert response.status_code == 422
+    detail = {tuple(e["loc"]): e["msg"] for e in response.json()["detail"]}
+    assert set(detail) == {("body", "trigger", "url"), ("body", "fault", "process", "pid")}
+    assert "invalid port" in detail[("body", "trigger", "url")]
+    assert "/proc/sys/kernel/pid_max" in detail[("body", "fault", "process", "pid")]
 
     whole = {
         "topics": ["shop.orders"],

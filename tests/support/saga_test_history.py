@@ -21,14 +21,18 @@ from crucible.core.saga_tests.models import (
     CollectedEvents,
     CollectEventsInput,
     EventSummary,
-    FaultActionInput,
-    FaultActionResult,
     FaultPlan,
+    FaultRequestInput,
+    FaultRequestResult,
+    InspectProcessInput,
     MarkTopicEndsInput,
     ProcessFault,
+    ProcessIdentity,
     RequestSpec,
     SagaTestInput,
     SagaTestSpec,
+    SignalProcessInput,
+    SignalProcessResult,
     TopicOffsets,
     TriggerInput,
     TriggerResult,
@@ -49,14 +53,19 @@ async def send_trigger(request: TriggerInput) -> TriggerResult:
     return TriggerResult(201, 4.2, "ord-recorded" if request.correlation_from else None)
 
 
-@activity.defn(name="inject_fault")
-async def inject_fault(request: FaultActionInput) -> FaultActionResult:
-    return FaultActionResult(status=200 if request.http else None, signalled=request.pid is not None)
+@activity.defn(name="inspect_process")
+async def inspect_process(request: InspectProcessInput) -> ProcessIdentity:
+    return ProcessIdentity(request.pid, 123_456, "examples.shop")
 
 
-@activity.defn(name="roll_back_fault")
-async def roll_back_fault(request: FaultActionInput) -> FaultActionResult:
-    return FaultActionResult(status=200 if request.http else None, signalled=request.signal is not None)
+@activity.defn(name="signal_process")
+async def signal_process(request: SignalProcessInput) -> SignalProcessResult:
+    return SignalProcessResult(True)
+
+
+@activity.defn(name="send_fault_request")
+async def send_fault_request(request: FaultRequestInput) -> FaultRequestResult:
+    return FaultRequestResult(200)
 
 
 @activity.defn(name="collect_correlated_events")
@@ -64,7 +73,7 @@ async def collect_correlated_events(request: CollectEventsInput) -> CollectedEve
     await asyncio.sleep(1)  # the fault's timed rollback fires meanwhile
     types = SAGA[:3] if request.correlation_id.endswith("uncompensated") else SAGA
     events = [
-        EventSummary(t, "shop.orders", 0, 10 + i, f"2026-01-01T00:00:0{i}Z", 1_767_225_600.0 + i, "ord")
+        EventSummary(t, "shop.orders", 0, 10 + i, f"2026-01-01T00:00:0{i}Z", 1_767_225_600.0 + i, event_id=t)
         for i, t in enumerate(types)
     ]
     positions = {topic: {"0": 10 + len(types)} for topic in request.offsets.offsets}
@@ -74,8 +83,9 @@ async def collect_correlated_events(request: CollectEventsInput) -> CollectedEve
 ACTIVITIES: list[Callable[..., Any]] = [
     mark_topic_ends,
     send_trigger,
-    inject_fault,
-    roll_back_fault,
+    inspect_process,
+    signal_process,
+    send_fault_request,
     collect_correlated_events,
 ]
 

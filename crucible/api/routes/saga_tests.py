@@ -102,6 +102,8 @@ async def saga_test_input(body: SagaTestCreate, secrets: SecretStore, settings: 
         timeout_s=body.timeout_s,
         fault=_fault(body),
         headers_secret=await _headers_secret(body, secrets),
+        event_id_path=body.event_id_path,
+        allow_repeated_types=body.allow_repeated_types,
     )
     # A consumer on a worker that died is given to another as soon as a saga's call would be.
     return SagaTestInput(spec, heartbeat_timeout_s=settings.saga_heartbeat_timeout_s)

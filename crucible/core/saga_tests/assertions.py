@@ -2,7 +2,9 @@
 
 - ``expected_events_in_order``: every expected type was seen, in the expected order (by the
   time of each type's first event); other types fail it unless ``allow_other_events``.
-- ``no_duplicates``: no type was seen twice for the correlation id.
+- ``no_duplicates``: no event was delivered twice: two messages with one event id (``event_id_path``),
+  or, for messages without one, with the same value.
+- ``no_repeated_types``: no type was seen in more than one event, but for ``allow_repeated_types``.
 - ``compensation_complete``: every compensation event was seen.
 - ``recovery_within``: from the first failure event to the last compensation event took at
   most ``recovery_within_s``.
@@ -13,7 +15,6 @@ This module is imported by workflow code: standard library only.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Sequence
 
 from crucible.core.saga_tests.models import (
@@ -21,6 +22,7 @@ from crucible.core.saga_tests.models import (
     EXPECTED_ORDER,
     FAILED,
     NO_DUPLICATES,
+    NO_REPEATED_TYPES,
     PASSED,
     RECOVERY_TIME,
     TRIGGER_ACCEPTED,
@@ -89,19 +91,53 @@ def check_order(
     return AssertionResult(EXPECTED_ORDER, True, f"all {len(expected)} expected events, in order", details)
 
 
+def _where(event: EventSummary) -> str:
+    return f"{event.topic}/{event.partition}@{event.offset}"
+
+
 def check_duplicates(events: Sequence[EventSummary]) -> AssertionResult:
-    counts = Counter(e.type for e in events)
-    repeated = [t for t, n in counts.items() if n > 1]
-    duplicates = {t: [f"{e.topic}/{e.partition}@{e.offset}" for e in events if e.type == t] for t in repeated}
-    if not repeated:
-        return AssertionResult(NO_DUPLICATES, True, f"each of {len(events)} events seen once")
-    first = repeated[0]
-    digests = {e.digest for e in events if e.type == first}
-    same = " (the same message published again)" if len(digests) == 1 else ""
-    reason = f"{first} seen {counts[first]} times{same}"
-    if len(repeated) > 1:
-        reason += f"; also repeated: {_listed(repeated[1:])}"
+    """No event delivered twice: a repeat is a message with the identity of an earlier one."""
+    by_identity: dict[str, list[EventSummary]] = {}
+    for event in events:
+        by_identity.setdefault(event.identity, []).append(event)
+    repeats = [same for same in by_identity.values() if len(same) > 1]
+    if not repeats:
+        return AssertionResult(NO_DUPLICATES, True, f"each of {len(events)} events delivered once")
+    duplicates = [
+        {"identity": same[0].identity, "type": same[0].type, "at": [_where(e) for e in same]}
+        for same in repeats
+    ]
+    first = repeats[0][0]
+    how = "with the same event id" if first.event_id is not None else "the same message"
+    reason = f"{first.type} delivered {len(repeats[0])} times ({how}: {first.identity})"
+    if len(repeats) > 1:
+        reason += f"; also delivered again: {_listed([same[0].type for same in repeats[1:]])}"
     return AssertionResult(NO_DUPLICATES, False, reason, {"duplicates": duplicates})
+
+
+def check_repeated_types(events: Sequence[EventSummary], allowed: Sequence[str] = ()) -> AssertionResult:
+    """No type seen in two different events (a repeat of one event is :func:`check_duplicates`'s)."""
+    distinct: dict[str, set[str]] = {}
+    for event in events:
+        distinct.setdefault(event.type, set()).add(event.identity)
+    repeated = {t: len(ids) for t, ids in distinct.items() if len(ids) > 1}
+    refused = [t for t in repeated if t not in allowed]
+    details = {
+        "repeated": {t: [_where(e) for e in events if e.type == t] for t in repeated},
+        "allowed": list(allowed),
+    }
+    if refused:
+        first = refused[0]
+        reason = f"{first} seen in {repeated[first]} different events"
+        if len(refused) > 1:
+            reason += f"; also repeated: {_listed(refused[1:])}"
+        return AssertionResult(
+            NO_REPEATED_TYPES, False, reason + " (allow_repeated_types lets a type repeat)", details
+        )
+    if repeated:
+        shown = ", ".join(f"{t} {n} times" for t, n in repeated.items())
+        return AssertionResult(NO_REPEATED_TYPES, True, f"repeated as allowed: {shown}", details)
+    return AssertionResult(NO_REPEATED_TYPES, True, "each type seen in one event", details)
 
 
 def check_compensation(spec: SagaTestSpec, events: Sequence[EventSummary]) -> AssertionResult | None:
@@ -132,8 +168,12 @@ def check_recovery(spec: SagaTestSpec, events: Sequence[EventSummary]) -> Assert
     if missing:
         reason = f"not recovered: {missing[0]} was not observed within the test's time"
         return AssertionResult(RECOVERY_TIME, False, reason, details)
-    last = max((seen[t] for t in wanted), key=lambda e: e.time_s)
-    took = round(max(0.0, last.time_s - seen[failure].time_s), 3)
+    untimed = [t for t in [failure, *wanted] if seen[t].time_s is None]
+    if untimed:
+        reason = f"{untimed[0]} has no time (neither at time_path nor a Kafka timestamp): nothing to time"
+        return AssertionResult(RECOVERY_TIME, False, reason, details)
+    last = max((seen[t] for t in wanted), key=lambda e: e.time_s or 0.0)
+    took = round(max(0.0, (last.time_s or 0.0) - (seen[failure].time_s or 0.0)), 3)
     details |= {"to": last.type, "recovery_s": took}
     if took > limit:
         return AssertionResult(
@@ -157,6 +197,7 @@ def evaluate(spec: SagaTestSpec, events: Sequence[EventSummary]) -> list[Asserti
     results = [
         check_order(spec.expected_events, events, allow_other=spec.allow_other_events),
         check_duplicates(events),
+        check_repeated_types(events, spec.allow_repeated_types),
         check_compensation(spec, events),
         check_recovery(spec, events),
     ]

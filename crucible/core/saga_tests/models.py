@@ -19,6 +19,7 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 TRIGGER_ACCEPTED = "trigger_accepted"
 EXPECTED_ORDER = "expected_events_in_order"
 NO_DUPLICATES = "no_duplicates"
+NO_REPEATED_TYPES = "no_repeated_types"
 COMPENSATION_COMPLETE = "compensation_complete"
 RECOVERY_TIME = "recovery_within"
 FAULT_ROLLED_BACK = "fault_rolled_back"
@@ -43,7 +44,11 @@ class RequestSpec:
 
 @dataclass
 class ProcessFault:
-    """Send ``signal`` to the process ``pid`` on the worker's machine (until chaos providers land)."""
+    """Send ``signal`` to the process ``pid`` on the worker's machine (until chaos providers land).
+
+    The worker signals only processes whose command line holds one of its
+    ``CRUCIBLE_FAULT_PROCESSES`` markers (see :mod:`crucible.core.saga_tests.processes`).
+    """
 
     pid: int
     signal: str = "SIGSTOP"
@@ -90,6 +95,11 @@ class SagaTestSpec:
     timeout_s: float = 60.0
     fault: FaultPlan | None = None
     headers_secret: str | None = None
+    #: Where an event's value holds its id: two messages with one id are one event delivered twice.
+    #: Messages without one are told apart by their value's digest.
+    event_id_path: str | None = "$.event_id"
+    #: Types that may be seen in more than one event (a retried payment, say).
+    allow_repeated_types: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -132,19 +142,56 @@ class TriggerResult:
 
 
 @dataclass
-class FaultActionInput:
-    """One half of a fault: ``phase`` is ``fault`` (inject) or ``rollback``."""
+class FaultRequestInput:
+    """The fault's request, or its rollback's: ``phase`` is ``fault`` or ``rollback``."""
 
     run_id: str
     phase: str
-    http: RequestSpec | None = None
-    pid: int | None = None
-    signal: str | None = None
+    http: RequestSpec
     headers_secret: str | None = None
 
 
 @dataclass
+class FaultRequestResult:
+    status: int
+
+
+@dataclass
+class InspectProcessInput:
+    pid: int
+
+
+@dataclass
+class ProcessIdentity:
+    """The process a fault signals, as it was when inspected: a pid and its start time name it."""
+
+    pid: int
+    #: Clock ticks after boot (``/proc/<pid>/stat`` field 22).
+    started: int
+    #: The ``CRUCIBLE_FAULT_PROCESSES`` marker its command line holds.
+    marker: str
+
+
+@dataclass
+class SignalProcessInput:
+    """Send ``signal`` to ``process`` if the pid still names it; ``phase`` is ``fault`` or ``rollback``."""
+
+    phase: str
+    process: ProcessIdentity
+    signal: str
+
+
+@dataclass
+class SignalProcessResult:
+    signalled: bool
+    #: Why not, when not.
+    note: str | None = None
+
+
+@dataclass
 class FaultActionResult:
+    """What one half of a fault did, as its event shows it."""
+
     status: int | None = None
     signalled: bool = False
     note: str | None = None
@@ -161,6 +208,7 @@ class CollectEventsInput:
     settle_s: float = 2.0
     #: Seconds since the epoch when collection gives up waiting for the expected events.
     deadline: float = 0.0
+    event_id_path: str | None = "$.event_id"
 
 
 @dataclass
@@ -171,13 +219,21 @@ class EventSummary:
     topic: str
     partition: int
     offset: int
-    #: The event's time, ISO 8601 UTC: its own (``time_path``) or else its Kafka timestamp.
-    timestamp: str
+    #: The event's time, ISO 8601 UTC: its own (``time_path``) or else its Kafka timestamp; None
+    #: when it has neither.
+    timestamp: str | None
     #: ``timestamp`` in seconds since the epoch, for ordering and recovery times.
-    time_s: float
+    time_s: float | None
     key: str | None = None
     #: The first 12 hex digits of the value's SHA-256: equal digests are the same message twice.
     digest: str = ""
+    #: The event's own id (``event_id_path``), when it has one.
+    event_id: str | None = None
+
+    @property
+    def identity(self) -> str:
+        """What makes two messages one event: its id, or else its value."""
+        return f"id {self.event_id}" if self.event_id is not None else f"digest {self.digest}"
 
 
 @dataclass
@@ -187,8 +243,8 @@ class CollectedEvents:
 
     #: Where the consumer stands: ``{topic: {partition: next offset}}``.
     positions: dict[str, dict[str, int]]
-    #: The events that carry the correlation id (at most a bound; see ``matched``), ordered by
-    #: time in the result.
+    #: The events that carry the correlation id (at most a bound; see ``matched``), ordered in
+    #: the result: by offset within a partition, merged across partitions by time.
     events: list[EventSummary] = field(default_factory=list)
     matched: int = 0
     #: Messages read on the topics, of any correlation id.

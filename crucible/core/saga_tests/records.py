@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,18 +20,22 @@ MAX_KEY_CHARS = 200
 
 @dataclass(frozen=True)
 class EventReader:
-    """Finds a message's correlation id, type and time by JSONPaths into its JSON value."""
+    """Finds a message's correlation id, type, time and id by JSONPaths into its JSON value."""
 
     correlation: JsonPath
     type: JsonPath
     time: JsonPath | None = None
+    event_id: JsonPath | None = None
 
     @classmethod
-    def of(cls, correlation_path: str, type_path: str, time_path: str | None) -> EventReader:
+    def of(
+        cls, correlation_path: str, type_path: str, time_path: str | None, event_id_path: str | None = None
+    ) -> EventReader:
         return cls(
             JsonPath.parse(correlation_path),
             JsonPath.parse(type_path),
             JsonPath.parse(time_path) if time_path else None,
+            JsonPath.parse(event_id_path) if event_id_path else None,
         )
 
 
@@ -90,21 +96,55 @@ def summarize(
     event_type = _as_text(_find(reader.type, document))
     if not event_type:
         raise Untyped(f"{topic}/{partition}@{offset}")
-    at = _own_time(reader, document) or datetime.fromtimestamp(timestamp_ms / 1000, UTC)
+    at = _own_time(reader, document)
+    if at is None and timestamp_ms >= 0:  # Kafka says -1 for a message without a timestamp
+        at = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
     shown_key = key.decode(errors="replace")[:MAX_KEY_CHARS] if key is not None else None
+    event_id = _as_text(_find(reader.event_id, document)) if reader.event_id is not None else None
     return EventSummary(
         type=event_type,
         topic=topic,
         partition=partition,
         offset=offset,
-        timestamp=format_time(at),
-        time_s=at.timestamp(),
+        timestamp=format_time(at) if at else None,
+        time_s=at.timestamp() if at else None,
         key=shown_key,
         digest=hashlib.sha256(value or b"").hexdigest()[:12],
+        event_id=event_id[:MAX_KEY_CHARS] if event_id else None,
     )
 
 
-def ordered(events: list[EventSummary], topics: list[str]) -> list[EventSummary]:
-    """By time; events of one instant by topic (as listed), partition and offset."""
+def _timed(events: list[EventSummary]) -> list[tuple[float, EventSummary]]:
+    """One partition's events with the time each is merged at: its own, or, when it has none,
+    the time of the nearest event before it in the partition (else after it)."""
+    known = [e.time_s for e in events if e.time_s is not None]
+    last = known[0] if known else 0.0
+    timed = []
+    for event in events:
+        last = event.time_s if event.time_s is not None else last
+        timed.append((last, event))
+    return timed
+
+
+def ordered(events: Sequence[EventSummary], topics: Sequence[str]) -> list[EventSummary]:
+    """Within a partition by offset, as Kafka ordered them; partitions merged by time, and events
+    of one instant by topic (as listed), partition and offset.
+
+    A partition's order is the producer's own, and it wins over clocks: an event is never placed
+    before one that precedes it in its partition, whatever their times say.
+    """
     rank = {topic: i for i, topic in enumerate(topics)}
-    return sorted(events, key=lambda e: (e.time_s, rank.get(e.topic, len(rank)), e.partition, e.offset))
+    partitions: dict[tuple[str, int], list[EventSummary]] = {}
+    for event in events:
+        partitions.setdefault((event.topic, event.partition), []).append(event)
+    runs = [_timed(sorted(run, key=lambda e: e.offset)) for run in partitions.values()]
+    merged = heapq.merge(
+        *runs,
+        key=lambda timed: (
+            timed[0],
+            rank.get(timed[1].topic, len(rank)),
+            timed[1].partition,
+            timed[1].offset,
+        ),
+    )
+    return [event for _, event in merged]

@@ -1,8 +1,8 @@
-"""A saga test's assertions and how it reads a message, without Kafka or Temporal."""
+"""A saga test's assertions over the events it collected, without Kafka or Temporal."""
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from typing import Any
 
 import pytest
@@ -10,6 +10,7 @@ import pytest
 from crucible.core.saga_tests.assertions import (
     check_duplicates,
     check_order,
+    check_repeated_types,
     check_trigger,
     compensation_events,
     evaluate,
@@ -17,7 +18,6 @@ from crucible.core.saga_tests.assertions import (
     verdict_of,
 )
 from crucible.core.saga_tests.models import EventSummary, RequestSpec, SagaTestSpec, TriggerResult
-from crucible.core.saga_tests.records import EventReader, NotJson, Untyped, ordered, summarize
 
 SAGA = ["OrderCreated", "InventoryReserved", "PaymentFailed", "InventoryReleased", "OrderCancelled"]
 
@@ -27,9 +27,9 @@ def spec(**fields: Any) -> SagaTestSpec:
     return SagaTestSpec(["t"], RequestSpec("POST", "http://shop/orders"), expected, **fields)
 
 
-def events(*types: str, gap_s: float = 1.0, digest: str = "") -> list[EventSummary]:
+def events(*types: str, gap_s: float = 1.0) -> list[EventSummary]:
     return [
-        EventSummary(t, "t", 0, i, f"at {i}", time_s=i * gap_s, digest=digest or f"d{i}")
+        EventSummary(t, "t", 0, i, f"at {i}", time_s=i * gap_s, digest=f"d{i}", event_id=f"e{i}")
         for i, t in enumerate(types)
     ]
 
@@ -47,6 +47,7 @@ def test_a_complete_saga_passes_every_assertion() -> None:
     assert [r.name for r in results] == [
         "expected_events_in_order",
         "no_duplicates",
+        "no_repeated_types",
         "compensation_complete",
         "recovery_within",
     ]
@@ -73,11 +74,39 @@ def test_other_events_may_be_allowed() -> None:
     assert check_order(SAGA, observed, allow_other=True).passed
 
 
-def test_a_repeat_is_a_duplicate_and_a_message_published_twice_says_so() -> None:
-    result = check_duplicates(events(*SAGA[:3], "PaymentFailed"))
-    assert not result.passed and result.reason == "PaymentFailed seen 2 times"
-    again = check_duplicates(events("OrderCreated", "OrderCreated", digest="same"))
-    assert again.reason == "OrderCreated seen 2 times (the same message published again)"
+def test_an_event_delivered_twice_is_a_duplicate_by_its_id_or_else_its_value() -> None:
+    first, second, third = events(*SAGA[:3])
+    again = dataclasses.replace(third, offset=9, digest="other")  # the same event id, sent again
+    result = check_duplicates([first, second, third, again])
+    assert not result.passed
+    assert result.reason == "PaymentFailed delivered 2 times (with the same event id: id e2)"
+    assert result.details["duplicates"] == [
+        {"identity": "id e2", "type": "PaymentFailed", "at": ["t/0@2", "t/0@9"]}
+    ]
+
+    no_ids = [dataclasses.replace(e, event_id=None) for e in (first, second)]
+    copy = dataclasses.replace(no_ids[0], offset=5)
+    assert check_duplicates([*no_ids, copy]).reason == (
+        "OrderCreated delivered 2 times (the same message: digest d0)"
+    )
+    assert check_duplicates(no_ids).passed, "another value is another event"
+
+
+def test_a_type_in_two_events_fails_unless_allowed_and_is_no_duplicate() -> None:
+    retried = events("OrderCreated", "PaymentFailed", "PaymentFailed", "OrderCancelled")
+    assert check_duplicates(retried).passed
+
+    repeated = check_repeated_types(retried)
+    assert not repeated.passed
+    assert repeated.reason.startswith("PaymentFailed seen in 2 different events")
+    assert repeated.details["repeated"] == {"PaymentFailed": ["t/0@1", "t/0@2"]}
+
+    allowed = check_repeated_types(retried, ["PaymentFailed"])
+    assert allowed.passed and allowed.reason == "repeated as allowed: PaymentFailed 2 times"
+    results = evaluate(
+        spec(allow_repeated_types=["PaymentFailed"], expected=["OrderCreated", "PaymentFailed"]), retried[:3]
+    )
+    assert verdict_of(results) == "PASSED", results
 
 
 def test_slow_recovery_and_missing_compensation_fail() -> None:
@@ -96,35 +125,8 @@ def test_the_trigger_must_be_accepted_and_give_an_id() -> None:
     assert "no correlation id" in check_trigger(TriggerResult(201, 3.0, None, "no field")).reason
 
 
-def message(**value: Any) -> bytes:
-    return json.dumps(value).encode()
-
-
-def read(value: bytes | None, *, timestamp_ms: int = 1_700_000_000_000) -> EventSummary | None:
-    reader = EventReader.of("$.order_id", "$.type", "$.at")
-    return summarize(
-        reader, "ABC", topic="t", partition=1, offset=0, timestamp_ms=timestamp_ms, key=b"ABC", value=value
-    )
-
-
-def test_a_message_is_read_by_its_paths() -> None:
-    own = read(message(type="OrderCreated", order_id="ABC", at="2026-01-01T00:00:00.250000+00:00"))
-    assert own is not None and own.type == "OrderCreated" and own.key == "ABC"
-    assert own.timestamp == "2026-01-01T00:00:00.250000Z" and len(own.digest) == 12
-    kafka_time = read(message(type="OrderCreated", order_id="ABC"))
-    assert kafka_time is not None and kafka_time.time_s == 1_700_000_000.0
-    assert read(message(type="OrderCreated", order_id="OTHER")) is None
-    numeric = summarize(
-        EventReader.of("$.id", "$.type", None), "42", topic="t", partition=0, offset=0, timestamp_ms=0,
-        key=None, value=message(type="X", id=42),
-    )  # fmt: skip
-    assert numeric is not None and numeric.type == "X"
-    with pytest.raises(NotJson):
-        read(b"not json")
-    with pytest.raises(Untyped):
-        read(message(order_id="ABC"))
-
-
-def test_events_are_ordered_by_time_then_topic_and_offset() -> None:
-    first, second = events("A", "B", gap_s=0.0)
-    assert [e.type for e in ordered([second, first], ["t"])] == ["A", "B"]
+def test_an_event_without_a_time_cannot_time_the_recovery() -> None:
+    untimed = events(*SAGA)
+    untimed[2] = dataclasses.replace(untimed[2], timestamp=None, time_s=None)
+    recovery = {r.name: r for r in evaluate(spec(), untimed)}["recovery_within"]
+    assert not recovery.passed and recovery.reason.startswith("PaymentFailed has no time")

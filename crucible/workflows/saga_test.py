@@ -169,18 +169,7 @@ class SagaTestWorkflow:
             "recovery_within_s": test.recovery_within_s,
             "settle_s": test.settle_s,
             "timeout_s": test.timeout_s,
-            "fault": None if fault is None else self._shown_fault(fault),
-        }
-
-    @staticmethod
-    def _shown_fault(fault: FaultPlan) -> dict[str, Any]:
-        return {
-            "when": fault.when,
-            "http": fault.http.shown() if fault.http else None,
-            "process": dataclasses.asdict(fault.process) if fault.process else None,
-            "rollback_http": fault.rollback_http.shown() if fault.rollback_http else None,
-            "rollback_signal": fault.rollback_signal,
-            "duration_s": fault.duration_s,
+            "fault": None if fault is None else fault.shown(),
         }
 
     async def _trigger(self, test: SagaTestSpec) -> TriggerResult:
@@ -243,7 +232,7 @@ class SagaTestWorkflow:
         inspected = dataclasses.asdict(self._process) if self._process else None
         await log.record(
             EventType.FAULT_INJECTED,
-            {**self._shown_fault(fault), **dataclasses.asdict(result), "inspected": inspected},
+            {**fault.shown(), **dataclasses.asdict(result), "inspected": inspected},
         )
 
     async def _signal(self, phase: str, signal: str, retry: RetryPolicy) -> tuple[bool, str | None]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -22,6 +25,7 @@ from crucible.core.saga_tests.models import (
     RequestSpec,
     SignalProcessInput,
 )
+from crucible.core.saga_tests.processes import read_process
 from crucible.core.secrets import SecretBox, SecretStore
 from tests.support.fault_target import FaultTarget, fault_target
 
@@ -125,6 +129,24 @@ async def test_a_reused_pid_is_never_signalled(target: FaultTarget) -> None:
     assert not gone.signalled and "not signalled" in gone.note
     refused = await refusal(saga_test.inspect_process, InspectProcessInput(target.pid))
     assert f"no process {target.pid}" in str(refused)
+
+
+async def test_a_rollback_to_a_process_that_has_exited_signals_nothing() -> None:
+    saga_test = activities()
+    # Not asyncio's subprocess: its child watcher would reap the exited child at once.
+    code = "import sys; sys.stdin.read()"
+    child = subprocess.Popen([sys.executable, "-c", code, MARKER], stdin=subprocess.PIPE)  # noqa: ASYNC220
+    try:
+        identity: ProcessIdentity = await run(saga_test.inspect_process, InspectProcessInput(child.pid))
+        assert child.stdin is not None
+        child.stdin.close()  # it exits, and stays a zombie until it is waited for
+        while read_process(child.pid).state != "Z":
+            await asyncio.sleep(0.01)
+        exited = await run(saga_test.signal_process, SignalProcessInput(ROLLBACK, identity, "SIGCONT"))
+        assert not exited.signalled and exited.note == f"process {child.pid} has exited; not signalled"
+    finally:
+        child.kill()
+        child.wait()
 
 
 async def test_a_fault_request_carries_its_key_and_a_5xx_is_retried_but_a_4xx_is_not() -> None:

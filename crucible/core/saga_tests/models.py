@@ -8,7 +8,7 @@ This module is imported by workflow code: standard library only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 #: The requests of a test, as they appear in idempotency keys and in its headers secret.
@@ -69,6 +69,17 @@ class FaultPlan:
     rollback_signal: str | None = None
     when: str = "before"
     duration_s: float | None = None
+
+    def shown(self) -> dict[str, Any]:
+        """The fault as events show it: its requests without header values."""
+        return {
+            "when": self.when,
+            "http": self.http.shown() if self.http else None,
+            "process": asdict(self.process) if self.process else None,
+            "rollback_http": self.rollback_http.shown() if self.rollback_http else None,
+            "rollback_signal": self.rollback_signal,
+            "duration_s": self.duration_s,
+        }
 
 
 @dataclass

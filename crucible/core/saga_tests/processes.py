@@ -46,6 +46,8 @@ class ProcessGone(ProcessRefused):
 class ProcessView:
     pid: int
     ppid: int
+    #: The state letter: ``R``, ``S``, ``T`` (stopped), ``Z`` (a zombie: it has exited)…
+    state: str
     #: The process the pid belongs to: the pid itself, unless the pid is one of its threads.
     tgid: int
     #: Clock ticks after boot: with the pid, it names one process for as long as the machine runs.
@@ -70,6 +72,8 @@ def _stat_fields(text: str) -> list[str]:
 
 def read_process(pid: int, proc: Path = PROC) -> ProcessView:
     """What ``/proc`` says about ``pid``; :class:`ProcessGone` when there is no such process."""
+    if not proc.is_dir():
+        raise ProcessRefused(f"process faults need {proc} (Linux); this worker has none")
     base = proc / str(pid)
     try:
         fields = _stat_fields((base / "stat").read_text())
@@ -83,6 +87,7 @@ def read_process(pid: int, proc: Path = PROC) -> ProcessView:
     return ProcessView(
         pid=pid,
         ppid=int(fields[_PPID_FIELD - 1]),
+        state=fields[2],
         tgid=tgid,
         started=int(fields[STARTTIME_FIELD - 1]),
         command=command.replace(b"\0", b" ").decode(errors="replace").strip(),
@@ -153,6 +158,8 @@ def signal_process(
     number = signal.Signals[name]
     with _pinned(pid) as fd:
         view = read_process(pid, proc)
+        if view.state == "Z":
+            raise ProcessGone(f"process {pid} has exited")
         if view.started != started:
             raise ProcessGone(
                 f"pid {pid} is another process now (started at tick {view.started}, not {started})"

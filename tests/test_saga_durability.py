@@ -9,18 +9,12 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from crucible.api.routes.sagas import saga_input
-from crucible.api.saga_models import SagaCreate
 from crucible.core.config import Settings
-from crucible.core.runs import new_run_id
-from crucible.core.secrets import SecretStore, secret_box
 from crucible.core.store import RunStore, fetch_all_events
-from crucible.core.temporal import start_run
-from crucible.workflows.saga import KIND, SagaWorkflow
 from tests.support.dev import Child
 from tests.support.qa import serving
 from tests.support.saga_target import SagaTarget
-from tests.support.sagas import shop_steps, states
+from tests.support.sagas import shop_steps, start_saga, states
 from tests.test_durability import start_worker, worker_env
 
 pytestmark = pytest.mark.timeout(90)
@@ -38,14 +32,11 @@ async def test_a_compensation_survives_kill_9_of_its_worker_and_runs_once(
     second: Child | None = None
     try:
         async with serving(target.app) as shop:
-            body = SagaCreate.model_validate({"name": "order", "steps": shop_steps(shop.url)[:3]})
-            body.check()
-            secrets = SecretStore(store.engine, secret_box(settings))
-            arg = await saga_input(body, secrets, settings.model_copy(update={"saga_heartbeat_timeout_s": 2}))
-            run_id = new_run_id(KIND)
-            handle = await start_run(
-                client, SagaWorkflow.run, arg, kind=KIND, task_queue=task_queue, run_id=run_id
+            steps = shop_steps(shop.url)[:3]
+            handle = await start_saga(
+                client, store, settings, steps, task_queue=task_queue, heartbeat_timeout_s=2
             )
+            run_id = handle.id
             key = f"{run_id}-step1-compensation"
             async with asyncio.timeout(30):
                 while target.arrivals()[key] == 0:

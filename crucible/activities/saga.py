@@ -5,7 +5,9 @@ Kafka message as a header), the same on every attempt: a call retried, or run ag
 its worker died, does not repeat its effect on a target that honours the key.
 
 A call that fails raises an ``ApplicationError`` whose details hold the attempt (and the
-HTTP status, if any); the step's retry policy decides what happens next:
+HTTP status, if any); the step's retry policy decides what happens next, and the workflow
+whether a failed action may have taken effect
+(:func:`~crucible.core.sagas.failures.may_have_taken_effect`):
 
 - ``SagaCallFailed``: a 5xx, 408, 409, 425 or 429, a transport error, a broker that does not
   take the message. Retried.
@@ -15,6 +17,8 @@ HTTP status, if any); the step's retry policy decides what happens next:
   opened. Final.
 - ``SagaVerifyMismatch``: the verify response is not what ``expect`` says. Retried, so a
   target that settles a little after the compensation still passes.
+
+The types are defined in :mod:`crucible.core.sagas.failures`.
 """
 
 from __future__ import annotations
@@ -25,16 +29,23 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 import httpx
 from aiokafka.errors import KafkaError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from crucible.activities.heartbeats import heartbeating
+from crucible.core.http import IDEMPOTENCY_HEADER, REQUEST_ERRORS, excerpt
+from crucible.core.sagas.failures import (
+    CALL_FAILED,
+    CALL_REJECTED,
+    CAPTURE_FAILED,
+    RETRYABLE_STATUSES,
+    TEMPLATE_FAILED,
+    VERIFY_MISMATCH,
+)
 from crucible.core.sagas.jsonpath import JsonPath, PathNotFoundError
 from crucible.core.sagas.models import (
-    IDEMPOTENCY_HEADER,
     VERIFY,
     Expectation,
     HttpCall,
@@ -46,15 +57,6 @@ from crucible.core.sagas.publisher import MessagePublisher
 from crucible.core.sagas.templates import MissingVariableError, render_json, render_text
 from crucible.core.secrets import SecretStore, SecretsUnavailableError
 
-CALL_FAILED = "SagaCallFailed"
-CALL_REJECTED = "SagaCallRejected"
-CAPTURE_FAILED = "SagaCaptureFailed"
-TEMPLATE_FAILED = "SagaTemplateFailed"
-VERIFY_MISMATCH = "SagaVerifyMismatch"
-#: Statuses outside 2xx that a later attempt may not get.
-RETRYABLE_STATUSES = frozenset({408, 409, 425, 429})
-_REQUEST_ERRORS = (httpx.HTTPError, httpx.InvalidURL, aiohttp.ClientError, OSError)
-_MAX_EXCERPT = 200
 _quote_all = functools.partial(quote, safe="")
 
 
@@ -63,16 +65,11 @@ def _failure(message: str, type: str, *, status: int | None = None, final: bool 
     return ApplicationError(message, details, type=type, non_retryable=final)
 
 
-def _excerpt(response: httpx.Response) -> str:
-    text = response.text.strip().replace("\n", " ")
-    return text[:_MAX_EXCERPT] + ("…" if len(text) > _MAX_EXCERPT else "")
-
-
 def _json_of(response: httpx.Response) -> tuple[Any, str | None]:
     try:
         return response.json(), None
     except ValueError:
-        return None, f"the response is not JSON: {_excerpt(response)!r}"
+        return None, f"the response is not JSON: {excerpt(response)!r}"
 
 
 def mismatches(expect: Expectation, status: int, document: Any, problem: str | None) -> list[str]:
@@ -149,7 +146,7 @@ class SagaActivities:
             response = await self.client.request(
                 http.method, url, headers=headers, json=body, timeout=request.timeout_s
             )
-        except _REQUEST_ERRORS as exc:
+        except REQUEST_ERRORS as exc:
             raise _failure(f"{what}: {type(exc).__name__}: {exc}", CALL_FAILED) from None
         status = response.status_code
         attempt = activity.info().attempt
@@ -160,7 +157,7 @@ class SagaActivities:
             return SagaCallResult(status=status, attempt=attempt)
         if not 200 <= status < 300:
             final = status < 500 and status not in RETRYABLE_STATUSES
-            message = f"{what} answered {status}: {_excerpt(response)!r}"
+            message = f"{what} answered {status}: {excerpt(response)!r}"
             raise _failure(message, CALL_REJECTED if final else CALL_FAILED, status=status, final=final)
         return SagaCallResult(status=status, attempt=attempt, captured=self._captures(request, response))
 

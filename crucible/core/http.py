@@ -13,6 +13,17 @@ MAX_CONNECTIONS = 200
 DEFAULT_TIMEOUT = httpx.Timeout(30.0)
 #: Only what the checks can decode, with a bounded inflater (no brotli).
 ACCEPT_ENCODING = "gzip, deflate"
+#: The header that carries the key of a request a target must apply once, however often it arrives.
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+#: What a request raises when it got no answer: a transport error, a URL httpx refuses, the OS.
+REQUEST_ERRORS: tuple[type[Exception], ...] = (
+    httpx.HTTPError,
+    httpx.InvalidURL,
+    aiohttp.ClientError,
+    OSError,
+)
+#: Characters of a response body that :func:`excerpt` keeps.
+EXCERPT_CHARS = 200
 
 
 class _NoCookies(CookieJar):
@@ -44,3 +55,9 @@ def target_client() -> httpx.AsyncClient:
         cookies=_NoCookies(),
         headers={"user-agent": "crucible-qa", "accept-encoding": ACCEPT_ENCODING},
     )
+
+
+def excerpt(response: httpx.Response, limit: int = EXCERPT_CHARS) -> str:
+    """The start of a response's text on one line, for error messages: ``limit`` characters and ``…``."""
+    text = response.text.strip().replace("\n", " ")
+    return text[:limit] + ("…" if len(text) > limit else "")

@@ -1,8 +1,9 @@
 """Saga runs recorded for the replay tests, with activities faked by name.
 
-``python -m tests.support.record_history saga`` writes them. A fake call fails when its
-URL says ``fail``, fails once per compensation round when it says ``flaky``, and takes a
-second when it says ``slow``.
+``python -m tests.support.record_history saga`` writes them. A fake call fails with a 500
+when its URL says ``fail`` (it may have taken effect), with a 400 when it says ``refuse`` (it
+did not), fails once per compensation round when it says ``flaky``, and takes three seconds,
+heartbeating, when it says ``slow``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from crucible.core.sagas.failures import CALL_FAILED, CALL_REJECTED
 from crucible.core.sagas.models import (
     AbortInput,
     Expectation,
@@ -43,10 +45,15 @@ async def _fake(request: SagaCallInput) -> SagaCallResult:
     assert request.call.http is not None
     url = request.call.http.url
     if "slow" in url:
-        await asyncio.sleep(1)
+        for _ in range(30):
+            activity.heartbeat()  # so that an abort or a cancellation reaches it
+            await asyncio.sleep(0.1)
     _rounds[request.idempotency_key] += 1
+    if "refuse" in url:
+        details = {"attempt": 1, "status": 400}
+        raise ApplicationError(f"{url} answered 400", details, type=CALL_REJECTED, non_retryable=True)
     if "fail" in url or ("flaky" in url and _rounds[request.idempotency_key] == 1):
-        raise ApplicationError(f"{url} answered 500", {"attempt": 1, "status": 500}, type="SagaCallFailed")
+        raise ApplicationError(f"{url} answered 500", {"attempt": 1, "status": 500}, type=CALL_FAILED)
     captured = {name: f"{name}-1" for name in request.call.capture}
     return SagaCallResult(status=200, captured=captured)
 
@@ -90,13 +97,13 @@ def saga(*urls: str, compensations: tuple[str, ...] = ()) -> SagaInput:
                 timeout_s=5,
             )
         )
-    return SagaInput("recorded", steps, heartbeat_timeout_s=5)
+    return SagaInput("recorded", steps, heartbeat_timeout_s=1)
 
 
-async def _when_state(handle: WorkflowHandle[Any, Any], state: str) -> None:
+async def when_state(handle: WorkflowHandle[Any, Any], state: str) -> None:
     async with asyncio.timeout(20):
         while (await handle.query(SagaWorkflow.progress))["state"] != state:
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.05)
 
 
 async def record_saga(env: WorkflowEnvironment, histories: Path, record_events: Callable[..., Any]) -> None:
@@ -105,21 +112,28 @@ async def record_saga(env: WorkflowEnvironment, histories: Path, record_events: 
     ):
         runs = {
             "saga_completed": saga("/orders", "/stock"),
+            # Step 3 may have taken effect: it is compensated first; step 2 has no compensation.
             "saga_compensated": saga("/orders", "/stock", "/pay-fail", compensations=("/undo1", "")),
-            "saga_manual_resolved": saga("/orders", "/stock", "/pay-fail", compensations=("/fail", "/flaky")),
+            # Step 3 was refused: steps 2 and 1 wait in ManualIntervention; stray signals are recorded.
+            "saga_manual_resolved": saga(
+                "/orders", "/stock", "/pay-refuse", compensations=("/fail", "/flaky")
+            ),
+            # Step 2 is interrupted in flight and compensated as uncertain.
             "saga_aborted": saga("/orders", "/stock-slow", "/pay"),
             "saga_cancelled": saga("/orders", "/stock-slow", "/pay"),
         }
         for name, request in runs.items():
             handle = await start_run(env.client, SagaWorkflow.run, request, kind=KIND, task_queue="record")
             if name == "saga_manual_resolved":
-                await _when_state(handle, "ManualIntervention")
+                await handle.signal(SagaWorkflow.resolve, ResolveInput("retry", "nothing waits"))
+                await when_state(handle, "ManualIntervention")
+                await handle.signal(SagaWorkflow.abort, AbortInput("too late"))
                 await handle.signal(SagaWorkflow.resolve, ResolveInput("retry", "fixed"))
                 await asyncio.sleep(0.5)
-                await _when_state(handle, "ManualIntervention")
+                await when_state(handle, "ManualIntervention")
                 await handle.signal(SagaWorkflow.resolve, ResolveInput("mark_resolved", "done by hand"))
             elif name in ("saga_aborted", "saga_cancelled"):
-                await _when_state(handle, "Step2_InProgress")
+                await when_state(handle, "Step2_InProgress")
                 if name == "saga_aborted":
                     await handle.signal(SagaWorkflow.abort, AbortInput("recorded"))
                 else:

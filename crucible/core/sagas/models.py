@@ -3,26 +3,33 @@
 A saga is ordered steps, each an action with an optional compensation and an optional
 verify request; every call is an HTTP request or a Kafka publish. Header values are
 secrets: a step carries the id of one secret that holds the headers of its three calls.
-This module is imported by workflow code: standard library and ``temporalio`` only.
+This module is imported by workflow code, through ``imports_passed_through()``: the
+standard library, ``temporalio`` and the header's name from :mod:`crucible.core.http`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
 from temporalio.common import RetryPolicy
 
+# Re-exported: the API's request models refuse a step that sets this header itself.
+from crucible.core.http import IDEMPOTENCY_HEADER as IDEMPOTENCY_HEADER
+
 #: The three calls of a step, as they appear in idempotency keys.
 ACTION, COMPENSATION, VERIFY = "action", "compensation", "verify"
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 
-#: Outcomes of a completed step's compensation.
+#: Outcomes of a step's compensation: of every completed step, and of a failed or interrupted
+#: step that may have taken effect (``COMPENSATED_UNCERTAIN`` when its compensation ran).
 COMPENSATED = "compensated"
+COMPENSATED_UNCERTAIN = "compensated (outcome uncertain)"
 NO_COMPENSATION = "no compensation"
 MARKED_RESOLVED = "marked resolved"
 NOT_COMPENSATED = "not compensated"
+#: The outcomes of a step that the saga itself left with nothing to undo.
+UNDONE = frozenset({COMPENSATED, COMPENSATED_UNCERTAIN, NO_COMPENSATION})
 
 
 def idempotency_key(run_id: str, step: int, phase: str) -> str:
@@ -102,6 +109,33 @@ class SagaStep:
     #: A secret ``{"action": {name: value}, "compensation": {…}, "verify": {…}}``.
     headers_secret: str | None = None
 
+    def shown(self, index: int) -> dict[str, Any]:
+        """The step as events show it: its calls described, what it captures by name."""
+        return {
+            "step": index,
+            "name": self.name,
+            "action": self.action.describe(),
+            "capture": sorted(self.action.capture),
+            "compensation": self.compensation.describe() if self.compensation else None,
+            "verify": self.verify.describe() if self.verify else None,
+            "retry": asdict(self.retry),
+            "timeout_s": self.timeout_s,
+        }
+
+    def call_input(
+        self, run_id: str, index: int, phase: str, call: SagaCall, variables: dict[str, Any]
+    ) -> SagaCallInput:
+        """One of the step's calls, with the variables its templates may use now."""
+        return SagaCallInput(
+            run_id=run_id,
+            step=index,
+            phase=phase,
+            call=call,
+            variables=dict(variables),
+            headers_secret=self.headers_secret,
+            timeout_s=self.timeout_s,
+        )
+
 
 @dataclass
 class SagaInput:
@@ -162,7 +196,7 @@ class ResolveInput:
 class CompensationOutcome:
     step: int
     name: str
-    #: compensated, no compensation, marked resolved or not compensated.
+    #: compensated, compensated (outcome uncertain), no compensation, marked resolved or not compensated.
     outcome: str
     #: How many times the compensation ran (each time with its retries).
     rounds: int = 0
@@ -181,7 +215,10 @@ class VerifyOutcome:
 @dataclass
 class SagaResult:
     """How a saga ended: ``SagaCompleted``, ``SagaCancelled``, or ``ManualIntervention`` when it
-    was cancelled while waiting for a resolution."""
+    was cancelled while waiting for a resolution.
+
+    Signals that changed nothing are not here: each is a ``SIGNAL_IGNORED`` event.
+    """
 
     state: str
     steps: int
@@ -195,5 +232,17 @@ class SagaResult:
     verifications: list[VerifyOutcome] = field(default_factory=list)
     #: Whether every verify request passed; None when there were none.
     restored: bool | None = None
-    #: Whether the saga itself undid every completed step (none marked resolved or left undone).
+    #: Whether the saga itself undid every completed step, and the uncertain one (none marked
+    #: resolved or left undone).
     fully_compensated: bool | None = None
+    #: The step that failed, or was interrupted by ``abort`` or a cancellation, in a way that may
+    #: have taken effect (a timeout, a 5xx, a transport error): it is compensated first.
+    uncertain_step: int | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The run's summary: the result, with the steps left undone and those marked resolved."""
+        return {
+            **asdict(self),
+            "not_compensated": [c.step for c in self.compensations if c.outcome == NOT_COMPENSATED],
+            "marked_resolved": [c.step for c in self.compensations if c.outcome == MARKED_RESOLVED],
+        }

@@ -2,7 +2,7 @@
 
 ``python -m tests.support.record_history saga`` writes them. A fake call fails with a 500
 when its URL says ``fail`` (it may have taken effect), with a 400 when it says ``refuse`` (it
-did not), fails once per compensation round when it says ``flaky``, and takes three seconds,
+did not), fails once per compensation round when it says ``flaky``, and takes a second and a half,
 heartbeating, when it says ``slow``.
 """
 
@@ -47,7 +47,7 @@ async def _fake(request: SagaCallInput) -> SagaCallResult:
     if "slow" in url:
         for _ in range(30):
             activity.heartbeat()  # so that an abort or a cancellation reaches it
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.05)
     _rounds[request.idempotency_key] += 1
     if "refuse" in url:
         details = {"attempt": 1, "status": 400}

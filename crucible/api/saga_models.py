@@ -148,6 +148,11 @@ class StepModel(BaseModel):
     verify: VerifyModel | None = Field(None, description="Checks, after compensation, that state is back.")
     retry: RetryModel = Field(default_factory=RetryModel)
     timeout_s: float = Field(30.0, gt=0, le=3600, description="How long one attempt of one call may take.")
+    compensate_if_uncertain: bool = Field(
+        False,
+        description="Compensate this step too when its action failed in a way that may have taken effect "
+        "(a timeout, a 5xx, a lost connection, an abort in flight); off, it is reported as uncertain.",
+    )
 
 
 class SagaCreate(BaseModel):

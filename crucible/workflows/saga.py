@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         COMPENSATED,
         COMPENSATED_UNCERTAIN,
         COMPENSATION,
+        LEFT_UNCERTAIN,
         MARKED_RESOLVED,
         NO_COMPENSATION,
         NOT_COMPENSATED,
@@ -298,7 +299,11 @@ class SagaWorkflow:
         self.compensating = True
         order = list(reversed(self.completed))
         if self.uncertain is not None:
-            order.insert(0, self.uncertain)
+            if request.steps[self.uncertain - 1].compensate_if_uncertain:
+                order.insert(0, self.uncertain)
+            else:  # said, not guessed at: the step may or may not have taken effect
+                name = request.steps[self.uncertain - 1].name
+                self.compensations.append(CompensationOutcome(self.uncertain, name, LEFT_UNCERTAIN))
         why = (
             f"step {self.failed} failed" if self.failed is not None or self.stop is None else self.stop.reason
         )

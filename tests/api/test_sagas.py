@@ -67,7 +67,13 @@ async def first_attempt_of_step_2(store: RunStore, target: SagaTarget, run_id: s
 
 
 async def abort_step_2(
-    api: httpx.AsyncClient, store: RunStore, target: SagaTarget, run_id: str, reason: str
+    api: httpx.AsyncClient,
+    store: RunStore,
+    target: SagaTarget,
+    run_id: str,
+    reason: str,
+    *,
+    compensated: tuple[int, ...] = (1,),
 ) -> tuple[dict[str, Any], list[RunEvent]]:
     """Abort once step 2 reached the shop; the run, closed in time, and its events."""
     await first_attempt_of_step_2(store, target, run_id)
@@ -77,14 +83,14 @@ async def abort_step_2(
     assert (run["status"], run["state"]) == ("COMPLETED", "SagaCancelled"), run
     events = await events_of(store, run_id)
     assert states(events) == [*INTERRUPTED, "Compensating", "CompensationCompleted", "SagaCancelled"]
-    assert compensation_keys(target) == [f"{run_id}-step2-compensation", f"{run_id}-step1-compensation"]
+    assert compensation_keys(target) == [f"{run_id}-step{n}-compensation" for n in compensated]
     return run, events
 
 
-async def test_a_third_step_that_may_have_taken_effect_is_compensated_then_the_second_and_first(
+async def test_a_third_step_that_fails_compensates_the_second_then_the_first(
     api: httpx.AsyncClient, store: RunStore, client: Client
 ) -> None:
-    # A 500 leaves the outcome uncertain: the payment may have gone through.
+    # A 500: the payment may or may not have gone through. The saga says so and leaves it.
     target = SagaTarget(failing={"/payments": 500})
     async with serving(target.app) as shop:
         run_id = await start(api, shop_steps(shop.url))
@@ -109,8 +115,6 @@ async def test_a_third_step_that_may_have_taken_effect_is_compensated_then_the_s
         for e in events
         if e.type in ("COMPENSATION_STARTED", "STEP_COMPENSATED")
     ] == [
-        ("COMPENSATION_STARTED", 3, True),
-        ("STEP_COMPENSATED", 3, True),
         ("COMPENSATION_STARTED", 2, False),
         ("STEP_COMPENSATED", 2, False),
         ("COMPENSATION_STARTED", 1, False),
@@ -123,17 +127,13 @@ async def test_a_third_step_that_may_have_taken_effect_is_compensated_then_the_s
         "from": "Step3_Failed",
         "to": "Compensating",
         "reason": "step 3 failed",
-        "steps": [3, 2, 1],
+        "steps": [2, 1],
         "uncertain_step": 3,
     }
     assert events[-1].data["state"] == "SagaCancelled"
 
-    # The shop's own records: one compensation per step that took effect or may have, last first.
-    assert compensation_keys(target) == [
-        f"{run_id}-step3-compensation",
-        f"{run_id}-step2-compensation",
-        f"{run_id}-step1-compensation",
-    ]
+    # The shop's own records: exactly one compensation per completed step, last first.
+    assert compensation_keys(target) == [f"{run_id}-step2-compensation", f"{run_id}-step1-compensation"]
     order_id = next(iter(target.orders))
     assert target.orders[order_id] == "CANCELLED" and target.stock["sku-1"] == 10
 
@@ -148,7 +148,7 @@ async def test_a_third_step_that_may_have_taken_effect_is_compensated_then_the_s
         ("/stock/sku-1", {"change": "-2", "order": order_id}),
         ("/stock/sku-1/release", {"order": order_id}),
     ]
-    assert [r.body for r in target.records if r.path == "/refunds"] == [{"order": order_id}]
+    assert [r.body for r in target.records if r.path == "/refunds"] == []
 
     # Events name what was captured; the values stay in the workflow.
     assert state_data(events, "Step1_Completed") == {
@@ -166,15 +166,31 @@ async def test_a_third_step_that_may_have_taken_effect_is_compensated_then_the_s
     summary = run["summary"]
     assert (summary["completed_steps"], summary["failed_step"], summary["uncertain_step"]) == ([1, 2], 3, 3)
     assert [(c["step"], c["outcome"]) for c in summary["compensations"]] == [
-        (3, "compensated (outcome uncertain)"),
+        (3, "not compensated (outcome uncertain)"),
         (2, "compensated"),
         (1, "compensated"),
     ]
     assert [(v["step"], v["passed"]) for v in summary["verifications"]] == [(2, True), (1, True)]
-    assert summary["restored"] is True and summary["fully_compensated"] is True
+    assert summary["restored"] is True
+    assert summary["fully_compensated"] is False and summary["not_compensated"] == [3], "it says so"
 
     history = (await client.get_workflow_handle(run_id).fetch_history()).to_json()
     assert TOKEN not in history and TOKEN not in json.dumps([e.data for e in events])
+
+
+async def test_a_step_may_ask_to_be_compensated_when_its_outcome_is_uncertain(
+    api: httpx.AsyncClient, store: RunStore
+) -> None:
+    target = SagaTarget(failing={"/payments": 500})
+    async with serving(target.app) as shop:
+        steps = shop_steps(shop.url)
+        steps[2]["compensate_if_uncertain"] = True
+        run_id = await start(api, steps)
+        run = await wait_closed(api, run_id, timeout=30)
+    assert compensation_keys(target) == [f"{run_id}-step{n}-compensation" for n in (3, 2, 1)]
+    first = run["summary"]["compensations"][0]
+    assert (first["step"], first["outcome"]) == (3, "compensated (outcome uncertain)")
+    assert run["summary"]["fully_compensated"] is True
 
 
 async def test_abort_during_step_2_interrupts_its_retries_and_compensates_it_then_step_1(
@@ -184,10 +200,11 @@ async def test_abort_during_step_2_interrupts_its_retries_and_compensates_it_the
     target = SagaTarget(failing={"POST /stock/sku-1": 503})
     async with serving(target.app) as shop:
         steps = retrying_second_step(shop_steps(shop.url))
+        steps[1]["compensate_if_uncertain"] = True
         # Step 1's verify looks for a state the shop never reaches: the result says so.
         steps[0]["verify"]["expect"]["json"] = {"$.status": "ARCHIVED"}
         run_id = await start(api, steps)
-        run, events = await abort_step_2(api, store, target, run_id, "customer called")
+        run, events = await abort_step_2(api, store, target, run_id, "customer called", compensated=(2, 1))
     stop = next(e.data for e in events if e.type == "STOP_REQUESTED")
     assert stop == {
         "by": "abort",
@@ -215,7 +232,7 @@ async def test_abort_during_step_2_interrupts_its_retries_and_compensates_it_the
     assert summary["restored"] is False and summary["fully_compensated"] is True
 
 
-async def test_abort_interrupts_an_attempt_waiting_for_its_target(
+async def test_abort_during_step_2_compensates_step_1_and_says_step_2_is_uncertain(
     api: httpx.AsyncClient, store: RunStore, client: Client, settings: Settings
 ) -> None:
     # Step 2's target takes 30 s to answer; its heartbeats carry the abort to it at once.
@@ -227,6 +244,10 @@ async def test_abort_interrupts_an_attempt_waiting_for_its_target(
         run, events = await abort_step_2(api, store, target, run_id, "too slow")
     stop = next(e.data for e in events if e.type == "STOP_REQUESTED")
     assert (stop["interrupted_step"], run["summary"]["uncertain_step"]) == (2, 2)
+    assert [(c["step"], c["outcome"]) for c in run["summary"]["compensations"]] == [
+        (2, "not compensated (outcome uncertain)"),
+        (1, "compensated"),
+    ]
 
 
 async def test_a_failing_compensation_waits_in_manual_intervention_for_resolve(
@@ -323,7 +344,9 @@ async def test_cancelling_interrupts_the_step_in_flight_compensates_and_ends_can
 ) -> None:
     target = SagaTarget(failing={"POST /stock/sku-1": 503})
     async with serving(target.app) as shop:
-        run_id = await start(api, retrying_second_step(shop_steps(shop.url)))
+        steps = retrying_second_step(shop_steps(shop.url))
+        steps[1]["compensate_if_uncertain"] = True
+        run_id = await start(api, steps)
         await first_attempt_of_step_2(store, target, run_id)
         assert (await api.post(f"/api/v1/runs/{run_id}/cancel")).status_code == 202
         run = await wait_closed(api, run_id, timeout=15)
@@ -375,7 +398,9 @@ async def test_cancelling_in_manual_intervention_says_what_was_left_undone(
         steps = shop_steps(shop.url)
         steps[2]["action"] = http("POST", f"{shop.url}/charges", {"order": "{{order_id}}"})
         steps[3]["action"] = http("POST", f"{shop.url}/payments", {})
-        # Step 4 fails with a 500, so it may have shipped: it is compensated; step 3's refund fails.
+        # Step 4 fails with a 500, so it may have shipped: it asks to be compensated then, and is;
+        # step 3's refund fails.
+        steps[3]["compensate_if_uncertain"] = True
         run_id = await start(api, steps)
         await wait_for_state(store, run_id, "ManualIntervention")
         assert (await api.post(f"/api/v1/runs/{run_id}/cancel")).status_code == 202

@@ -78,6 +78,7 @@ async def _step(model: StepModel, secrets: SecretStore) -> SagaStep:
         retry=SagaRetry(**model.retry.model_dump()),
         timeout_s=model.timeout_s,
         headers_secret=secret,
+        compensate_if_uncertain=model.compensate_if_uncertain,
     )
 
 

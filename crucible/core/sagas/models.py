@@ -28,6 +28,9 @@ COMPENSATED_UNCERTAIN = "compensated (outcome uncertain)"
 NO_COMPENSATION = "no compensation"
 MARKED_RESOLVED = "marked resolved"
 NOT_COMPENSATED = "not compensated"
+#: A failed or interrupted step that may have taken effect, left as it is: the step does not
+#: ask for its compensation then (``compensate_if_uncertain``).
+LEFT_UNCERTAIN = "not compensated (outcome uncertain)"
 #: The outcomes of a step that the saga itself left with nothing to undo.
 UNDONE = frozenset({COMPENSATED, COMPENSATED_UNCERTAIN, NO_COMPENSATION})
 
@@ -108,6 +111,10 @@ class SagaStep:
     timeout_s: float = 30.0
     #: A secret ``{"action": {name: value}, "compensation": {…}, "verify": {…}}``.
     headers_secret: str | None = None
+    #: Whether to compensate this step when its action failed (or was interrupted) in a way
+    #: that may have taken effect: a timeout, a 5xx, a lost connection. Off, the step is
+    #: reported as uncertain and left as it is.
+    compensate_if_uncertain: bool = False
 
     def shown(self, index: int) -> dict[str, Any]:
         """The step as events show it: its calls described, what it captures by name."""
@@ -243,6 +250,8 @@ class SagaResult:
         """The run's summary: the result, with the steps left undone and those marked resolved."""
         return {
             **asdict(self),
-            "not_compensated": [c.step for c in self.compensations if c.outcome == NOT_COMPENSATED],
+            "not_compensated": [
+                c.step for c in self.compensations if c.outcome in (NOT_COMPENSATED, LEFT_UNCERTAIN)
+            ],
             "marked_resolved": [c.step for c in self.compensations if c.outcome == MARKED_RESOLVED],
         }

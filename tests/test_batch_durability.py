@@ -57,13 +57,18 @@ async def test_a_batch_job_survives_kill_9_of_its_worker(
         handle = await start_run(
             client, BatchJobWorkflow.run, arg, kind=KIND, task_queue=task_queue, run_id=run_id
         )
+        # Kill it inside a segment: once its part files show a chunk finished past the last
+        # checkpoint the run recorded, at chunk `kill_at` or later.
+        parts = tmp_path / "home" / "batch" / run_id / "parts"
         async with asyncio.timeout(90):
             while True:
                 progress = [e.data for e in await fetch_all_events(store, run_id) if e.type == "PROGRESS"]
-                if progress and progress[-1]["chunks_done"] >= kill_at:
+                recorded = progress[-1]["chunks_done"] if progress else 0
+                finished = len(list(parts.glob("*.jsonl")))
+                if finished >= kill_at and finished > recorded:
                     break
-                await asyncio.sleep(0.02)
-        await first.kill()  # SIGKILL between or inside chunks: the segment in flight dies with it
+                await asyncio.sleep(0.01)
+        await first.kill()  # SIGKILL inside a segment: the activity in flight dies with it
         second = await start_worker(env, "worker", module="crucible")
         result = await asyncio.wait_for(handle.result(), 150)
     finally:
@@ -79,7 +84,7 @@ async def test_a_batch_job_survives_kill_9_of_its_worker(
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     resumed = [e.data for e in events if e.type == "RESUMED"]
     assert resumed, "the events show where the job resumed"
-    assert all(r["attempt"] >= 2 and r["chunk"] >= kill_at for r in resumed)
+    assert all(r["attempt"] >= 2 for r in resumed)
     progress = [e.data for e in events if e.type == "PROGRESS"]
     # Chunks the dead worker finished after its last recorded segment are read back from disk;
     # only the chunk it was in the middle of is processed again, and that one had no output yet.

@@ -26,7 +26,6 @@ import math
 import random
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -39,7 +38,7 @@ import psycopg
 from temporalio.client import Client
 
 from bench.event_log.procfs import peak_rss_mb, rss_mb
-from bench.event_log.report import machine
+from bench.event_log.report import machine, run_and_report
 from bench.event_log.stack import NAMESPACE
 from bench.event_log.write import BenchmarkError
 from bench.qa_stack import QaBenchStack, running_qa_stack
@@ -283,16 +282,7 @@ def render(results: Results) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    try:
-        results = asyncio.run(bench(args))
-    except BenchmarkError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
-    text = render(results)
-    print()
-    print(text)
-    if args.markdown is not None:
-        args.markdown.write_text(text)
+    run_and_report(bench(args), render, args.markdown)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ from httpx_aiohttp import AiohttpTransport
 from temporalio.client import Client
 
 from bench.event_log.procfs import own_cpu_seconds, peak_rss_mb, rss_mb, tree_cpu_seconds
+from bench.event_log.report import run_and_report
 from bench.event_log.stack import NAMESPACE
 from bench.event_log.write import BenchmarkError
 from bench.qa_history import fetch_run_history, timeline
@@ -348,17 +349,7 @@ async def bench(options: Options) -> Results:
 def main(argv: Sequence[str] | None = None) -> None:
     options = parse_args(argv)
     print(f"options: {asdict(options)}", flush=True)
-    try:
-        results = asyncio.run(bench(options))
-    except BenchmarkError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
-    text = render(results)
-    print()
-    print(text)
-    if options.markdown is not None:
-        options.markdown.write_text(text)
-        print(f"written to {options.markdown}", file=sys.stderr)
+    run_and_report(bench(options), render, options.markdown)
 
 
 if __name__ == "__main__":

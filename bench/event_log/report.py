@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import platform
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bench.event_log.write import BenchmarkError
 
 #: The processes whose CPU time is read during each pass, in table order.
 PARTS = ("worker", "api", "temporal", "postgres", "kafka", "bench")
@@ -171,3 +177,21 @@ def render(results: Results) -> str:
         *(f"- {check}" for check in results.checks),
     ]
     return "\n".join(lines) + "\n"
+
+
+R = TypeVar("R")
+
+
+def run_and_report(work: Coroutine[Any, Any, R], render: Callable[[R], str], markdown: Path | None) -> None:
+    """Run a benchmark, print its report (and write it to ``markdown``); exit 1 if it failed."""
+    try:
+        results = asyncio.run(work)
+    except BenchmarkError as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    text = render(results)
+    print()
+    print(text)
+    if markdown is not None:
+        markdown.write_text(text)
+        print(f"written to {markdown}", file=sys.stderr)

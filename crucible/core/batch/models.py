@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-ON_CHUNK_FAILURE = ("fail", "skip")
 #: Failed chunks listed by name in checkpoints, results and events; the rest are counted.
 LISTED_FAILURES = 100
 #: A chunk's error is cut to this many characters.

@@ -127,6 +127,36 @@ class LimitData:
 
 
 @dataclass(frozen=True)
+class SlowClose:
+    """Holds back the end of the stream in ``direction`` for ``delay_ms`` after the sender closes."""
+
+    delay_ms: float
+    direction: Direction = "downstream"
+    toxicity: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_number(self.delay_ms, "delay_ms", low=0)
+        _check_common(self)
+
+
+@dataclass(frozen=True)
+class Slicer:
+    """Cuts data into slices of ``average_size`` ± ``size_variation`` bytes, ``delay_us`` apart."""
+
+    average_size: int
+    size_variation: int = 0
+    delay_us: int = 0
+    direction: Direction = "downstream"
+    toxicity: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_number(self.average_size, "average_size", low=1)
+        _check_number(self.size_variation, "size_variation", low=0, high=max(0, self.average_size - 1))
+        _check_number(self.delay_us, "delay_us", low=0)
+        _check_common(self)
+
+
+@dataclass(frozen=True)
 class HttpErrors:
     """Answers HTTP/1.1 requests with ``status`` instead of forwarding them.
 
@@ -157,7 +187,7 @@ class HttpErrors:
             return "Error"
 
 
-Fault = Latency | Bandwidth | Blackhole | ResetPeer | LimitData | HttpErrors
+Fault = Latency | Bandwidth | Blackhole | ResetPeer | LimitData | SlowClose | Slicer | HttpErrors
 
 FAULT_TYPES: dict[str, type[Fault]] = {
     "latency": Latency,
@@ -165,6 +195,8 @@ FAULT_TYPES: dict[str, type[Fault]] = {
     "blackhole": Blackhole,
     "reset_peer": ResetPeer,
     "limit_data": LimitData,
+    "slow_close": SlowClose,
+    "slicer": Slicer,
     "http_errors": HttpErrors,
 }
 _TYPE_NAMES = {cls: name for name, cls in FAULT_TYPES.items()}

@@ -8,7 +8,16 @@ import socket
 import struct
 from typing import TYPE_CHECKING
 
-from crucible.core.chaos.faults import Bandwidth, Blackhole, Direction, Fault, Latency, LimitData
+from crucible.core.chaos.faults import (
+    Bandwidth,
+    Blackhole,
+    Direction,
+    Fault,
+    Latency,
+    LimitData,
+    Slicer,
+    SlowClose,
+)
 
 if TYPE_CHECKING:
     from crucible.core.chaos.proxy import FaultProxy
@@ -69,6 +78,9 @@ async def pump(
     while True:
         data = await reader.read(CHUNK_BYTES)
         if not data:
+            delays = [f.delay_ms for _, f in conn.hitting(direction) if isinstance(f, SlowClose)]
+            if delays:
+                await asyncio.sleep(max(delays) / 1000)
             if writer.can_write_eof():
                 with contextlib.suppress(OSError):
                     writer.write_eof()
@@ -90,7 +102,11 @@ async def _forward(conn: Connection, data: bytes, writer: asyncio.StreamWriter, 
             if len(data) >= left:
                 data, limit_reached = data[:left], True
             conn.passed(name, len(data))
-    await _write_paced(conn, data, writer, direction)
+    slicer = next((f for _, f in faults if isinstance(f, Slicer)), None)
+    if slicer is None:
+        await _write_paced(conn, data, writer, direction)
+    else:
+        await _write_sliced(conn, data, writer, direction, slicer)
     if limit_reached:
         raise DataLimitReached
 
@@ -109,6 +125,18 @@ async def _write_paced(
         view = view[len(piece) :]
         if rates:
             await asyncio.sleep(len(piece) / min(rates))
+
+
+async def _write_sliced(
+    conn: Connection, data: bytes, writer: asyncio.StreamWriter, direction: Direction, slicer: Slicer
+) -> None:
+    rng = conn.proxy.rng
+    while data:
+        size = slicer.average_size + rng.randint(-slicer.size_variation, slicer.size_variation)
+        await _write_paced(conn, data[:size], writer, direction)
+        data = data[size:]
+        if data and slicer.delay_us:
+            await asyncio.sleep(slicer.delay_us / 1_000_000)
 
 
 def close_writer(writer: asyncio.StreamWriter) -> None:

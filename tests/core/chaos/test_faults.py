@@ -15,6 +15,8 @@ from crucible.core.chaos import (
     Latency,
     LimitData,
     ResetPeer,
+    Slicer,
+    SlowClose,
     fault_from_dict,
     fault_to_dict,
 )
@@ -29,6 +31,8 @@ FAULTS: list[Fault] = [
     ResetPeer(),
     LimitData(bytes=1024, direction="upstream"),
     HttpErrors(status=502, body="bad gateway", toxicity=0.1),
+    SlowClose(delay_ms=100, direction="upstream"),
+    Slicer(average_size=64, size_variation=8, delay_us=100),
 ]
 
 
@@ -49,6 +53,8 @@ def test_a_fault_survives_its_json_form(fault: Fault) -> None:
         ({"type": "http_errors", "status": 200}, "status"),
         ({"type": "reset_peer", "timeout_ms": "soon"}, "timeout_ms"),
         ({"type": "latency", "ms": 10, "colour": "red"}, "colour"),
+        ({"type": "slicer", "average_size": 10, "size_variation": 10}, "size_variation"),
+        ({"type": "slow_close", "delay_ms": -5}, "delay_ms"),
         ({"type": "latency"}, "type"),
         ({"type": "earthquake"}, "type"),
         ({}, "type"),

@@ -21,6 +21,8 @@ from crucible.core.chaos import (
     Latency,
     LimitData,
     ResetPeer,
+    Slicer,
+    SlowClose,
 )
 
 pytestmark = pytest.mark.timeout(30)
@@ -213,6 +215,32 @@ async def test_limit_data_closes_after_its_bytes(echo_proxy: FaultProxy) -> None
     await writer.drain()
     received = await asyncio.wait_for(reader.read(-1), 5)
     assert received == b"y" * 1000
+    writer.close()
+
+
+async def test_slicer_cuts_the_data_into_delayed_slices(echo_proxy: FaultProxy) -> None:
+    echo_proxy.add_fault("slices", Slicer(average_size=100, size_variation=20, delay_us=20_000))
+    reader, writer = await _connect(echo_proxy)
+    started = time.monotonic()
+    writer.write(b"z" * 1000)
+    await writer.drain()
+    reads: list[bytes] = []
+    while sum(map(len, reads)) < 1000:
+        reads.append(await asyncio.wait_for(reader.read(65536), 5))
+    assert b"".join(reads) == b"z" * 1000
+    assert len(reads) >= 3
+    assert time.monotonic() - started >= 0.1
+    writer.close()
+
+
+async def test_slow_close_holds_back_the_end_of_the_stream(echo_proxy: FaultProxy) -> None:
+    echo_proxy.add_fault("lingering", SlowClose(delay_ms=300))
+    reader, writer = await _connect(echo_proxy)
+    await _timed_echo(reader, writer)
+    started = time.monotonic()
+    writer.write_eof()
+    assert await asyncio.wait_for(reader.read(10), 5) == b""
+    assert time.monotonic() - started >= 0.3
     writer.close()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.chaos_proxy.conftest import round_trip
+from tests.chaos_proxy.support import round_trip
 
 pytestmark = pytest.mark.timeout(15)
 

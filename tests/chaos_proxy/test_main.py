@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from crucible.chaos_proxy.__main__ import READY_PREFIX
-from tests.chaos_proxy.conftest import round_trip
+from tests.chaos_proxy.support import round_trip
 
 pytestmark = pytest.mark.timeout(20)
 

@@ -12,26 +12,15 @@ import httpx
 import pytest
 
 from crucible.chaos_proxy import ProxyRegistry, create_app
+from tests.support.echo import echo_server
 
 CONTROL_URL = "http://chaos-proxy"
 
 
-async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except OSError:
-        pass
-    finally:
-        writer.close()
-
-
 @pytest.fixture
 async def echo_port() -> AsyncIterator[int]:
-    server = await asyncio.start_server(_echo, "127.0.0.1", 0)
-    yield server.sockets[0].getsockname()[1]
-    server.close()
+    async with echo_server() as port:
+        yield port
 
 
 @pytest.fixture

@@ -24,26 +24,15 @@ from crucible.core.chaos import (
     Slicer,
     SlowClose,
 )
+from tests.support.echo import echo_server
 
 pytestmark = pytest.mark.timeout(30)
 
 
-async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except OSError:
-        pass
-    finally:
-        writer.close()
-
-
 @pytest.fixture
 async def echo_port() -> AsyncIterator[int]:
-    server = await asyncio.start_server(_echo, "127.0.0.1", 0)
-    yield server.sockets[0].getsockname()[1]
-    server.close()
+    async with echo_server() as port:
+        yield port
 
 
 @pytest.fixture

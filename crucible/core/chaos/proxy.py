@@ -205,6 +205,10 @@ class FaultProxy:
                 await asyncio.gather(*pumps, return_exceptions=True)
         except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             reset = upstream_writer is None  # the target is down: tell the client at once
+        except asyncio.CancelledError:
+            # stop() cancels live connections; this handler is a task of its own with nothing
+            # above it to tell, so it ends quietly once its sockets are closed below.
+            pass
         finally:
             self._handlers.discard(task)
             if reset:

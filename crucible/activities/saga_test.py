@@ -22,14 +22,13 @@ import json
 import time
 from collections.abc import Sequence
 
-import aiohttp
 import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from crucible.core.http import EXCERPT_CHARS, IDEMPOTENCY_HEADER, REQUEST_ERRORS, excerpt
 from crucible.core.saga_tests import processes
 from crucible.core.saga_tests.models import (
-    IDEMPOTENCY_HEADER,
     ROLLBACK,
     TRIGGER,
     FaultRequestInput,
@@ -49,13 +48,6 @@ TRIGGER_UNREACHABLE = "TriggerUnreachable"
 FAULT_FAILED = "FaultFailed"
 FAULT_REFUSED = "FaultRefused"
 SECRETS_FAILED = "SecretsFailed"
-_REQUEST_ERRORS = (httpx.HTTPError, httpx.InvalidURL, aiohttp.ClientError, OSError)
-_MAX_EXCERPT = 200
-
-
-def _excerpt(response: httpx.Response) -> str:
-    text = response.text.strip().replace("\n", " ")
-    return text[:_MAX_EXCERPT] + ("…" if len(text) > _MAX_EXCERPT else "")
 
 
 def captured_id(response: httpx.Response, path: str) -> tuple[str | None, str | None]:
@@ -63,13 +55,13 @@ def captured_id(response: httpx.Response, path: str) -> tuple[str | None, str | 
     try:
         document = response.json()
     except ValueError:
-        return None, f"the trigger's response is not JSON: {_excerpt(response)!r}"
+        return None, f"the trigger's response is not JSON: {excerpt(response)!r}"
     try:
         value = JsonPath.parse(path).find(document)
     except PathNotFoundError as exc:
         return None, f"the trigger's response has {exc}"
     if value is None or isinstance(value, dict | list | bool):
-        return None, f"{path} in the trigger's response is {json.dumps(value)[:_MAX_EXCERPT]}, not an id"
+        return None, f"{path} in the trigger's response is {json.dumps(value)[:EXCERPT_CHARS]}, not an id"
     return (value if isinstance(value, str) else json.dumps(value)), None
 
 
@@ -109,7 +101,7 @@ class SagaTestActivities:
         started = time.perf_counter()
         try:
             response = await self._send(request.request, headers)
-        except _REQUEST_ERRORS as exc:
+        except REQUEST_ERRORS as exc:
             raise ApplicationError(
                 f"{request.request.method} {request.request.url}: {type(exc).__name__}: {exc}",
                 type=TRIGGER_UNREACHABLE,
@@ -157,11 +149,11 @@ class SagaTestActivities:
         where = f"{request.phase} {http.method} {http.url}"
         try:
             response = await self._send(http, headers)
-        except _REQUEST_ERRORS as exc:
+        except REQUEST_ERRORS as exc:
             raise ApplicationError(f"{where}: {type(exc).__name__}: {exc}", type=FAULT_FAILED) from None
         if not response.is_success:
             raise ApplicationError(
-                f"{where} answered {response.status_code}: {_excerpt(response)}",
+                f"{where} answered {response.status_code}: {excerpt(response)}",
                 {"status": response.status_code},
                 type=FAULT_FAILED,
                 non_retryable=response.status_code < 500,

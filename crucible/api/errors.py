@@ -26,6 +26,7 @@ from crucible.core.errors import (
     ScheduleExistsError,
     ScheduleNotFoundError,
 )
+from crucible.core.secrets import SecretsUnavailableError
 from crucible.core.temporal import unreachable_reason
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DependencyUnavailableError)
     async def _dependency(_: Request, exc: DependencyUnavailableError) -> JSONResponse:
         return unavailable(exc.component, exc.reason)
+
+    @app.exception_handler(SecretsUnavailableError)
+    async def _secrets(_: Request, exc: SecretsUnavailableError) -> JSONResponse:
+        return unavailable("secrets", str(exc))  # no key configured, or one that cannot open it
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BeforeValidator
 
 from crucible.api.qa_models import checked_headers
+from crucible.core.http import IDEMPOTENCY_HEADER
 from crucible.core.sagas.jsonpath import JsonPath, JsonPathError
-from crucible.core.sagas.models import IDEMPOTENCY_HEADER
 
 #: A body or message value larger than this (as JSON) is refused: it would sit in workflow history.
 MAX_JSON_CHARS = 64 * 1024

@@ -75,3 +75,21 @@ async def test_crucible_own_folders_are_never_a_jobs(api: httpx.AsyncClient, set
     part = settings.effective_batch_work_dir / "batch-x" / "parts" / "00000000.jsonl"
     overwrite = await api.post("/api/v1/batch-jobs", json=job("/tmp/rows.csv", str(part)))
     assert overwrite.status_code == 422 and overwrite.json()["detail"][0]["loc"] == ["body", "output"]
+
+
+async def test_secrets_without_a_key_are_503_naming_them(settings: Settings, tmp_path: Path) -> None:
+    server = ApiServer(create_app(settings.model_copy(update={"secrets_key": None})))
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as api:
+            body = {
+                **job(str(tmp_path / "rows.jsonl"), str(tmp_path / "out.jsonl")),
+                "processor": "http",
+                "options": {"url": "http://127.0.0.1:9/x"},
+                "headers": {"Authorization": "Bearer x"},
+            }
+            response = await api.post("/api/v1/batch-jobs", json=body)
+    finally:
+        await server.stop()
+    assert response.status_code == 503, response.text
+    assert "secrets" in response.text

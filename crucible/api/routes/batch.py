@@ -22,9 +22,9 @@ from crucible.core.batch.models import (
     shown_location,
 )
 from crucible.core.config import Settings
-from crucible.core.errors import ConflictError, DependencyUnavailableError, RunNotFoundError
+from crucible.core.errors import ConflictError, RunNotFoundError
 from crucible.core.runs import RunStatus, kind_of, new_run_id
-from crucible.core.secrets import SecretStore, SecretsUnavailableError
+from crucible.core.secrets import SecretStore
 from crucible.core.temporal import start_run, workflow_ui_url
 from crucible.workflows.batch_job import KIND, BatchJobWorkflow
 
@@ -42,13 +42,10 @@ async def batch_request(body: BatchJobCreate, secrets: SecretStore) -> BatchJobR
     query, sealed in the secret store."""
     headers_secret = input_secret = None
     shown = shown_location(body.input)
-    try:
-        if body.headers:
-            headers_secret = await secrets.put(body.headers, prefix="headers")
-        if shown != body.input:
-            input_secret = await secrets.put(body.input, prefix="input")
-    except SecretsUnavailableError as exc:
-        raise DependencyUnavailableError("secrets", str(exc)) from exc
+    if body.headers:
+        headers_secret = await secrets.put(body.headers, prefix="headers")
+    if shown != body.input:
+        input_secret = await secrets.put(body.input, prefix="input")
     return BatchJobRequest(
         input=shown,
         input_secret=input_secret,

@@ -23,9 +23,9 @@ from crucible.api.pipeline_models import (
 from crucible.api.routes.batch import batch_request
 from crucible.api.routes.runs import API_PREFIX
 from crucible.core.config import Settings
-from crucible.core.errors import DependencyUnavailableError, InvalidRequestError, NotFoundError
+from crucible.core.errors import InvalidRequestError, NotFoundError
 from crucible.core.pipelines.models import Assertion, PipelineDefinition, PipelineRunInput, PipelineStep
-from crucible.core.secrets import SecretStore, SecretsUnavailableError
+from crucible.core.secrets import SecretStore
 from crucible.core.store import InvalidCursorError
 from crucible.core.temporal import start_run, workflow_ui_url
 from crucible.workflows.pipeline import KIND, PipelineRunWorkflow
@@ -54,10 +54,7 @@ async def _steps(body: PipelineCreate, secrets: SecretStore) -> list[PipelineSte
             assertions = [Assertion(a.path, a.op, a.value) for a in step.assertions]
             steps.append(PipelineStep(name, "validate", assertions=assertions))
         elif isinstance(step, NotifyStep):
-            try:
-                secret = await secrets.put(step.webhook_url, prefix="webhook")
-            except SecretsUnavailableError as exc:
-                raise DependencyUnavailableError("secrets", str(exc)) from exc
+            secret = await secrets.put(step.webhook_url, prefix="webhook")
             host = urlsplit(step.webhook_url).hostname
             steps.append(
                 PipelineStep(name, "notify", webhook_secret=secret, webhook_host=host, text=step.text)

@@ -13,13 +13,13 @@ from crucible.api.kinds import register_kind
 from crucible.api.qa_models import QaRunAccepted, QaRunCreate, QaRunLinks
 from crucible.api.routes.runs import API_PREFIX, RunIdPath
 from crucible.core.config import Settings
-from crucible.core.errors import DependencyUnavailableError, InvalidRequestError, RunNotFoundError
+from crucible.core.errors import InvalidRequestError, RunNotFoundError
 from crucible.core.qa.evaluate import evaluate
 from crucible.core.qa.models import QaFilters, QaPackageRunInput
 from crucible.core.qa.report import report_html, report_json, report_junit
 from crucible.core.qa.store import QaStore
 from crucible.core.runs import new_run_id
-from crucible.core.secrets import SecretStore, SecretsUnavailableError
+from crucible.core.secrets import SecretStore
 from crucible.core.temporal import start_run, workflow_ui_url
 from crucible.workflows.qa_package import KIND, QaPackageRunWorkflow
 
@@ -51,10 +51,7 @@ async def store_qa_request(
             spec = source.spec
     headers_secret = None
     if body.headers:
-        try:
-            headers_secret = await secrets.put(body.headers, prefix="headers")
-        except SecretsUnavailableError as exc:
-            raise DependencyUnavailableError("secrets", str(exc)) from exc
+        headers_secret = await secrets.put(body.headers, prefix="headers")
     recorded = body.model_dump(exclude={"spec", "headers"})
     recorded["header_names"] = sorted(body.headers)
     recorded["headers_secret"] = headers_secret  # a reference, so the secret goes when its runs do

@@ -17,7 +17,6 @@ from crucible.api.saga_test_models import (
     SagaTestLinks,
 )
 from crucible.core.config import Settings
-from crucible.core.errors import DependencyUnavailableError
 from crucible.core.runs import new_run_id
 from crucible.core.saga_tests.models import (
     FAULT,
@@ -29,7 +28,7 @@ from crucible.core.saga_tests.models import (
     SagaTestInput,
     SagaTestSpec,
 )
-from crucible.core.secrets import SecretStore, SecretsUnavailableError
+from crucible.core.secrets import SecretStore
 from crucible.core.temporal import start_run, workflow_ui_url
 from crucible.workflows.saga_test import KIND, SagaTestWorkflow
 
@@ -75,10 +74,7 @@ async def _headers_secret(body: SagaTestCreate, secrets: SecretStore) -> str | N
         ROLLBACK: fault.rollback.headers if fault and fault.rollback else {},
     }
     headers = {role: values for role, values in headers.items() if values}
-    try:
-        return await secrets.put(headers, prefix="headers") if headers else None
-    except SecretsUnavailableError as exc:
-        raise DependencyUnavailableError("secrets", str(exc)) from exc
+    return await secrets.put(headers, prefix="headers") if headers else None
 
 
 async def saga_test_input(body: SagaTestCreate, secrets: SecretStore, settings: Settings) -> SagaTestInput:

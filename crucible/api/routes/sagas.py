@@ -19,7 +19,6 @@ from crucible.api.saga_models import (
     StepModel,
 )
 from crucible.core.config import Settings
-from crucible.core.errors import DependencyUnavailableError
 from crucible.core.runs import new_run_id
 from crucible.core.sagas.models import (
     Expectation,
@@ -30,7 +29,7 @@ from crucible.core.sagas.models import (
     SagaRetry,
     SagaStep,
 )
-from crucible.core.secrets import SecretStore, SecretsUnavailableError
+from crucible.core.secrets import SecretStore
 from crucible.core.temporal import start_run, workflow_ui_url
 from crucible.workflows.saga import KIND, SagaWorkflow
 
@@ -66,10 +65,7 @@ async def _step(model: StepModel, secrets: SecretStore) -> SagaStep:
         for phase, call in calls.items()
         if call is not None and call.http and call.http.headers
     }
-    try:
-        secret = await secrets.put(headers, prefix="headers") if headers else None
-    except SecretsUnavailableError as exc:
-        raise DependencyUnavailableError("secrets", str(exc)) from exc
+    secret = await secrets.put(headers, prefix="headers") if headers else None
     return SagaStep(
         name=model.name,
         action=_call(model.action, capture=model.action.capture),

@@ -13,7 +13,6 @@ from typing import Any
 
 #: The requests of a test, as they appear in idempotency keys and in its headers secret.
 TRIGGER, FAULT, ROLLBACK = "trigger", "fault", "rollback"
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 #: Assertion names, in the order a test reports them.
 TRIGGER_ACCEPTED = "trigger_accepted"

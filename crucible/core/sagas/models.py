@@ -16,7 +16,6 @@ from typing import Any, Literal
 from temporalio.common import RetryPolicy
 
 # Re-exported: the API's request models refuse a step that sets this header itself.
-from crucible.core.http import IDEMPOTENCY_HEADER as IDEMPOTENCY_HEADER
 
 #: The three calls of a step, as they appear in idempotency keys.
 ACTION, COMPENSATION, VERIFY = "action", "compensation", "verify"

@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlsplit
 
-import aiohttp
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -39,14 +38,11 @@ from crucible.core.batch.processors.templates import (
     render_json,
 )
 from crucible.core.batch.records import Chunk
+from crucible.core.http import IDEMPOTENCY_HEADER, REQUEST_ERRORS
 
 NAME = "http"
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 DEFAULT_CONCURRENCY = 8
 DEFAULT_TIMEOUT_S = 10.0
-#: What a request can fail with and still be one record's failure. The worker's shared
-#: client runs on aiohttp, whose rarer errors reach us unmapped by httpx.
-_REQUEST_ERRORS = (httpx.HTTPError, httpx.InvalidURL, aiohttp.ClientError, OSError)
 _MAX_ERROR_CHARS = 200
 
 
@@ -154,7 +150,7 @@ class HttpProcessor:
                 status = await self._send(url, body, row, job_id)
             except TimeoutError:
                 error = f"no answer within {self.options.timeout_s:g} s"
-            except _REQUEST_ERRORS as exc:
+            except REQUEST_ERRORS as exc:
                 error = (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)[
                     :_MAX_ERROR_CHARS
                 ]

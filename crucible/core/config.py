@@ -124,8 +124,36 @@ class Settings(BaseSettings):
     )
     fault_processes: str = Field(
         "examples.shop",
-        description="Comma-separated: a saga test's process fault may signal only a process whose "
-        "command line holds one of these; empty: process faults are refused.",
+        description="Comma-separated: a saga test's or chaos experiment's process fault may signal "
+        "only a process whose command line holds one of these; empty: process faults are refused.",
+    )
+
+    # Chaos experiments
+    prometheus_url: str | None = Field(
+        None,
+        description="Prometheus that SLO and alert queries go to; `crucible dev` sets it when it "
+        "starts Prometheus.",
+    )
+    prometheus_port: int = Field(9090, ge=1, le=65535, description="Port of the dev stack's Prometheus.")
+    chaos_proxy_url: str | None = Field(
+        None, description="Control API of the chaos proxy (`python -m crucible.chaos_proxy`)."
+    )
+    chaos_proxy_port: int = Field(8474, ge=1, le=65535, description="Control port of the dev chaos proxy.")
+    probe_metrics_port: int = Field(
+        9465, ge=0, le=65535, description="Where a worker serves its steady probes' metrics (0: a free port)."
+    )
+    chaos_auto_approve: bool = Field(
+        False, description="Approve chaos experiments when they are created (dev use only)."
+    )
+    chaos_commands: str = Field(
+        "",
+        description="Comma-separated executables that chaos process actions and probes may run "
+        "(absolute paths or names on PATH); empty: none.",
+    )
+    kubeconfig: Path | None = Field(
+        None,
+        validation_alias=_alias("KUBECONFIG", "CRUCIBLE_KUBECONFIG"),
+        description="kubeconfig for `kubernetes` faults; unset: in-cluster config, then ~/.kube/config.",
     )
 
     # Retention

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 
 from crucible.activities.heartbeats import heartbeating
+from crucible.core.chaos.store import prune_chaos_rows
 from crucible.core.qa.store import HEADERS_SECRET, RESULTS, RUNS, drop_unreferenced_secrets
 from crucible.core.retention import PruneRunsInput, PruneRunsResult
 from crucible.core.runs import RunStatus
@@ -108,6 +109,7 @@ async def _prune_batch(conn: AsyncConnection, request: PruneRunsInput) -> PruneR
         run_events=(await conn.execute(_EVENTS.delete().where(_EVENTS.c.run_id.in_(run_ids)))).rowcount,
         qa_results=(await conn.execute(RESULTS.delete().where(RESULTS.c.run_id.in_(run_ids)))).rowcount,
         qa_runs=(await conn.execute(RUNS.delete().where(RUNS.c.run_id.in_(run_ids)))).rowcount,
+        chaos_rows=await prune_chaos_rows(conn, run_ids),
     )
     # A secret that a run shares with a schedule's stored request (or another run) stays.
     if secret_ids:

@@ -9,14 +9,28 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 import crucible
 from crucible.api.errors import install_error_handlers
 from crucible.api.metrics import ApiMetrics, MetricsMiddleware
-from crucible.api.routes import batch, events, health, pipelines, qa, runs, saga_tests, sagas, schedules
+from crucible.api.routes import (
+    batch,
+    chaos,
+    events,
+    health,
+    pipelines,
+    qa,
+    reports,
+    runs,
+    saga_tests,
+    sagas,
+    schedules,
+)
 from crucible.api.service import RefreshLimiter
+from crucible.core.chaos.store import ChaosStore
 from crucible.core.config import Settings, load_settings
 from crucible.core.db import create_engine
 from crucible.core.kafka import EventPublisher
@@ -51,6 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.store = RunStore(engine)
         app.state.qa_store = QaStore(engine)
         app.state.pipeline_store = PipelineStore(engine)
+        app.state.chaos_store = ChaosStore(engine)
+        app.state.http = httpx.AsyncClient(timeout=10, follow_redirects=False)
         app.state.secrets = SecretStore(engine, secret_box(resolved))
         app.state.temporal = await connect(resolved, lazy=True)
         app.state.reconciler = RunReconciler(app.state.store, app.state.temporal, publisher)
@@ -58,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.http.aclose()
             await publisher.stop()
             await engine.dispose()
 
@@ -79,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(schedules.router)
     app.include_router(sagas.router)
     app.include_router(saga_tests.router)
+    app.include_router(chaos.router)
+    app.include_router(reports.router)
     return app
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import httpx
 from fastapi import Depends, Request
 from temporalio.client import Client
 
 from crucible.api.service import RunService
+from crucible.core.chaos.store import ChaosStore
 from crucible.core.config import Settings
 from crucible.core.pipelines.store import PipelineStore
 from crucible.core.qa.store import QaStore
@@ -35,6 +37,17 @@ def get_pipeline_store(request: Request) -> PipelineStore:
     return store
 
 
+def get_chaos_store(request: Request) -> ChaosStore:
+    store: ChaosStore = request.app.state.chaos_store
+    return store
+
+
+def get_http(request: Request) -> httpx.AsyncClient:
+    """The API's own pooled client, for outside checks (Prometheus validating PromQL)."""
+    http: httpx.AsyncClient = request.app.state.http
+    return http
+
+
 def get_secrets(request: Request) -> SecretStore:
     secrets: SecretStore = request.app.state.secrets
     return secrets
@@ -57,3 +70,5 @@ QaStoreDep = Annotated[QaStore, Depends(get_qa_store)]
 SecretsDep = Annotated[SecretStore, Depends(get_secrets)]
 PipelineStoreDep = Annotated[PipelineStore, Depends(get_pipeline_store)]
 RunServiceDep = Annotated[RunService, Depends(get_run_service)]
+ChaosStoreDep = Annotated[ChaosStore, Depends(get_chaos_store)]
+HttpDep = Annotated[httpx.AsyncClient, Depends(get_http)]

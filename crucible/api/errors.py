@@ -19,6 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from crucible.core.errors import (
     ConflictError,
     DependencyUnavailableError,
+    ForbiddenError,
     InvalidRequestError,
     NotFoundError,
     RunClosedError,
@@ -66,6 +67,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ConflictError)
     async def _conflict(_: Request, exc: Exception) -> JSONResponse:
         return _detail(status.HTTP_409_CONFLICT, str(exc))
+
+    @app.exception_handler(ForbiddenError)
+    async def _forbidden(_: Request, exc: Exception) -> JSONResponse:
+        return _detail(status.HTTP_403_FORBIDDEN, str(exc))
 
     @app.exception_handler(InvalidRequestError)
     async def _invalid(_: Request, exc: InvalidRequestError) -> JSONResponse:

@@ -7,6 +7,7 @@ CrucibleError
 ├── ScheduleExistsError     a schedule with that id exists already (409)
 ├── NotFoundError           no pipeline (or other resource) with that id (404)
 ├── ConflictError           the request does not fit where its subject stands (409)
+├── ForbiddenError          the caller may not do this (403)
 ├── InvalidRequestError     a request field is wrong; names the field (422)
 ├── InvalidCursorError      a list cursor this API did not hand out (crucible.core.store)
 ├── DependencyUnavailableError   Temporal, PostgreSQL or Kafka does not answer (503)
@@ -57,6 +58,10 @@ class NotFoundError(CrucibleError):
 
 class ConflictError(CrucibleError):
     """The request does not fit where its subject stands: resuming a running job, say (409)."""
+
+
+class ForbiddenError(CrucibleError):
+    """The caller may not do this, whatever the request says: approve their own experiment, say (403)."""
 
 
 @dataclass(frozen=True)

@@ -41,11 +41,14 @@ class PruneRunsResult:
     secrets: int = 0
     #: Batch job folders (chunk outputs of jobs never completed) removed from disk.
     batch_folders: int = 0
+    #: Chaos experiments' definitions, SLO measurements and results.
+    chaos_rows: int = 0
 
     def add(self, other: PruneRunsResult) -> None:
         self.runs += other.runs
         self.run_events += other.run_events
         self.qa_runs += other.qa_runs
+        self.chaos_rows += other.chaos_rows
         self.qa_results += other.qa_results
         self.secrets += other.secrets
         self.batch_folders += other.batch_folders

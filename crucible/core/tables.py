@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, Index, Integer, LargeBinary, Text, text
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Float, Index, Integer, LargeBinary, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -121,3 +121,47 @@ class PipelineRow(SQLModel, table=True):
     team_id: str = Field(sa_column=Column(Text, nullable=False))
     steps: list[dict[str, Any]] = Field(sa_column=Column(JSONB, nullable=False))
     created_at: datetime = _tz()
+
+
+class ChaosExperimentRow(SQLModel, table=True):
+    """A chaos experiment as created: its checked definition (no secrets), one per run."""
+
+    __tablename__ = "chaos_experiments"
+
+    run_id: str = Field(sa_column=Column(Text, primary_key=True))
+    name: str = Field(sa_column=Column(Text, nullable=False))
+    spec: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    created_by: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    created_at: datetime = _tz()
+
+
+class SloMeasurementRow(SQLModel, table=True):
+    """One SLO's value at one sample of one phase (preflight, baseline, chaos, recovery)."""
+
+    __tablename__ = "slo_measurements"
+
+    run_id: str = Field(sa_column=Column(Text, primary_key=True))
+    phase: str = Field(sa_column=Column(Text, primary_key=True))
+    sample: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    slo_name: str = Field(sa_column=Column(Text, primary_key=True))
+    target: str = Field(sa_column=Column(Text, nullable=False))
+    actual_value: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    met: bool = Field(sa_column=Column(Boolean, nullable=False))
+    note: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    measured_at: datetime = _tz()
+
+
+class ChaosResultRow(SQLModel, table=True):
+    """An SLO's baseline, chaos and recovery values for one experiment run."""
+
+    __tablename__ = "chaos_results"
+
+    run_id: str = Field(sa_column=Column(Text, primary_key=True))
+    metric_name: str = Field(sa_column=Column(Text, primary_key=True))
+    target: str = Field(sa_column=Column(Text, nullable=False))
+    unit: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    baseline_value: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    chaos_value: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    recovery_value: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    chaos_met: bool = Field(sa_column=Column(Boolean, nullable=False))
+    measured_at: datetime = _tz()

@@ -238,6 +238,8 @@ class MeasureSlosInput:
     run_id: str
     slos: list[Slo]
     phase: str
+    #: The sample's number in its phase, from 1: with the phase, the measurement's key.
+    sample: int = 1
 
 
 @dataclass
@@ -262,6 +264,12 @@ class SloResult:
     recovery: float | None
     #: Worst value seen during the chaos phase, and whether every chaos sample met the SLO.
     chaos_met: bool
+
+
+@dataclass
+class RecordResultsInput:
+    run_id: str
+    results: list[SloResult]
 
 
 @dataclass

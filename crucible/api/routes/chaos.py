@@ -1,0 +1,256 @@
+"""Chaos experiments: create or import one, review it, abort it, read it.
+
+An experiment is a run (kind ``chaos``): its status, events, stream and cancel are under
+``/runs/{id}``; its report is ``/runs/{id}/report``. The review endpoints check where the
+experiment stands before they send its signal, so a wrong step is a 409 (or a 403 for
+approving one's own experiment) rather than a signal the workflow ignores.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import yaml
+from fastapi import APIRouter, Response, status
+from fastapi.responses import HTMLResponse, JSONResponse
+from temporalio.client import Client
+
+from crucible.api.chaos_models import (
+    ExperimentAccepted,
+    ExperimentCreate,
+    ExperimentImport,
+    ExperimentLinks,
+    ReviewAccepted,
+    ReviewBody,
+    SloModel,
+    TimingModel,
+)
+from crucible.api.chaos_spec import check_spec, experiment_spec
+from crucible.api.deps import ChaosStoreDep, HttpDep, RunServiceDep, SettingsDep, TemporalDep
+from crucible.api.kinds import register_kind
+from crucible.api.routes.runs import API_PREFIX, RunIdPath
+from crucible.api.service import RunService
+from crucible.core.chaos.chaostoolkit import from_chaostoolkit
+from crucible.core.chaos.model import ExperimentInput, ExperimentSpec
+from crucible.core.chaos.report import report_html, report_json, report_junit
+from crucible.core.chaos.store import ChaosStore
+from crucible.core.config import Settings
+from crucible.core.errors import ConflictError, FieldError, ForbiddenError, InvalidRequestError, NotFoundError
+from crucible.core.runs import new_run_id
+from crucible.core.temporal import start_run, workflow_ui_url
+from crucible.workflows.chaos_experiment import KIND, ChaosExperimentWorkflow
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix=f"{API_PREFIX}/chaos-experiments", tags=["chaos experiments"])
+register_kind(
+    KIND,
+    {
+        "submit": ChaosExperimentWorkflow.submit,
+        "approve": ChaosExperimentWorkflow.approve,
+        "request_changes": ChaosExperimentWorkflow.request_changes,
+        "abort": ChaosExperimentWorkflow.abort,
+    },
+    progress=ChaosExperimentWorkflow.progress,
+)
+
+#: Where each review step applies.
+REVIEW_STATES = {
+    "submit": ("Draft", "ChangesRequested"),
+    "approve": ("UnderReview",),
+    "request_changes": ("UnderReview",),
+}
+#: States after which an abort has nothing left to stop.
+FINISHING = ("Recovery", "Validated", "Escalated", "AnalyzingResults")
+
+
+async def _start(
+    spec: ExperimentSpec, settings: Settings, temporal: Client, store: ChaosStore
+) -> ExperimentAccepted:
+    run_id = new_run_id(KIND)
+    await store.save_experiment(run_id, spec)
+    arg = ExperimentInput(
+        spec, auto_approve=settings.chaos_auto_approve, heartbeat_timeout_s=settings.saga_heartbeat_timeout_s
+    )
+    await start_run(
+        temporal, ChaosExperimentWorkflow.run, arg, kind=KIND, task_queue=settings.task_queue, run_id=run_id
+    )
+    log.info("created chaos experiment %s (%s, %s fault)", run_id, spec.name, spec.fault.provider)
+    base = f"{API_PREFIX}/runs/{run_id}"
+    own = f"{API_PREFIX}/chaos-experiments/{run_id}"
+    return ExperimentAccepted(
+        run_id=run_id,
+        state="Approved" if settings.chaos_auto_approve else "Draft",
+        links=ExperimentLinks(
+            status=base,
+            events=f"{base}/events",
+            stream=f"{base}/events/stream",
+            report=f"{base}/report",
+            submit=f"{own}/submit",
+            approve=f"{own}/approve",
+            request_changes=f"{own}/request-changes",
+            abort=f"{own}/abort",
+            cancel=f"{base}/cancel",
+            temporal_ui=workflow_ui_url(settings, run_id),
+        ),
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ExperimentAccepted,
+    summary="Create a chaos experiment; it starts in Draft (or Approved, with auto-approval)",
+    responses={422: {"description": "The experiment is invalid; every error listed"}},
+)
+async def create_experiment(
+    body: ExperimentCreate, settings: SettingsDep, temporal: TemporalDep, store: ChaosStoreDep, http: HttpDep
+) -> ExperimentAccepted:
+    spec = await experiment_spec(body, settings, http)
+    return await _start(spec, settings, temporal, store)
+
+
+def _document(body: ExperimentImport) -> Any:
+    if isinstance(body.experiment, dict):
+        return body.experiment
+    try:
+        return yaml.safe_load(body.experiment)  # JSON is YAML too
+    except yaml.YAMLError as exc:
+        raise InvalidRequestError.one(("body", "experiment"), f"neither JSON nor YAML: {exc}") from None
+
+
+def _overrides(body: ExperimentImport) -> dict[str, Any]:
+    """The overrides, each checked as the create endpoint checks its field."""
+    given = dict(body.overrides)
+    errors: list[FieldError] = []
+    extra = {"target", "duration_s", "slos"}
+    unknown = sorted(set(given) - set(TimingModel.model_fields) - extra)
+    errors.extend(FieldError(("body", "overrides", name), "cannot be overridden") for name in unknown)
+    checked: dict[str, Any] = {}
+    try:
+        timing = TimingModel.model_validate({k: v for k, v in given.items() if k in TimingModel.model_fields})
+        checked |= {k: getattr(timing, k) for k in given if k in TimingModel.model_fields}
+        if "preflight" in checked:
+            checked["preflight"] = timing.preflight.to_checks()
+        if "schedule" in checked:
+            checked["schedule"] = timing.schedule.to_schedule()
+        if "steady_probes" in checked:
+            checked["steady_probes"] = [p.to_probe() for p in timing.steady_probes]
+        if "slos" in given:
+            checked["slos"] = [SloModel.model_validate(s).to_slo() for s in given["slos"]]
+    except ValueError as exc:  # pydantic's ValidationError
+        raise InvalidRequestError.one(("body", "overrides"), str(exc)) from None
+    for name in ("target", "duration_s"):
+        if name in given:
+            checked[name] = given[name]
+    if errors:
+        raise InvalidRequestError(errors)
+    return checked
+
+
+@router.post(
+    "/import",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ExperimentAccepted,
+    summary="Import a Chaos Toolkit experiment and create it",
+    responses={422: {"description": "Parts of the file Crucible cannot run, each named"}},
+)
+async def import_experiment(
+    body: ExperimentImport, settings: SettingsDep, temporal: TemporalDep, store: ChaosStoreDep, http: HttpDep
+) -> ExperimentAccepted:
+    spec = from_chaostoolkit(_document(body), overrides=_overrides(body))
+    await check_spec(spec, settings, http)
+    return await _start(spec, settings, temporal, store)
+
+
+async def _review(run_id: str, name: str, body: ReviewBody, runs: RunService) -> ReviewAccepted:
+    run = await runs.get(run_id)
+    if run.kind != KIND:
+        raise NotFoundError("chaos experiment", run_id)
+    progress = await runs.progress(await runs.refresh(run)) or {}
+    state = progress.get("state")
+    if name in REVIEW_STATES and state not in REVIEW_STATES[name]:
+        raise ConflictError(f"{name} applies in {' or '.join(REVIEW_STATES[name])}; {run_id} is in {state}")
+    if name == "approve":
+        if not body.by:
+            raise InvalidRequestError.one(("body", "by"), "say who approves")
+        if body.by == progress.get("submitted_by"):
+            raise ForbiddenError(f"{body.by} submitted {run_id} and may not approve it; ask someone else")
+    if name == "abort" and state in FINISHING:
+        raise ConflictError(f"{run_id} is in {state}: its fault is rolled back already")
+    await runs.signal(run_id, name, body.model_dump())
+    return ReviewAccepted(run_id=run_id, signal=name, state=state)
+
+
+def _review_route(name: str, path: str, summary: str) -> None:
+    async def review(
+        run_id: RunIdPath, runs: RunServiceDep, body: ReviewBody | None = None
+    ) -> ReviewAccepted:
+        return await _review(run_id, name, body or ReviewBody(), runs)
+
+    router.post(
+        f"/{{run_id}}/{path}",
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=ReviewAccepted,
+        summary=summary,
+        name=f"chaos_{name}",
+        responses={403: {"description": "The approver submitted it"}, 409: {"description": "Wrong state"}},
+    )(review)
+
+
+_review_route("submit", "submit", "Submit a Draft experiment for review")
+_review_route("approve", "approve", "Approve an experiment under review (not the submitter)")
+_review_route("request_changes", "request-changes", "Send an experiment under review back for changes")
+_review_route("abort", "abort", "Abort: roll the fault back now and measure the recovery")
+
+
+@router.get("/{run_id}", summary="An experiment's definition, state, results and SLO measurements")
+async def get_experiment(run_id: RunIdPath, runs: RunServiceDep, store: ChaosStoreDep) -> dict[str, Any]:
+    spec = await store.experiment(run_id)
+    if spec is None:
+        raise NotFoundError("chaos experiment", run_id)
+    run = await runs.refresh(await runs.get(run_id))
+    measurements = await store.measurements(run_id)
+    return {
+        "run_id": run_id,
+        "status": run.status,
+        "state": run.state,
+        "verdict": run.verdict,
+        "summary": run.summary,
+        "progress": await runs.progress(run),
+        "experiment": spec,
+        "results": [r.__dict__ for r in await store.results(run_id)],
+        "measurements": [{**m.__dict__, "at": m.at.isoformat()} for m in measurements],
+    }
+
+
+async def chaos_report(
+    run_id: str, store: ChaosStore, runs: RunService, settings: Settings, format: str
+) -> Response:
+    """A chaos experiment's report (``GET /runs/{id}/report`` answers with it for chaos runs)."""
+    spec = await store.experiment(run_id)
+    if spec is None:
+        raise NotFoundError("chaos experiment", run_id)
+    run = await runs.refresh(await runs.get(run_id), force=True)
+    results = await store.results(run_id)
+    measurements = await store.measurements(run_id)
+    meta: dict[str, Any] = {
+        "run_id": run_id,
+        "name": spec.get("name"),
+        "target": spec.get("target"),
+        "status": run.status,
+        "state": run.state,
+        "verdict": run.verdict,
+        "summary": run.summary,
+        "created_at": run.created_at.isoformat(),
+        "temporal_ui_url": workflow_ui_url(settings, run_id),
+    }
+    if format == "junit":
+        return Response(report_junit(meta, results), media_type="application/xml")
+    if format == "html":
+        thresholds = {
+            slo["name"]: slo["threshold"] if slo.get("kind") == "prometheus" else None for slo in spec["slos"]
+        }
+        return HTMLResponse(report_html(meta, thresholds, results, measurements))
+    return JSONResponse(report_json({**meta, "experiment": spec}, results, measurements))

@@ -135,7 +135,7 @@ def allowed_marker(view: ProcessView, markers: Sequence[str], protected: set[int
 
 
 @contextlib.contextmanager
-def _pinned(pid: int) -> Iterator[int | None]:
+def pinned(pid: int) -> Iterator[int | None]:
     """A pidfd for ``pid`` (None where the kernel has none): it keeps naming this process."""
     try:
         fd = os.pidfd_open(pid)
@@ -156,7 +156,7 @@ def signal_process(
     """Send signal ``name`` to ``pid`` if it is allowed and is still the process that started at
     ``started``; :class:`ProcessRefused` (or :class:`ProcessGone`) naming why not."""
     number = signal.Signals[name]
-    with _pinned(pid) as fd:
+    with pinned(pid) as fd:
         view = read_process(pid, proc)
         if view.state == "Z":
             raise ProcessGone(f"process {pid} has exited")

@@ -40,6 +40,7 @@ from crucible.core.chaos.processes import (
     Spawner,
     Victim,
     capture,
+    copies,
     find_victims,
     log_tail,
     state_of,
@@ -57,9 +58,10 @@ POLL_S = 0.05
 PARAMS_LOC: tuple[str | int, ...] = ("body", "fault", "params")
 
 # What a rollback did to each process.
-CONTINUED, RESTARTED, RUNNING, GONE, LEFT_DOWN, UNTOUCHED = (
+CONTINUED, RESTARTED, REPLACED, RUNNING, GONE, LEFT_DOWN, UNTOUCHED = (
     "continued",
     "restarted",
+    "replaced",
     "running",
     "gone",
     "left_down",
@@ -123,8 +125,9 @@ class ProcessRollbackInput:
 class RestoredProcess:
     #: The process the fault signalled.
     pid: int
-    #: ``continued``, ``restarted``, ``running`` (it never exited), ``gone`` (a stopped process
-    #: that exited), ``left_down`` (restart is off) or ``untouched`` (it was never signalled).
+    #: ``continued``, ``restarted``, ``replaced`` (something else, a supervisor say, started it
+    #: again), ``running`` (it never exited), ``gone`` (a stopped process that exited),
+    #: ``left_down`` (restart is off) or ``untouched`` (it was never signalled).
     action: str
     new_pid: int | None = None
     note: str = ""
@@ -220,7 +223,9 @@ class ChaosProcessActivities:
             if ledger is not None and ledger.closing:
                 raise ProcessRefused(f"the fault of run {request.run_id} is being rolled back: not injecting")
             if ledger is None:
-                ledger = Ledger(request.run_id, params.signal, self._choose(params))
+                victims = self._choose(params)
+                running = {copy for victim in victims for copy in copies(victim.argv)}
+                ledger = Ledger(request.run_id, params.signal, victims, existing=sorted(map(list, running)))
                 self.ledgers.save(ledger)
             for victim in ledger.victims:
                 self._signal(ledger, victim)
@@ -308,11 +313,10 @@ class ChaosProcessActivities:
             activity.heartbeat(f"waiting for pid {victim.pid} to exit")
             await asyncio.sleep(POLL_S)
         while True:
-            victim, fresh = await self._update(run_id, lambda ledger: self._start_once(ledger, index))
+            victim, running = await self._update(run_id, lambda ledger: self._start_once(ledger, index))
             assert victim.restart_pid is not None and victim.restart_started is not None
-            if not fresh:
-                note = "started by an earlier attempt of this rollback"
-                return _restored(await self._record(run_id, index, RESTARTED, note))
+            if running is not None:
+                return _restored(await self._record(run_id, index, running, victim.note))
             if victim.restart_pid == 0:  # it could not even be started; the note says why
                 await asyncio.sleep(POLL_S * 4)
                 continue
@@ -327,12 +331,24 @@ class ChaosProcessActivities:
             await self._record(run_id, index, None, f"it exited within {params.restart_grace_s:g}s")
             await asyncio.sleep(POLL_S * 4)
 
-    def _start_once(self, ledger: Ledger, index: int) -> tuple[Victim, bool]:
-        """Start the victim again unless a start of ours still runs; (victim, whether started now)."""
+    def _start_once(self, ledger: Ledger, index: int) -> tuple[Victim, str | None]:
+        """Start the victim again unless a copy of it runs already; (victim, None) when started
+        now, else the action that brought it back: ``restarted`` by an earlier attempt of ours,
+        or ``replaced`` by something else (a supervisor, say)."""
         victim = ledger.victims[index]
         started = victim.restart_started
         if victim.restart_pid and started is not None and self.spawner.alive(victim.restart_pid, started):
-            return victim, False
+            victim.note = "started by an earlier attempt of this rollback"
+            return victim, RESTARTED
+        known = {(pid, tick) for pid, tick in ledger.existing}
+        known |= {(v.restart_pid, v.restart_started or 0) for v in ledger.victims if v.restart_pid}
+        newcomer = next((copy for copy in copies(victim.argv) if copy not in known), None)
+        if newcomer is not None:
+            victim.restart_pid, victim.restart_started = newcomer
+            victim.note = (
+                f"pid {newcomer[0]} runs the same command, started since the fault: not started twice"
+            )
+            return victim, REPLACED
         log_path = self.ledgers.log_path(ledger.run_id, victim.pid)
         if victim.env is None:
             self._give_up(victim, log_path, "its environment was never recorded (the ledger was lost)")
@@ -344,7 +360,7 @@ class ChaosProcessActivities:
         except (OSError, ProcessGone) as exc:
             victim.restart_pid, victim.restart_started = 0, 0
             victim.note = f"could not start it: {exc}"
-        return victim, True
+        return victim, None
 
     def _give_up(self, victim: Victim, log_path: Path, why: str) -> None:
         output = log_tail(log_path)
@@ -376,5 +392,5 @@ def _close(ledger: Ledger, request: ProcessRollbackInput) -> Ledger:
 
 
 def _restored(victim: Victim) -> RestoredProcess:
-    new_pid = victim.restart_pid if victim.outcome == RESTARTED else None
+    new_pid = victim.restart_pid if victim.outcome in (RESTARTED, REPLACED) else None
     return RestoredProcess(victim.pid, victim.outcome or "", new_pid, victim.note)

@@ -22,6 +22,7 @@ from crucible.activities.chaos_process import (
     CONTINUED,
     PROCESS_FAULT_REFUSED,
     PROCESS_RESTART_FAILED,
+    REPLACED,
     RESTARTED,
     RUNNING,
     ChaosProcessActivities,
@@ -182,8 +183,8 @@ async def test_a_rollback_retried_after_a_crash_mid_restart_starts_no_second_cop
     state = await run(activities.inject_process_fault, ProcessFaultInput("chaos-2", fault))
     await gone(state.processes[0].pid, state.processes[0].started)
     # The worker died after starting the process but before recording the outcome.
-    victim, fresh = await activities._update("chaos-2", lambda ledger: activities._start_once(ledger, 0))
-    assert fresh and victim.outcome is None
+    victim, running = await activities._update("chaos-2", lambda ledger: activities._start_once(ledger, 0))
+    assert running is None and victim.outcome is None, "started just now, and not recorded as done"
 
     after_crash = chaos(tmp_path)
     result = await run(after_crash.roll_back_process_fault, ProcessRollbackInput("chaos-2", fault, None))
@@ -233,6 +234,10 @@ async def test_a_retried_injection_signals_once_and_never_picks_a_new_victim(
     assert await run(activities.inject_process_fault, kill) == first
     await asyncio.sleep(0.2)
     assert read_process(newcomer).state in ("R", "S"), "the newcomer was left alone"
+    # It runs the victim's very command: the rollback counts it as the victim's replacement.
+    result = await run(activities.roll_back_process_fault, ProcessRollbackInput("chaos-5", kill.params))
+    assert (result.processes[0].action, result.processes[0].new_pid) == (REPLACED, newcomer)
+    assert len(await target.lines("start")) == 2
 
 
 async def test_a_rollback_with_nothing_to_undo_says_so_and_blocks_a_late_injection(

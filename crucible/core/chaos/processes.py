@@ -70,6 +70,9 @@ class Ledger:
     victims: list[Victim] = field(default_factory=list)
     #: A rollback has begun: a late injection attempt must not signal anything any more.
     closing: bool = False
+    #: ``[pid, start time]`` of every process running a victim's argv at injection: a copy
+    #: that is not among them was started since, by a supervisor say.
+    existing: list[list[int]] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, text: str) -> Ledger:
@@ -79,6 +82,7 @@ class Ledger:
             signal=data["signal"],
             victims=[Victim(**v) for v in data["victims"]],
             closing=data["closing"],
+            existing=data.get("existing", []),
         )
 
 
@@ -155,6 +159,24 @@ def find_victims(match: str, markers: Sequence[str], proc: Path = PROC) -> list[
     if not allowed and refusal is not None:
         raise refusal
     return sorted(allowed, key=lambda found: found[0].pid)
+
+
+def copies(argv: Sequence[str], proc: Path = PROC) -> list[tuple[int, int]]:
+    """``(pid, start time)`` of the live processes whose argv is exactly ``argv``."""
+    wanted = b"".join(a.encode(errors="surrogateescape") + b"\0" for a in argv)
+    found = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "cmdline").read_bytes() != wanted:
+                continue
+            view = read_process(int(entry.name), proc)
+        except (OSError, ProcessRefused):
+            continue
+        if view.state not in ("Z", "X") and view.tgid == view.pid:
+            found.append((view.pid, view.started))
+    return sorted(found)
 
 
 def capture(view: ProcessView, marker: str, *, with_env: bool, proc: Path = PROC) -> Victim:

@@ -364,9 +364,10 @@ class ChaosProcessActivities:
 
     def _give_up(self, victim: Victim, log_path: Path, why: str) -> None:
         output = log_tail(log_path)
+        tries = f" after {victim.restart_attempts} attempts" if victim.restart_attempts else ""
         raise ApplicationError(
-            f"could not restart pid {victim.pid} ({' '.join(victim.argv)}) after "
-            f"{victim.restart_attempts} attempts: {why}" + (f"; its output ends: {output}" if output else ""),
+            f"could not restart pid {victim.pid} ({' '.join(victim.argv)}){tries}: {why}"
+            + (f"; its output ends: {output}" if output else ""),
             type=PROCESS_RESTART_FAILED,
             non_retryable=True,
         )

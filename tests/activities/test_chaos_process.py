@@ -263,6 +263,18 @@ async def test_a_process_that_cannot_start_again_fails_the_rollback(tmp_path: Pa
     assert "after 3 attempts" in str(failed) and "exited" in str(failed)
 
 
+async def test_a_killed_process_whose_ledger_was_lost_is_not_started_blind(
+    tmp_path: Path, target: Target
+) -> None:
+    await target.start()
+    activities, fault = chaos(tmp_path), params(target)
+    state = await run(activities.inject_process_fault, ProcessFaultInput("chaos-11", fault))
+    LedgerStore(tmp_path / "chaos-state").path("chaos-11").unlink()
+    failed = await failure(activities.roll_back_process_fault, ProcessRollbackInput("chaos-11", fault, state))
+    assert failed.type == PROCESS_RESTART_FAILED and "its environment was never recorded" in str(failed)
+    assert len(await target.lines("start")) == 1
+
+
 @pytest.mark.parametrize(
     ("markers", "match", "reason"),
     [

@@ -14,6 +14,7 @@ from temporalio.worker import Worker
 
 from crucible.api.app import create_app
 from crucible.api.kinds import register_kind
+from crucible.core.chaos.metrics import serve_probe_metrics, stop_probe_metrics
 from crucible.core.config import Settings, load_settings
 from crucible.core.db import create_engine
 from crucible.core.exits import exit_without_teardown
@@ -22,9 +23,12 @@ from crucible.core.kafka import EventPublisher
 from crucible.core.secrets import new_key
 from crucible.core.store import RunStore
 from crucible.core.temporal import SEARCH_ATTRIBUTES
+from crucible.stack.prometheus import INSTALL_HINT as PROMETHEUS_INSTALL_HINT
+from crucible.stack.prometheus import ScrapeJob, prometheus_binary
 from crucible.stack.services import temporal_cli
 from crucible.worker import WorkerDeps, build_batch_worker, build_worker
 from tests.support.probe import PROBE_KIND, ProbeWorkflow
+from tests.support.prometheus import PrometheusServer
 from tests.support.servers import ApiServer, KafkaBroker, PostgresServer
 
 EVENTS_TOPIC = "crucible.events"
@@ -180,3 +184,35 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     # process after every test passed (see crucible.core.exits). The status is pytest's own.
     if _EXIT_STATUS in config.stash:
         exit_without_teardown(config.stash[_EXIT_STATUS])
+
+
+#: The job name the dev stack's Prometheus scrapes a worker's steady probes under.
+PROBES_JOB = "crucible-probes"
+
+
+@pytest.fixture(scope="session")
+async def prometheus(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[PrometheusServer]:
+    """A real Prometheus (Debian's package) on a free port: 1 s scrapes and rule evaluations.
+
+    It scrapes the steady probes' metrics of this process (see `probe_metrics_port`) from the
+    start, since a target added later takes Prometheus up to 5 s to pick up.
+    """
+    if prometheus_binary() is None:
+        pytest.fail(f"the prometheus binary is missing; {PROMETHEUS_INSTALL_HINT}", pytrace=False)
+    port = serve_probe_metrics(0)
+    probes = f"127.0.0.1:{port}"
+    try:
+        server = await PrometheusServer.launch(
+            tmp_path_factory.mktemp("prometheus"), jobs=[ScrapeJob(PROBES_JOB, [probes])]
+        )
+        yield server
+        await server.stop()
+    finally:
+        stop_probe_metrics(port)
+
+
+@pytest.fixture(scope="session")
+def probe_metrics_port(prometheus: PrometheusServer) -> int:
+    """Where this process serves the steady probes' metrics, scraped by `prometheus` as `crucible-probes`."""
+    [job] = [job for job in prometheus.jobs if job.name == PROBES_JOB]
+    return int(job.targets[0].rsplit(":", 1)[1])

@@ -3,6 +3,8 @@
 Every response conforms to that spec except for ONE DELIBERATE DEFECT, left for a demo run to find:
 ``GET /products/{product_id}`` answers ``price`` as a string (``"12.50"``) where the spec says number.
 ``GET /products`` answers prices correctly, as numbers.
+
+It serves Prometheus metrics at ``/metrics`` (outside the spec), for chaos experiments' SLOs.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ import uvicorn
 import yaml
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from examples.demo_target.metrics import MetricsMiddleware, TargetMetrics
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -318,6 +323,7 @@ def create_app() -> Starlette:
     spec_text = SPEC_PATH.read_text(encoding="utf-8")
     spec = yaml.safe_load(spec_text)
     api = ShopApi(Store.seeded())
+    metrics = TargetMetrics()
 
     async def openapi_json(request: Request) -> Response:
         return JSONResponse(spec)
@@ -339,8 +345,10 @@ def create_app() -> Starlette:
             ),
             _route("/orders", POST=api.create_order),
             _route("/orders/{order_id}", GET=api.get_order),
+            _route("/metrics", GET=metrics.endpoint),
         ],
         exception_handlers={Invalid: _invalid, NotFound: _not_found, HTTPException: _http_error},
+        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
     )
     # A redirect from /products/ to /products is a 307 the spec does not declare.
     app.router.redirect_slashes = False

@@ -27,6 +27,11 @@ from temporalio.worker import Worker
 
 from crucible.activities.ai import AiActivities
 from crucible.activities.batch import BatchActivities
+from crucible.activities.chaos import ChaosActivities
+from crucible.activities.chaos_actions import ChaosActionActivities
+from crucible.activities.chaos_kubernetes import ChaosKubernetesActivities
+from crucible.activities.chaos_process import ChaosProcessActivities
+from crucible.activities.chaos_proxy import ChaosProxyActivities
 from crucible.activities.db import QaDbActivities
 from crucible.activities.events import EventActivities
 from crucible.activities.http import QaHttpActivities
@@ -35,6 +40,10 @@ from crucible.activities.pipelines import PipelineActivities
 from crucible.activities.retention import RetentionActivities
 from crucible.activities.saga import SagaActivities
 from crucible.activities.saga_test import SagaTestActivities
+from crucible.activities.steady_probes import SteadyProbeActivities
+from crucible.core.chaos.calls import CommandAllowlist
+from crucible.core.chaos.metrics import serve_probe_metrics
+from crucible.core.chaos.store import ChaosStore
 from crucible.core.config import Settings, load_settings
 from crucible.core.db import create_engine
 from crucible.core.exits import exit_without_teardown
@@ -51,6 +60,7 @@ from crucible.core.secrets import SecretStore, secret_box
 from crucible.core.store import RunStore
 from crucible.core.temporal import connect, ensure_search_attributes
 from crucible.workflows.batch_job import BatchJobWorkflow
+from crucible.workflows.chaos_experiment import ChaosExperimentWorkflow
 from crucible.workflows.pipeline import PipelineRunWorkflow, PipelineStepWorkflow
 from crucible.workflows.qa_package import QaPackageRunWorkflow
 from crucible.workflows.retention import RetentionWorkflow
@@ -72,6 +82,7 @@ WORKFLOWS: list[type] = [
     RetentionWorkflow,
     SagaWorkflow,
     SagaTestWorkflow,
+    ChaosExperimentWorkflow,
 ]
 
 
@@ -109,6 +120,7 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
             secrets, deps.http, fault_processes=markers_of(settings.fault_processes)
         )
         kafka_watch = KafkaWatchActivities(settings.effective_kafka_bootstrap_servers)
+        activities += chaos_activities(deps.store, settings, deps.http)
         activities += [
             pipelines.load_pipeline,
             pipelines.post_webhook,
@@ -127,6 +139,35 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
             kafka_watch.collect_correlated_events,
         ]
     return activities
+
+
+def chaos_activities(
+    store: RunStore, settings: Settings, http: httpx.AsyncClient
+) -> list[Callable[..., Any]]:
+    """What chaos experiments run: SLO measuring, steady probes, and each fault provider."""
+    allowlist = CommandAllowlist.parse(settings.chaos_commands)
+    chaos = ChaosActivities(
+        ChaosStore(store.engine), http, prometheus_url=settings.prometheus_url, allowlist=allowlist
+    )
+    proxy = ChaosProxyActivities(http)
+    process = ChaosProcessActivities(
+        markers_of(settings.fault_processes), settings.home_dir / "chaos-processes"
+    )
+    kubernetes = ChaosKubernetesActivities(settings.kubeconfig)
+    actions = ChaosActionActivities(http, allowlist)
+    return [
+        chaos.measure_slos,
+        chaos.firing_alerts,
+        chaos.record_chaos_results,
+        SteadyProbeActivities(http).run_steady_probes,
+        proxy.inject_proxy_fault,
+        proxy.roll_back_proxy_fault,
+        process.inject_process_fault,
+        process.roll_back_process_fault,
+        kubernetes.delete_pods,
+        kubernetes.await_pods_ready,
+        actions.run_chaos_action,
+    ]
 
 
 def build_batch_worker(
@@ -227,6 +268,7 @@ async def run_worker(
         )
     )
     log.info("worker metrics at http://127.0.0.1:%d/metrics", port)
+    serve_probe_metrics(settings.probe_metrics_port)
     client = await connect(settings, runtime=runtime, wait_s=60)
     await ensure_search_attributes(client, settings.temporal_namespace)
     try:

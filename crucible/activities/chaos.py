@@ -17,10 +17,10 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from crucible.core.chaos.calls import CommandAllowlist, run_http_call, run_process_call
+from crucible.activities.chaos_actions import check_slo_call
+from crucible.core.chaos.calls import CommandAllowlist
 from crucible.core.chaos.model import (
     EXPERIMENT_PLACEHOLDER,
-    HTTP_SLO,
     NO_DATA_OK,
     PROMETHEUS_SLO,
     AlertsInput,
@@ -100,14 +100,8 @@ class ChaosActivities:
         return SloMeasurement(slo.name, phase, at, value, compare(value, slo.op, slo.threshold))
 
     async def _check(self, slo: Slo, phase: str, at: float) -> SloMeasurement:
-        if slo.kind == HTTP_SLO:
-            assert slo.http is not None
-            outcome = await run_http_call(self.http, slo.http)
-        else:
-            assert slo.process is not None
-            outcome = await run_process_call(slo.process, self.allowlist)
-        value = None if outcome.value is None else float(outcome.value)
-        return SloMeasurement(slo.name, phase, at, value, outcome.ok, outcome.error or "")
+        value, met, note = await check_slo_call(slo, http=self.http, allowlist=self.allowlist)
+        return SloMeasurement(slo.name, phase, at, value, met, note)
 
     @activity.defn
     async def firing_alerts(self, request: AlertsInput) -> FiringAlerts:

@@ -14,7 +14,7 @@ import httpx
 from crucible.activities.chaos_kubernetes import pod_params_from_dict
 from crucible.activities.chaos_process import process_params_from_dict
 from crucible.api.chaos_models import MAX_SAMPLES, ExperimentCreate
-from crucible.core.chaos.calls import CommandAllowlist
+from crucible.core.chaos.calls import CommandAllowlist, CommandNotAllowedError
 from crucible.core.chaos.faults import fault_from_dict, fault_to_dict
 from crucible.core.chaos.model import (
     KUBERNETES,
@@ -92,8 +92,8 @@ def _commands(spec: ExperimentSpec, allowlist: CommandAllowlist, errors: list[Fi
             return
         try:
             allowlist.check(call.command)
-        except ValueError as exc:
-            errors.append(FieldError((*loc, "process", "command"), str(exc)))
+        except CommandNotAllowedError as exc:
+            errors.append(FieldError((*loc, "process", "command", 0), str(exc)))
 
     for i, slo in enumerate(spec.slos):
         check(slo.process, ("body", "slos", i))

@@ -59,6 +59,8 @@ ROLLBACK_RETRY = RetryPolicy(
 ACTION_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
 #: Extra time a wait-for-ready rollback may take beyond its own timeout.
 READY_MARGIN_S = 30.0
+#: Activities that wait heartbeat; one on a dead worker is retried elsewhere this soon.
+HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 
 
 async def preflight_http_check(run_id: str, call: HttpCall) -> dict[str, Any]:
@@ -116,30 +118,43 @@ class FaultDriver:
                 ChaosKubernetesActivities.delete_pods,
                 PodDeleteInput(self.run_id, pod_params_from_dict(params)),
                 start_to_close_timeout=CALL_TIMEOUT,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=INJECT_RETRY,
             )
             shown["pods"] = dataclasses.asdict(self._injected)
         elif provider == ACTIONS:
-            shown["outcomes"] = await self._run_actions(self.spec.method, "method", INJECT_RETRY)
+            shown["outcomes"], _ = await self._run_actions(self.spec.method, "method", INJECT_RETRY)
         self.state = "injected"
         await self.log.record(EventType.FAULT_INJECTED, shown)
 
-    async def _run_actions(self, actions: list[ChaosAction], phase: str, retry: RetryPolicy) -> list[Any]:
-        """Each action in turn, with its pauses on durable timers; a failed action raises."""
-        outcomes = []
+    async def _run_actions(
+        self, actions: list[ChaosAction], phase: str, retry: RetryPolicy, *, keep_going: bool = False
+    ) -> tuple[list[Any], list[str]]:
+        """Each action in turn, with its pauses on durable timers: their outcomes, and errors.
+
+        A failed action raises, unless ``keep_going`` (a rollback runs every step it has).
+        """
+        outcomes: list[Any] = []
+        errors: list[str] = []
         for action in actions:
             if action.pause_before_s > 0:
                 await workflow.sleep(timedelta(seconds=action.pause_before_s))
-            outcome = await workflow.execute_activity_method(
-                ChaosActionActivities.run_chaos_action,
-                RunActionInput(self.run_id, action, phase),
-                start_to_close_timeout=timedelta(seconds=self._timeout_of(action)) + CALL_TIMEOUT,
-                retry_policy=retry,
-            )
-            outcomes.append({"name": action.name, **dataclasses.asdict(outcome)})
+            try:
+                outcome = await workflow.execute_activity_method(
+                    ChaosActionActivities.run_chaos_action,
+                    RunActionInput(self.run_id, action, phase),
+                    start_to_close_timeout=timedelta(seconds=self._timeout_of(action)) + CALL_TIMEOUT,
+                    retry_policy=retry,
+                )
+            except ActivityError as exc:
+                if not keep_going:
+                    raise
+                errors.append(f"{action.name}: {exc.cause or exc}")
+                continue
+            outcomes.append(dataclasses.asdict(outcome))
             if action.pause_after_s > 0:
                 await workflow.sleep(timedelta(seconds=action.pause_after_s))
-        return outcomes
+        return outcomes, errors
 
     @staticmethod
     def _timeout_of(action: ChaosAction) -> float:
@@ -165,7 +180,9 @@ class FaultDriver:
         shown: dict[str, Any] = {"provider": self.spec.provider}
         error: str | None = None
         try:
-            shown.update(await self._undo())
+            undone, errors = await self._undo()
+            shown.update(undone)
+            error = "; ".join(errors) or None
         except ActivityError as exc:
             error = str(exc.cause or exc)
         self.state = "rollback failed" if error else "rolled back"
@@ -173,7 +190,7 @@ class FaultDriver:
             await self.log.record(EventType.FAULT_ROLLED_BACK, {"ok": error is None, "error": error, **shown})
         return error
 
-    async def _undo(self) -> dict[str, Any]:
+    async def _undo(self) -> tuple[dict[str, Any], list[str]]:
         provider = self.spec.provider
         params = self.spec.params
         if provider == PROXY:
@@ -183,26 +200,29 @@ class FaultDriver:
                 start_to_close_timeout=CALL_TIMEOUT,
                 retry_policy=ROLLBACK_RETRY,
             )
-            return {"proxy": params["proxy"], "fault_removed": self.run_id}
+            return {"proxy": params["proxy"], "fault_removed": self.run_id}, []
         if provider == PROCESS:
+            process = process_params_from_dict(params)
             result = await workflow.execute_activity_method(
                 ChaosProcessActivities.roll_back_process_fault,
-                ProcessRollbackInput(self.run_id, process_params_from_dict(params), self._injected),
-                start_to_close_timeout=CALL_TIMEOUT,
+                ProcessRollbackInput(self.run_id, process, self._injected),
+                start_to_close_timeout=timedelta(seconds=process.ready_timeout_s + READY_MARGIN_S),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=ROLLBACK_RETRY,
             )
-            return {"processes": dataclasses.asdict(result)}
+            return {"processes": dataclasses.asdict(result)}, []
         if provider == KUBERNETES:
             pods = pod_params_from_dict(params)
             before = getattr(self._injected, "replicas_before", None)
-            result = await workflow.execute_activity_method(
+            ready = await workflow.execute_activity_method(
                 ChaosKubernetesActivities.await_pods_ready,
                 PodsReadyInput(self.run_id, pods, before),
                 start_to_close_timeout=timedelta(seconds=pods.ready_timeout_s + READY_MARGIN_S),
-                heartbeat_timeout=CALL_TIMEOUT,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=ROLLBACK_RETRY,
             )
-            return {"pods": dataclasses.asdict(result)}
-        if provider == ACTIONS:
-            return {"outcomes": await self._run_actions(self.spec.rollbacks, "rollback", ROLLBACK_RETRY)}
-        return {}
+            return {"pods": dataclasses.asdict(ready)}, []
+        outcomes, errors = await self._run_actions(
+            self.spec.rollbacks, "rollback", ROLLBACK_RETRY, keep_going=True
+        )
+        return {"outcomes": outcomes}, errors

@@ -1,0 +1,84 @@
+"""Real parts for chaos experiments: Prometheus, a chaos proxy process, a target, and an API and
+worker whose settings point at them, on a task queue of their own."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from crucible.api.app import create_app
+from crucible.core.config import Settings
+from crucible.core.kafka import EventPublisher
+from crucible.core.store import RunStore
+from crucible.worker import WorkerDeps, build_worker
+from examples.demo_target.app import create_app as create_target
+from tests.support.chaos import CHAOS_COMMANDS, ChaosProxyProcess
+from tests.support.prometheus import PrometheusServer
+from tests.support.qa import serving
+from tests.support.servers import ApiServer
+
+CHAOS_QUEUE = "crucible-chaos-tests"
+
+
+@pytest.fixture(scope="session")
+def chaos_settings(
+    settings: Settings, prometheus: PrometheusServer, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    return settings.model_copy(
+        update={
+            "prometheus_url": prometheus.url,
+            "task_queue": CHAOS_QUEUE,
+            "chaos_commands": CHAOS_COMMANDS,
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+async def chaos_worker(
+    client: Client,
+    store: RunStore,
+    publisher: EventPublisher,
+    chaos_settings: Settings,
+    http: httpx.AsyncClient,
+    probe_metrics_port: int,
+) -> AsyncIterator[Worker]:
+    """A worker for experiments, in this process: its steady probes' metrics are scraped."""
+    deps = WorkerDeps(store=store, publisher=publisher, settings=chaos_settings, http=http)
+    worker = build_worker(client, deps, task_queue=CHAOS_QUEUE, shutdown_grace=timedelta(seconds=1))
+    async with worker:
+        yield worker
+
+
+@pytest.fixture(scope="session")
+async def chaos_api_server(chaos_settings: Settings) -> AsyncIterator[ApiServer]:
+    server = ApiServer(create_app(chaos_settings))
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def chaos_api(chaos_api_server: ApiServer, chaos_worker: Worker) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=chaos_api_server.url, timeout=30) as api:
+        yield api
+
+
+@pytest.fixture(scope="session")
+async def chaos_proxy() -> AsyncIterator[ChaosProxyProcess]:
+    """``python -m crucible.chaos_proxy`` in a process of its own, as in production."""
+    proxy = await ChaosProxyProcess.start()
+    yield proxy
+    await proxy.stop()
+
+
+@pytest.fixture(scope="session")
+async def target(prometheus: PrometheusServer) -> AsyncIterator[ApiServer]:
+    """The demo target API, its own metrics scraped by Prometheus."""
+    async with serving(create_target()) as server:
+        await prometheus.add_target("demo-target", f"127.0.0.1:{server.port}")
+        yield server

@@ -1,8 +1,9 @@
 """``crucible dev``: the whole stack on one machine, supervised, in the foreground.
 
-Start order: PostgreSQL, the Kafka broker and the Temporal dev server (together,
-each unless configured to use an existing one), then the migrations, then the
-worker and the API. Stop order is the reverse, within 10 seconds in all.
+Start order: PostgreSQL, the Kafka broker, the Temporal dev server, Prometheus (when its
+binary is installed) and the chaos proxy (together, each unless configured to use an
+existing one), then the migrations, then the worker and the API. Stop order is the
+reverse, within 10 seconds in all.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import httpx
 from crucible.core import migrate
 from crucible.core.config import Settings, environment
 from crucible.core.secrets import new_key
+from crucible.stack.chaos import chaos_banner, chaos_env, chaos_parts, chaos_ports
 from crucible.stack.demo import check_examples, demo_banner, demo_ports, demo_specs, wait_demo_ready
 from crucible.stack.process import ManagedProcess, ProcessSpec
 from crucible.stack.services import (
@@ -89,6 +91,7 @@ class DevStack:
         wanted = [
             (s.api_port, "the API", "CRUCIBLE_API_PORT"),
             (s.worker_metrics_port, "the worker's metrics", "CRUCIBLE_WORKER_METRICS_PORT"),
+            *chaos_ports(s),
         ]
         if self.demo:
             wanted += demo_ports(s)
@@ -162,6 +165,7 @@ class DevStack:
             "CRUCIBLE_API_URL": s.effective_api_url,
             "CRUCIBLE_TASK_QUEUE": s.task_queue,
             "CRUCIBLE_SECRETS_KEY": self.secrets_key(),
+            **chaos_env(s),
         }
         # The embedded broker rejects InitProducerId, so the idempotent producer is off for it.
         env["CRUCIBLE_KAFKA_IDEMPOTENCE"] = (
@@ -196,6 +200,13 @@ class DevStack:
             parts.append(self._start_kafka())
         if s.temporal_address is None:
             parts.append(self._start_temporal())
+        parts += chaos_parts(
+            s,
+            home=self.home,
+            logs=self.logs,
+            demo=self.demo,
+            start=lambda spec: self._start(spec, self.infra_processes),
+        )
         await asyncio.gather(*parts)
         log.info("infrastructure ready in %.1f s; migrating the database", time.monotonic() - started)
         await asyncio.to_thread(migrate.upgrade, s.effective_database_url)
@@ -212,6 +223,7 @@ class DevStack:
                     **child_env,
                     "CRUCIBLE_WORKER_SHUTDOWN_GRACE_S": str(DEV_WORKER_GRACE_S),
                     "CRUCIBLE_WORKER_METRICS_PORT": str(s.worker_metrics_port),
+                    "CRUCIBLE_PROBE_METRICS_PORT": str(s.probe_metrics_port),
                 },
                 log_path=self.logs / "worker.log",
                 echo=self.echo,
@@ -280,6 +292,9 @@ class DevStack:
             lines.append(
                 f"                 Temporal server: http://127.0.0.1:{s.temporal_metrics_port}/metrics"
             )
+        if s.probe_metrics_port:
+            lines.append(f"                 steady probes: http://127.0.0.1:{s.probe_metrics_port}/metrics")
+        lines += chaos_banner(s)
         if self.demo:
             lines += demo_banner(s)
         lines += [

@@ -179,8 +179,9 @@ def dev_scrape_jobs(s: Settings, *, demo: bool, prometheus_port: int) -> list[Sc
         ScrapeJob("prometheus", [f"{local}:{prometheus_port}"]),
         ScrapeJob("crucible-api", [f"{api_host}:{s.api_port}"]),
         ScrapeJob("crucible-worker", [f"{local}:{s.worker_metrics_port}"]),
-        ScrapeJob("crucible-probes", [f"{local}:{s.probe_metrics_port}"]),
     ]
+    if s.probe_metrics_port:  # 0: the worker picks a port no config can name
+        jobs.append(ScrapeJob("crucible-probes", [f"{local}:{s.probe_metrics_port}"]))
     if s.temporal_address is None:
         jobs.append(ScrapeJob("temporal", [f"{local}:{s.temporal_metrics_port}"]))
     if demo:  # the shop's services serve no /metrics

@@ -15,10 +15,12 @@ from temporalio.client import Client
 from crucible.core.config import Settings, load_settings
 from crucible.core.db import create_engine
 from crucible.core.kafka import EventPublisher
+from crucible.core.prometheus import PrometheusClient
 from crucible.core.store import RunStore
 from crucible.worker import WorkerDeps, build_worker
 from tests.support.dev import Child, alive, dev_environment, live_processes_mentioning
 from tests.support.probe import ProbeInput, ProbeWorkflow
+from tests.support.prometheus import PrometheusServer
 from tests.support.runs import start_probe
 from tests.support.servers import KafkaBroker
 
@@ -76,12 +78,26 @@ async def test_dev_runs_supervises_and_stops_the_whole_stack(tmp_path: Path) -> 
         assert f"API docs       {api_url}/docs" in dev.output
         assert f"Temporal UI    http://127.0.0.1:{env['CRUCIBLE_TEMPORAL_UI_PORT']}" in dev.output
 
+        # Prometheus scrapes the stack, and the chaos proxy's control API answers.
+        prometheus = f"http://127.0.0.1:{env['CRUCIBLE_PROMETHEUS_PORT']}"
+        chaos_proxy = f"http://127.0.0.1:{env['CRUCIBLE_CHAOS_PROXY_PORT']}"
+        assert f"Prometheus     {prometheus}" in dev.output
+        assert f"Chaos proxy    {chaos_proxy}" in dev.output
+        async with httpx.AsyncClient(timeout=10) as http:
+            assert (await http.get(f"{chaos_proxy}/proxies")).status_code == 200
+            up = PrometheusClient(http, prometheus)
+            async with asyncio.timeout(30):  # targets reach its scrapers every 5 s, then a 5 s scrape
+                while len(await up.instant('up{job=~"crucible-api|demo-target"} == 1')) < 2:
+                    await asyncio.sleep(0.5)
+
         stack_env = (home / "stack.env").read_text()
         for key in (
             "TEMPORAL_ADDRESS",
             "DATABASE_URL",
             "KAFKA_BOOTSTRAP_SERVERS",
             "CRUCIBLE_KAFKA_IDEMPOTENCE=false",
+            f"CRUCIBLE_PROMETHEUS_URL={prometheus}",
+            f"CRUCIBLE_CHAOS_PROXY_URL={chaos_proxy}",
         ):
             assert key in stack_env
         assert oct((home / "stack.env").stat().st_mode & 0o777) == "0o600"
@@ -186,7 +202,7 @@ async def test_a_restarted_stack_keeps_its_runs(tmp_path: Path, monkeypatch: pyt
 
 
 async def test_parts_named_in_the_environment_are_used_not_started(
-    tmp_path: Path, settings: Settings, kafka: KafkaBroker
+    tmp_path: Path, settings: Settings, kafka: KafkaBroker, prometheus: PrometheusServer
 ) -> None:
     home = tmp_path / "state"
     env = dev_environment(home)
@@ -195,12 +211,17 @@ async def test_parts_named_in_the_environment_are_used_not_started(
         DATABASE_URL=settings.effective_database_url,
         KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap,
         CRUCIBLE_KAFKA_IDEMPOTENCE="false",
+        CRUCIBLE_PROMETHEUS_URL=prometheus.url,
+        CRUCIBLE_CHAOS_PROXY_URL="http://127.0.0.1:8474",
     )
     dev = await Child.start("dev", env=env)
     try:
         await dev.wait_for(r"^Crucible is up\.", timeout=90)
         assert set(dev.child_pids()) == {"worker", "api"}
-        assert f"TEMPORAL_ADDRESS={settings.effective_temporal_address}" in (home / "stack.env").read_text()
+        stack_env = (home / "stack.env").read_text()
+        assert f"TEMPORAL_ADDRESS={settings.effective_temporal_address}" in stack_env
+        assert f"CRUCIBLE_PROMETHEUS_URL={prometheus.url}" in stack_env
+        assert "CRUCIBLE_CHAOS_PROXY_URL=http://127.0.0.1:8474" in stack_env
         async with httpx.AsyncClient(timeout=10) as http:
             health = await http.get(f"http://127.0.0.1:{env['CRUCIBLE_API_PORT']}/healthz")
             assert health.status_code == 200, health.text

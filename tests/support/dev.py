@@ -31,6 +31,9 @@ def dev_environment(home: Path, ports: dict[str, int] | None = None) -> dict[str
             "SHOP_ORDER",
             "SHOP_INVENTORY",
             "SHOP_PAYMENT",
+            "PROMETHEUS",
+            "CHAOS_PROXY",
+            "PROBE_METRICS",
         )
     }
     env.update({f"CRUCIBLE_{name}_PORT": str(port) for name, port in ports.items()})

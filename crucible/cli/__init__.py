@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from crucible.cli.batch import batch_app
+from crucible.cli.chaos import chaos_app
 from crucible.cli.pipelines import pipelines_app
 from crucible.cli.qa import qa_app
 from crucible.cli.runs import runs_app
@@ -31,6 +32,7 @@ app.add_typer(pipelines_app, name="pipelines")
 app.add_typer(schedules_app, name="schedules")
 app.add_typer(sagas_app, name="sagas")
 app.add_typer(saga_tests_app, name="saga-tests")
+app.add_typer(chaos_app, name="chaos")
 
 
 @app.command()

@@ -16,6 +16,7 @@ on another worker and the providers' activities are idempotent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -297,9 +298,10 @@ class ChaosExperimentWorkflow:
 
     async def _pause(self, seconds: float) -> None:
         """Sleep on a durable timer, or until an abort."""
-        await workflow.wait_condition(
-            lambda: self.abort_reason is not None, timeout=timedelta(seconds=seconds)
-        )
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: self.abort_reason is not None, timeout=timedelta(seconds=seconds)
+            )
 
     async def _preflight(self, request: ExperimentInput) -> str | None:
         """Every pre-flight check; why the experiment is blocked, or None."""

@@ -3,6 +3,7 @@ worker whose settings point at them, on a task queue of their own."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -15,11 +16,11 @@ from crucible.api.app import create_app
 from crucible.core.config import Settings
 from crucible.core.kafka import EventPublisher
 from crucible.core.store import RunStore
+from crucible.stack.services import free_port
 from crucible.worker import WorkerDeps, build_worker
-from examples.demo_target.app import create_app as create_target
-from tests.support.chaos import CHAOS_COMMANDS, ChaosProxyProcess
+from tests.support.chaos import CHAOS_COMMANDS, ChaosProxyProcess, Target
+from tests.support.dev import Child
 from tests.support.prometheus import PrometheusServer
-from tests.support.qa import serving
 from tests.support.servers import ApiServer
 
 CHAOS_QUEUE = "crucible-chaos-tests"
@@ -77,8 +78,13 @@ async def chaos_proxy() -> AsyncIterator[ChaosProxyProcess]:
 
 
 @pytest.fixture(scope="session")
-async def target(prometheus: PrometheusServer) -> AsyncIterator[ApiServer]:
-    """The demo target API, its own metrics scraped by Prometheus."""
-    async with serving(create_target()) as server:
-        await prometheus.add_target("demo-target", f"127.0.0.1:{server.port}")
-        yield server
+async def target(prometheus: PrometheusServer) -> AsyncIterator[Target]:
+    """The demo target API in a process of its own, its metrics scraped by Prometheus."""
+    port = free_port()
+    child = await Child.start("--port", str(port), env=dict(os.environ), module="examples.demo_target")
+    try:
+        await child.wait_for("Uvicorn running", timeout=30)
+        await prometheus.add_target("demo-target", f"127.0.0.1:{port}")
+        yield Target(port)
+    finally:
+        await child.terminate()

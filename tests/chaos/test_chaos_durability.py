@@ -20,10 +20,16 @@ from crucible.core.store import RunStore
 from crucible.core.temporal import start_run
 from crucible.stack.services import free_port
 from crucible.workflows.chaos_experiment import KIND, ChaosExperimentWorkflow
-from tests.support.chaos import CHAOS_COMMANDS, ChaosProxyProcess, events_of, latency_experiment, states
+from tests.support.chaos import (
+    CHAOS_COMMANDS,
+    ChaosProxyProcess,
+    Target,
+    events_of,
+    latency_experiment,
+    states,
+)
 from tests.support.dev import Child
 from tests.support.prometheus import PrometheusServer
-from tests.support.servers import ApiServer
 from tests.test_durability import start_worker, worker_env
 
 pytestmark = pytest.mark.timeout(150)
@@ -35,13 +41,12 @@ async def test_a_fault_in_place_when_the_worker_dies_is_still_rolled_back(
     store: RunStore,
     http: httpx.AsyncClient,
     chaos_proxy: ChaosProxyProcess,
-    target: ApiServer,
+    target: Target,
     prometheus: PrometheusServer,
     task_queue: str,
     tmp_path: Path,
 ) -> None:
     probes_port = free_port()
-    await prometheus.add_target("crucible-probes-crash", f"127.0.0.1:{probes_port}")
     env = worker_env(chaos_settings, task_queue, tmp_path / "home")
     assert chaos_settings.secrets_key is not None and chaos_settings.prometheus_url is not None
     env.update(
@@ -60,6 +65,7 @@ async def test_a_fault_in_place_when_the_worker_dies_is_still_rolled_back(
     first = await start_worker(env, "worker", module="crucible")
     second: Child | None = None
     try:
+        await prometheus.add_target("crucible-probes-crash", f"127.0.0.1:{probes_port}")
         handle = await start_run(
             client,
             ChaosExperimentWorkflow.run,
@@ -71,12 +77,10 @@ async def test_a_fault_in_place_when_the_worker_dies_is_still_rolled_back(
         async with asyncio.timeout(60):
             while not any(e.type == "FAULT_INJECTED" for e in await events_of(store, run_id)):
                 await asyncio.sleep(0.1)
-        assert [f["name"] for f in await chaos_proxy.faults(name)] == [run_id]
+        assert await chaos_proxy.faults(name) == [run_id]
         await first.kill()  # SIGKILL with the fault in place
         await asyncio.sleep(1)
-        assert [f["name"] for f in await chaos_proxy.faults(name)] == [run_id], (
-            "the fault outlives the worker"
-        )
+        assert await chaos_proxy.faults(name) == [run_id], "the fault outlives the worker"
         second = await start_worker(env, "worker", module="crucible")
         result = await asyncio.wait_for(handle.result(), 90)
     finally:

@@ -10,22 +10,21 @@ import httpx
 import pytest
 
 from crucible.core.store import RunStore
-from tests.support.chaos import TEST_ALERTS, approve, events_of, states
+from tests.support.chaos import TEST_ALERTS, Target, approve, events_of, states
 from tests.support.qa import wait_closed
-from tests.support.servers import ApiServer
 
 pytestmark = pytest.mark.timeout(120)
 EXAMPLE = Path(__file__).parents[2] / "examples" / "chaos" / "chaostoolkit.json"
 
 
-def _example(target: ApiServer) -> dict[str, object]:
+def _example(target: Target) -> dict[str, object]:
     document = json.loads(EXAMPLE.read_text().replace("http://127.0.0.1:8099", target.url))
     document["method"][0]["pauses"] = {"after": 1}
     return dict(document)
 
 
 async def test_the_example_experiment_runs_its_probes_and_actions_and_reports_a_verdict(
-    chaos_api: httpx.AsyncClient, target: ApiServer, store: RunStore
+    chaos_api: httpx.AsyncClient, target: Target, store: RunStore
 ) -> None:
     body = {
         "experiment": _example(target),
@@ -62,9 +61,7 @@ async def test_the_example_experiment_runs_its_probes_and_actions_and_reports_a_
     assert detail["experiment"]["source"] == "chaostoolkit"
 
 
-async def test_parts_crucible_cannot_run_are_each_named(
-    chaos_api: httpx.AsyncClient, target: ApiServer
-) -> None:
+async def test_parts_crucible_cannot_run_are_each_named(chaos_api: httpx.AsyncClient, target: Target) -> None:
     document = _example(target)
     document["method"] = [  # type: ignore[index]
         {"type": "action", "name": "py", "provider": {"type": "python", "module": "os", "func": "getcwd"}},
@@ -83,7 +80,9 @@ async def test_parts_crucible_cannot_run_are_each_named(
 
     document["method"] = [document["method"][1]]  # type: ignore[index]
     del document["controls"]
-    refused = await chaos_api.post("/api/v1/chaos-experiments/import", json={"experiment": document})
+    refused = await chaos_api.post(
+        "/api/v1/chaos-experiments/import", json={"experiment": document, "overrides": {"duration_s": 3}}
+    )
     assert refused.status_code == 422, refused.text
     [error] = refused.json()["detail"]
     assert error["loc"][:4] == ["body", "fault", "method", 0] and "allowlist" in error["msg"]

@@ -9,6 +9,7 @@ import pytest
 from crucible.core.store import RunStore
 from tests.support.chaos import (
     ChaosProxyProcess,
+    Target,
     approve,
     events_of,
     latency_experiment,
@@ -18,7 +19,6 @@ from tests.support.chaos import (
 )
 from tests.support.prometheus import PrometheusServer
 from tests.support.qa import wait_closed
-from tests.support.servers import ApiServer
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -31,13 +31,13 @@ async def _create(api: httpx.AsyncClient, body: dict[str, object]) -> str:
 
 
 async def test_a_tolerated_latency_fault_confirms_the_hypothesis_and_reports_a_recovery_time(
-    chaos_api: httpx.AsyncClient, chaos_proxy: ChaosProxyProcess, target: ApiServer, store: RunStore
+    chaos_api: httpx.AsyncClient, chaos_proxy: ChaosProxyProcess, target: Target, store: RunStore
 ) -> None:
     name, listen = await chaos_proxy.proxy_to(target.port)
     run_id = await _create(chaos_api, latency_experiment(chaos_proxy, name, listen, slo_ms=500))
     await approve(chaos_api, run_id)
     await wait_state(chaos_api, run_id, "Monitoring")
-    assert [f["name"] for f in await chaos_proxy.faults(name)] == [run_id], "the fault is in place"
+    assert await chaos_proxy.faults(name) == [run_id], "the fault is in place"
     assert await timed_get(f"http://{listen}/health") >= 0.2
 
     run = await wait_closed(chaos_api, run_id)
@@ -79,7 +79,7 @@ async def test_a_tolerated_latency_fault_confirms_the_hypothesis_and_reports_a_r
 
 
 async def test_an_slo_breach_aborts_within_two_intervals_rolls_back_and_rejects(
-    chaos_api: httpx.AsyncClient, chaos_proxy: ChaosProxyProcess, target: ApiServer, store: RunStore
+    chaos_api: httpx.AsyncClient, chaos_proxy: ChaosProxyProcess, target: Target, store: RunStore
 ) -> None:
     name, listen = await chaos_proxy.proxy_to(target.port)
     body = latency_experiment(chaos_proxy, name, listen, slo_ms=100, duration_s=30)
@@ -110,7 +110,7 @@ async def test_an_slo_breach_aborts_within_two_intervals_rolls_back_and_rejects(
 async def test_a_firing_alert_blocks_the_experiment_before_anything_is_injected(
     chaos_api: httpx.AsyncClient,
     chaos_proxy: ChaosProxyProcess,
-    target: ApiServer,
+    target: Target,
     store: RunStore,
     prometheus: PrometheusServer,
 ) -> None:

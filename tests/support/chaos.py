@@ -25,6 +25,17 @@ P99_MS = (
 TEST_ALERTS = 'ALERTS{alertstate="firing",alertname="CrucibleTestAlarm"}'
 
 
+@dataclass(frozen=True)
+class Target:
+    """A target service on loopback."""
+
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
 @dataclass
 class ChaosProxyProcess:
     url: str
@@ -60,10 +71,11 @@ class ChaosProxyProcess:
         created.raise_for_status()
         return name, str(created.json()["listen"])
 
-    async def faults(self, name: str) -> list[Any]:
+    async def faults(self, name: str) -> list[str]:
+        """The names of the faults in place on proxy ``name``."""
         found = await self.control.get(f"/proxies/{name}")
         found.raise_for_status()
-        return list(found.json()["faults"])
+        return sorted(found.json()["faults"])
 
     async def stop(self) -> None:
         await self.control.aclose()
@@ -108,12 +120,17 @@ async def approve(api: httpx.AsyncClient, run_id: str) -> None:
 
 
 async def wait_state(api: httpx.AsyncClient, run_id: str, state: str, timeout: float = 30) -> dict[str, Any]:
-    async with asyncio.timeout(timeout):
-        while True:
-            run = (await api.get(f"/api/v1/runs/{run_id}")).json()
-            if run.get("state") == state or (run.get("progress") or {}).get("state") == state:
-                return dict(run)
-            await asyncio.sleep(0.1)
+    run: dict[str, Any] = {}
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                run = (await api.get(f"/api/v1/runs/{run_id}")).json()
+                if run.get("state") == state or (run.get("progress") or {}).get("state") == state:
+                    return run
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        events = (await api.get(f"/api/v1/runs/{run_id}/events")).json()
+        raise AssertionError(f"{run_id} never reached {state}: {run}\n{events}") from None
 
 
 async def events_of(store: RunStore, run_id: str) -> list[Any]:

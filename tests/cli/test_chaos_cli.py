@@ -188,10 +188,6 @@ async def proxied_target() -> AsyncIterator[tuple[ChaosProxyProcess, str, str]]:
 
 #: Remove with the fix: every wait of the workflow that times out fails the run, so no experiment
 #: gets past its baseline yet.
-PAUSE_TIMES_OUT = pytest.mark.xfail(
-    reason="ChaosExperimentWorkflow._pause lets workflow.wait_condition's asyncio.TimeoutError escape",
-    strict=True,
-)
 
 
 async def approved(cli: Cli, tmp_path: Path, body: dict[str, Any]) -> str:
@@ -222,7 +218,6 @@ def through_proxy(
     return body
 
 
-@PAUSE_TIMES_OUT
 async def test_an_experiment_runs_to_a_confirmed_hypothesis_and_shows_its_results(
     cli: Cli, tmp_path: Path, proxied_target: tuple[ChaosProxyProcess, str, str]
 ) -> None:
@@ -256,7 +251,6 @@ async def test_an_experiment_runs_to_a_confirmed_hypothesis_and_shows_its_result
     assert report["verdict"] == "HypothesisConfirmed" and report["results"][0]["chaos_met"] is True
 
 
-@PAUSE_TIMES_OUT
 async def test_an_slo_breach_aborts_rolls_back_and_exits_1(
     cli: Cli, tmp_path: Path, proxied_target: tuple[ChaosProxyProcess, str, str]
 ) -> None:

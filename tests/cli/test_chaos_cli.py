@@ -186,10 +186,6 @@ async def proxied_target() -> AsyncIterator[tuple[ChaosProxyProcess, str, str]]:
         await proxy.stop()
 
 
-#: Remove with the fix: every wait of the workflow that times out fails the run, so no experiment
-#: gets past its baseline yet.
-
-
 async def approved(cli: Cli, tmp_path: Path, body: dict[str, Any]) -> str:
     """Create the experiment, submit it as alice and approve it as bob; its run id."""
     created = await cli("chaos", "create", "--no-follow", "--file", write(tmp_path, body))

@@ -25,6 +25,11 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    # The providers' modules by name too: the sandbox resolves their results' nested dataclasses
+    # only through modules this module imports itself.
+    import crucible.activities.chaos_actions
+    import crucible.activities.chaos_kubernetes
+    import crucible.activities.chaos_process  # noqa: F401
     from crucible.activities.chaos import MEASURE_ATTEMPTS, ChaosActivities
     from crucible.activities.steady_probes import SteadyProbeActivities, SteadyProbesInput
     from crucible.core.chaos.model import (
@@ -36,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         ExperimentInput,
         ExperimentResult,
         ExperimentSpec,
+        FiringAlerts,
         MeasureSlosInput,
         RecordResultsInput,
         ReviewSignal,
@@ -72,6 +78,8 @@ class ChaosExperimentWorkflow:
         #: Why the experiment is being aborted (``slo_breach`` or ``manual``), and the details.
         self.abort_reason: str | None = None
         self.abort_detail: dict[str, Any] = {}
+        #: Set when monitoring ends: an abort has nothing left to stop, and may not change the verdict.
+        self._chaos_over = False
         self._samples: dict[str, int] = {}
         self.measurements: list[SloMeasurement] = []
         self.fault: FaultDriver | None = None
@@ -97,9 +105,16 @@ class ChaosExperimentWorkflow:
     @workflow.signal
     def abort(self, review: ReviewSignal) -> None:
         """Stop now: roll back a fault in place, then measure the recovery (reason ``manual``)."""
-        if self.abort_reason is None:
-            self.abort_reason = MANUAL
-            self.abort_detail = {"by": review.by, "comment": review.comment}
+        if self.abort_reason is not None:
+            return
+        said = {"by": review.by, "comment": review.comment}
+        if self._chaos_over:
+            # Written with the next event: a signal handler cannot wait for a write.
+            if self.log is not None and not self.log.closed:
+                reason = f"abort does not apply in {self.log.run.state}: the chaos phase is over"
+                self.log.emit(EventType.SIGNAL_IGNORED, {"signal": "abort", **said, "reason": reason})
+            return
+        self.abort_reason, self.abort_detail = MANUAL, said
 
     @workflow.query
     def progress(self) -> dict[str, Any]:
@@ -189,7 +204,7 @@ class ChaosExperimentWorkflow:
         if missed is not None:
             return await self._end("Postponed", None, missed)
         retries = spec.preflight.retries
-        while (blocked := await self._preflight(request)) is not None:
+        while self.abort_reason is None and (blocked := await self._preflight(request)) is not None:
             if retries <= 0 or self.abort_reason is not None:
                 return await self._end("Blocked", None, blocked)
             retries -= 1
@@ -200,7 +215,11 @@ class ChaosExperimentWorkflow:
             missed = self._window_missed(spec)
             if missed is not None:
                 return await self._end("Postponed", None, missed)
+        if self.abort_reason is not None:
+            return await self._end("Aborted", None, "aborted before the fault was injected")
         await log.set_state("ReadyToRun")
+        # Started by the pre-flight when it judges the SLOs; without that check, here.
+        self._start_probes(request)
         baseline = await self._sample_for(BASELINE, spec, spec.baseline_window_s)
         if self.abort_reason is not None:
             return await self._end("Aborted", None, "aborted before the fault was injected")
@@ -220,6 +239,7 @@ class ChaosExperimentWorkflow:
             ) from None
         await log.set_state("Monitoring")
         breach = await self._sample_for(CHAOS, spec, spec.duration_s)
+        self._chaos_over = True
         if breach is not None and self.abort_reason is None:
             self.abort_reason, self.abort_detail = SLO_BREACH, {"slos": breach}
         if self.abort_reason is None:
@@ -313,12 +333,16 @@ class ChaosExperimentWorkflow:
         reasons: list[str] = []
         report: dict[str, Any] = {}
         if checks.alerts_query:
-            firing = await workflow.execute_activity_method(
-                ChaosActivities.firing_alerts,
-                AlertsInput(checks.alerts_query),
-                start_to_close_timeout=CALL_TIMEOUT,
-                retry_policy=ALERTS_RETRY,
-            )
+            try:
+                firing = await workflow.execute_activity_method(
+                    ChaosActivities.firing_alerts,
+                    AlertsInput(checks.alerts_query),
+                    start_to_close_timeout=CALL_TIMEOUT,
+                    retry_policy=ALERTS_RETRY,
+                )
+            except ActivityError as exc:  # alerts nobody can see may be firing
+                firing = FiringAlerts([])
+                reasons.append(f"the alerts could not be checked: {exc.cause or exc}")
             report["alerts"] = firing.alerts[:20]
             if firing.alerts:
                 names = sorted({a.get("alertname", "?") for a in firing.alerts})
@@ -327,9 +351,7 @@ class ChaosExperimentWorkflow:
             outcome = await preflight_http_check(log.run.run_id, checks.deployment_check)
             report["deployment_check"] = outcome
             if not outcome["ok"]:
-                reasons.append(
-                    f"the deployment check failed: {outcome.get('error') or outcome.get('status')}"
-                )
+                reasons.append(f"the deployment check failed: {outcome['detail']}")
         if not reasons and checks.slos_green:
             self._start_probes(request)
             if self._probes is not None and checks.warmup_s > 0:

@@ -18,8 +18,9 @@ from crucible.core.kafka import EventPublisher
 from crucible.core.store import RunStore
 from crucible.stack.services import free_port
 from crucible.worker import WorkerDeps, build_worker
-from tests.support.chaos import CHAOS_COMMANDS, ChaosProxyProcess, Target
+from tests.support.chaos import CHAOS_COMMANDS, KUBE_TOKEN, VICTIM_MARKER, ChaosProxyProcess, Cluster, Target
 from tests.support.dev import Child
+from tests.support.kube_api import KubeApi, kube_api_server, write_kubeconfig
 from tests.support.prometheus import PrometheusServer
 from tests.support.servers import ApiServer
 
@@ -27,14 +28,23 @@ CHAOS_QUEUE = "crucible-chaos-tests"
 
 
 @pytest.fixture(scope="session")
-def chaos_settings(
-    settings: Settings, prometheus: PrometheusServer, tmp_path_factory: pytest.TempPathFactory
-) -> Settings:
+async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
+    """A test server speaking the Kubernetes API: a ReplicaSet of three `web` pods."""
+    api = KubeApi(KUBE_TOKEN, replace_after_s=0.5, ready_after_s=0.5)
+    api.replica_set("default", "web", {"app": "web"}, 3)
+    async with kube_api_server(api) as url:
+        yield Cluster(api, write_kubeconfig(tmp_path_factory.mktemp("kube") / "config", url, KUBE_TOKEN))
+
+
+@pytest.fixture(scope="session")
+def chaos_settings(settings: Settings, prometheus: PrometheusServer, cluster: Cluster) -> Settings:
     return settings.model_copy(
         update={
             "prometheus_url": prometheus.url,
             "task_queue": CHAOS_QUEUE,
             "chaos_commands": CHAOS_COMMANDS,
+            "fault_processes": VICTIM_MARKER,
+            "kubeconfig": cluster.kubeconfig,
         }
     )
 

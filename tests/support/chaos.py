@@ -7,12 +7,14 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from crucible.chaos_proxy.__main__ import READY_PREFIX
 from crucible.core.store import RunStore, fetch_all_events
+from tests.support.kube_api import KubeApi
 
 #: What experiments in tests may run as process actions and checks.
 CHAOS_COMMANDS = "true,false,sleep,echo"
@@ -21,8 +23,19 @@ P99_MS = (
     "histogram_quantile(0.99, sum by (le) "
     '(rate(crucible_probe_request_duration_seconds_bucket{experiment="$experiment"}[5s]))) * 1000'
 )
+#: The command-line marker of processes that process faults in tests may signal.
+VICTIM_MARKER = "crucible-chaos-victim"
+KUBE_TOKEN = "chaos-test-token"
 #: Only the test alarm blocks experiments in tests; other tests' alerts do not.
 TEST_ALERTS = 'ALERTS{alertstate="firing",alertname="CrucibleTestAlarm"}'
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A test server speaking the Kubernetes API, and a kubeconfig that reaches it."""
+
+    api: KubeApi
+    kubeconfig: Path
 
 
 @dataclass(frozen=True)

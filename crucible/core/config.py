@@ -164,6 +164,9 @@ class Settings(BaseSettings):
 
     # Demo target (`crucible dev --demo`)
     demo_port: int = Field(8099, ge=1, le=65535, description="Port of the demo target API.")
+    demo_proxy_port: int = Field(
+        8199, ge=1, le=65535, description="Where the chaos proxy `demo` forwards to the demo target."
+    )
     shop_order_port: int = Field(8101, ge=1, le=65535, description="Port of the demo shop's order service.")
     shop_inventory_port: int = Field(8102, ge=1, le=65535, description="Port of its inventory service.")
     shop_payment_port: int = Field(8103, ge=1, le=65535, description="Port of its payment service.")

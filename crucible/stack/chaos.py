@@ -131,3 +131,18 @@ def chaos_banner(s: Settings) -> list[str]:
         f"  Prometheus     {url}" if url else "  Prometheus     not installed; chaos SLO queries need it",
         f"  Chaos proxy    {chaos_proxy_url(s)}  (control API)",
     ]
+
+
+#: The chaos proxy ``crucible dev --demo`` puts in front of the demo target.
+DEMO_PROXY = "demo"
+
+
+async def create_demo_proxy(s: Settings) -> None:
+    """Put the proxy ``demo`` in front of the demo target (creating it again is harmless)."""
+    body = {
+        "name": DEMO_PROXY,
+        "listen": f"127.0.0.1:{s.demo_proxy_port}",
+        "upstream": f"127.0.0.1:{s.demo_port}",
+    }
+    async with httpx.AsyncClient(timeout=10) as client:
+        (await client.post(f"{chaos_proxy_url(s)}/proxies", json=body)).raise_for_status()

@@ -33,6 +33,7 @@ def demo_ports(s: Settings) -> list[tuple[int, str, str]]:
     """(port, what, setting) of every demo part, to check they are free."""
     return [
         (s.demo_port, "the demo target", "CRUCIBLE_DEMO_PORT"),
+        (s.demo_proxy_port, "the chaos proxy in front of the demo target", "CRUCIBLE_DEMO_PROXY_PORT"),
         (s.shop_order_port, "the demo shop's order service", "CRUCIBLE_SHOP_ORDER_PORT"),
         (s.shop_inventory_port, "the demo shop's inventory service", "CRUCIBLE_SHOP_INVENTORY_PORT"),
         (s.shop_payment_port, "the demo shop's payment service", "CRUCIBLE_SHOP_PAYMENT_PORT"),
@@ -87,4 +88,6 @@ def demo_banner(s: Settings) -> list[str]:
         f"  Demo shop      order {_url(s.shop_order_port)}  inventory {_url(s.shop_inventory_port)}"
         f"  payment {_url(s.shop_payment_port)}",
         "                 (events on shop.orders, shop.inventory, shop.payments; see examples/shop)",
+        f"  Chaos demo     proxy `demo` {_url(s.demo_proxy_port)} -> the demo target",
+        "                 try: crucible chaos create --file examples/chaos/latency.json",
     ]

@@ -26,7 +26,7 @@ import httpx
 from crucible.core import migrate
 from crucible.core.config import Settings, environment
 from crucible.core.secrets import new_key
-from crucible.stack.chaos import chaos_banner, chaos_env, chaos_parts, chaos_ports
+from crucible.stack.chaos import chaos_banner, chaos_env, chaos_parts, chaos_ports, create_demo_proxy
 from crucible.stack.demo import check_examples, demo_banner, demo_ports, demo_specs, wait_demo_ready
 from crucible.stack.process import ManagedProcess, ProcessSpec
 from crucible.stack.services import (
@@ -254,6 +254,7 @@ class DevStack:
         for spec in demo_specs(self.settings, env, self.logs, echo=self.echo):
             await self._start(spec, self.app_processes)
         await wait_demo_ready(self.settings)
+        await create_demo_proxy(self.settings)
 
     async def wait_healthy(self, timeout: float = 60) -> None:
         url = f"{self.settings.effective_api_url}/healthz"

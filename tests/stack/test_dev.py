@@ -85,6 +85,9 @@ async def test_dev_runs_supervises_and_stops_the_whole_stack(tmp_path: Path) -> 
         assert f"Chaos proxy    {chaos_proxy}" in dev.output
         async with httpx.AsyncClient(timeout=10) as http:
             assert (await http.get(f"{chaos_proxy}/proxies")).status_code == 200
+            # The proxy `demo` forwards to the demo target, for examples/chaos/latency.json.
+            through = f"http://127.0.0.1:{env['CRUCIBLE_DEMO_PROXY_PORT']}/health"
+            assert (await http.get(through)).status_code == 200
             up = PrometheusClient(http, prometheus)
             async with asyncio.timeout(30):  # targets reach its scrapers every 5 s, then a 5 s scrape
                 while len(await up.instant('up{job=~"crucible-api|demo-target"} == 1')) < 2:

@@ -28,6 +28,7 @@ def dev_environment(home: Path, ports: dict[str, int] | None = None) -> dict[str
             "KAFKA",
             "WORKER_METRICS",
             "DEMO",
+            "DEMO_PROXY",
             "SHOP_ORDER",
             "SHOP_INVENTORY",
             "SHOP_PAYMENT",

@@ -58,6 +58,7 @@ from crucible.stack.services import temporal_cli
 from crucible.workflows.batch_job import BatchJobWorkflow
 from crucible.workflows.pipeline import PipelineRunWorkflow, PipelineStepWorkflow
 from crucible.workflows.qa_package import QaPackageRunWorkflow
+from tests.support.chaos_history import record_chaos
 from tests.support.probe import ProbeInput, ProbeWorkflow, ProceedInput
 from tests.support.runs import start_probe
 from tests.support.saga_history import record_saga
@@ -231,6 +232,10 @@ async def main(which: str) -> None:
         async with env:
             await record_saga_test(env, HISTORIES, record_events)
         return
+    if which == "chaos":
+        async with env:
+            await record_chaos(env, HISTORIES, record_events)
+        return
     async with (
         env,
         Worker(env.client, task_queue="record", workflows=[ProbeWorkflow], activities=[record_events]),
@@ -254,5 +259,6 @@ async def main(which: str) -> None:
 
 
 if __name__ == "__main__":
-    # `qa`, `batch`, `saga` or `sagatest` records those runs' histories only; no argument, the probe's.
+    # `qa`, `batch`, `saga`, `sagatest` or `chaos` records those runs' histories only; no argument, the
+    # probe's.
     asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "probe"))

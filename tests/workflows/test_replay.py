@@ -9,6 +9,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from crucible.workflows.batch_job import BatchJobWorkflow
+from crucible.workflows.chaos_experiment import ChaosExperimentWorkflow
 from crucible.workflows.pipeline import PipelineRunWorkflow, PipelineStepWorkflow
 from crucible.workflows.qa_package import QaPackageRunWorkflow
 from crucible.workflows.saga import SagaWorkflow
@@ -39,6 +40,10 @@ def test_the_recorded_paths_are_all_there() -> None:
         "saga_cancelled",
         "sagatest_passed",
         "sagatest_failed",
+        "chaos_confirmed",
+        "chaos_breached",
+        "chaos_blocked",
+        "chaos_cancelled",
     }
 
 
@@ -53,6 +58,7 @@ async def test_history_replays(path: Path) -> None:
         PipelineStepWorkflow,
         SagaWorkflow,
         SagaTestWorkflow,
+        ChaosExperimentWorkflow,
     ]
     result = await Replayer(workflows=workflows).replay_workflow(history)
     assert result.replay_failure is None

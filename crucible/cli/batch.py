@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -23,7 +22,7 @@ from crucible.cli.api_calls import (
     options_named,
 )
 from crucible.cli.common import API, console, errors
-from crucible.cli.inputs import absolute, parse_headers, read_document
+from crucible.cli.inputs import absolute, parse_headers, parse_pairs, read_document
 
 batch_app = typer.Typer(
     help="Run a processor over every record of a CSV or JSON Lines file, in chunks; resume a failed job.",
@@ -51,23 +50,6 @@ class Format(StrEnum):
 class OnChunkFailure(StrEnum):
     fail = "fail"
     skip = "skip"
-
-
-def parse_options(values: Sequence[str]) -> dict[str, Any]:
-    """``key=value`` pairs; a value that parses as JSON (a number, list, object…) is that value."""
-    options: dict[str, Any] = {}
-    for value in values:
-        key, equals, text = value.partition("=")
-        key = key.strip()
-        if not equals or not key:
-            raise typer.BadParameter(f"{value!r}: give key=value", param_hint="--option")
-        if key in options:
-            raise typer.BadParameter(f"{key} is given twice", param_hint="--option")
-        try:
-            options[key] = json.loads(text)
-        except ValueError:
-            options[key] = text
-    return options
 
 
 def _batch_option(loc: Sequence[str]) -> str:
@@ -162,7 +144,7 @@ def run(
     }
     body.update({k: v for k, v in optional.items() if v is not None})
     options = read_document(options_file, "--options-file") if options_file else {}
-    options.update(parse_options(option or []))
+    options.update(parse_pairs(option or [], "--option"))
     if options:
         body["options"] = options
     if header:

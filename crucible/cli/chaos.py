@@ -3,7 +3,6 @@ abort it, show it and fetch its report."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -33,7 +32,7 @@ from crucible.cli.chaos_view import (
     review_hints,
 )
 from crucible.cli.common import API, console, errors, fail, print_json
-from crucible.cli.inputs import read_document
+from crucible.cli.inputs import parse_pairs, read_document
 
 chaos_app = typer.Typer(
     help="Chaos experiments: break something on purpose (a proxy fault, a process, a pod) while SLOs "
@@ -142,29 +141,11 @@ def import_experiment(
     document = read_document(file, "--file")
     given = {"target": target, "duration_s": duration, "monitoring_interval_s": interval}
     overrides = {key: value for key, value in given.items() if value is not None}
-    overrides |= parse_overrides(override or [], taken=overrides)
+    overrides |= parse_pairs(override or [], "--override", taken=overrides, own=IMPORT_OPTIONS)
     body = {"experiment": document, "overrides": overrides}
     with CliApi(what=f"the experiment in {file}", option_of=_import_option) as api:
         accepted = api.call("POST", f"{API}/chaos-experiments/import", json=body).json()
         _follow(api, accepted, follow_run=follow_run, as_json=as_json)
-
-
-def parse_overrides(values: Sequence[str], *, taken: dict[str, Any]) -> dict[str, Any]:
-    """``--override key=value`` values; a key given twice, or also by its own option, is refused."""
-    overrides: dict[str, Any] = {}
-    for value in values:
-        key, equals, text = value.partition("=")
-        key = key.strip()
-        if not equals or not key:
-            raise typer.BadParameter(f"{value!r}: give key=value", param_hint="--override")
-        if key in overrides or key in taken:
-            own = f" (or {IMPORT_OPTIONS[key]})" if key in IMPORT_OPTIONS else ""
-            raise typer.BadParameter(f"{key} is given twice{own}", param_hint="--override")
-        try:
-            overrides[key] = json.loads(text)
-        except ValueError:
-            overrides[key] = text
-    return overrides
 
 
 def _import_option(loc: Sequence[str]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -53,6 +54,32 @@ def parse_headers(values: list[str]) -> dict[str, str]:
             raise typer.BadParameter(f"{name} is given twice", param_hint="--header")
         headers[name] = text.strip()
     return headers
+
+
+def parse_pairs(
+    values: Sequence[str],
+    option: str,
+    *,
+    taken: Mapping[str, Any] | None = None,
+    own: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """``key=value`` values of ``option``; a value that parses as JSON (a number, list, object…) is
+    that value. A key given twice, or in ``taken`` already (by its own option, named in ``own``),
+    is refused."""
+    pairs: dict[str, Any] = {}
+    for value in values:
+        key, equals, text = value.partition("=")
+        key = key.strip()
+        if not equals or not key:
+            raise typer.BadParameter(f"{value!r}: give key=value", param_hint=option)
+        if key in pairs or key in (taken or {}):
+            also = f" (or {own[key]})" if own and key in own else ""
+            raise typer.BadParameter(f"{key} is given twice{also}", param_hint=option)
+        try:
+            pairs[key] = json.loads(text)
+        except ValueError:
+            pairs[key] = text
+    return pairs
 
 
 def folder_of(path: str) -> Path:

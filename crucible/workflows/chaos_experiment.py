@@ -15,13 +15,11 @@ on another worker and the providers' activities are idempotent.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -30,22 +28,17 @@ with workflow.unsafe.imports_passed_through():
     import crucible.activities.chaos_actions
     import crucible.activities.chaos_kubernetes
     import crucible.activities.chaos_process  # noqa: F401
-    from crucible.activities.chaos import MEASURE_ATTEMPTS, ChaosActivities
-    from crucible.activities.steady_probes import SteadyProbeActivities, SteadyProbesInput
+    from crucible.activities.chaos import ChaosActivities
     from crucible.core.chaos.model import (
         BASELINE,
         CHAOS,
         PREFLIGHT,
         RECOVERY,
-        AlertsInput,
         ExperimentInput,
         ExperimentResult,
         ExperimentSpec,
-        FiringAlerts,
-        MeasureSlosInput,
         RecordResultsInput,
         ReviewSignal,
-        SloMeasurement,
     )
     from crucible.core.chaos.verdict import (
         CONFIRMED,
@@ -55,15 +48,12 @@ with workflow.unsafe.imports_passed_through():
         shown_spec,
     )
     from crucible.core.events import EventType
-    from crucible.workflows.chaos_faults import FaultDriver, preflight_http_check
+    from crucible.workflows.chaos_checks import SloSampler, SteadyProbes, blocking_conditions
+    from crucible.workflows.chaos_faults import FaultDriver
     from crucible.workflows.events import RunEventLog
 
 KIND = "chaos"
 CALL_TIMEOUT = timedelta(seconds=60)
-MEASURE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=MEASURE_ATTEMPTS)
-ALERTS_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
-#: The steady probes run until the experiment ends; this bounds them if it never does.
-PROBES_MARGIN = timedelta(hours=1)
 
 SLO_BREACH, MANUAL = "slo_breach", "manual"
 
@@ -80,54 +70,73 @@ class ChaosExperimentWorkflow:
         self.abort_detail: dict[str, Any] = {}
         #: Set when monitoring ends: an abort has nothing left to stop, and may not change the verdict.
         self._chaos_over = False
-        self._samples: dict[str, int] = {}
-        self.measurements: list[SloMeasurement] = []
+        self._sampler: SloSampler | None = None
         self.fault: FaultDriver | None = None
-        self._probes: asyncio.Task[Any] | None = None
+        self._probes: SteadyProbes | None = None
+
+    @property
+    def sampler(self) -> SloSampler:
+        assert self._sampler is not None
+        return self._sampler
+
+    @property
+    def probes(self) -> SteadyProbes:
+        assert self._probes is not None
+        return self._probes
 
     # Signals -------------------------------------------------------------------------------
 
     @workflow.signal
     def submit(self, review: ReviewSignal) -> None:
         """Put the experiment up for review (from ``Draft`` or ``ChangesRequested``)."""
-        self._reviews.append(("submit", review))
+        self._queue_review("submit", review)
 
     @workflow.signal
     def approve(self, review: ReviewSignal) -> None:
         """Approve it (from ``UnderReview``); the approver may not be the submitter."""
-        self._reviews.append(("approve", review))
+        self._queue_review("approve", review)
 
     @workflow.signal
     def request_changes(self, review: ReviewSignal) -> None:
         """Send it back (from ``UnderReview``) to ``ChangesRequested``."""
-        self._reviews.append(("request_changes", review))
+        self._queue_review("request_changes", review)
+
+    def _queue_review(self, name: str, review: ReviewSignal) -> None:
+        if self.approved_by is None:
+            self._reviews.append((name, review))
+        else:
+            self._ignore(name, review, "the experiment is approved already")
+
+    def _ignore(self, name: str, review: ReviewSignal, reason: str) -> None:
+        """Record a signal that changes nothing; written with the next event (a handler cannot wait)."""
+        if self.log is not None and not self.log.closed:
+            said = {"by": review.by, "comment": review.comment}
+            self.log.emit(EventType.SIGNAL_IGNORED, {"signal": name, **said, "reason": reason})
 
     @workflow.signal
     def abort(self, review: ReviewSignal) -> None:
         """Stop now: roll back a fault in place, then measure the recovery (reason ``manual``)."""
         if self.abort_reason is not None:
             return
-        said = {"by": review.by, "comment": review.comment}
         if self._chaos_over:
-            # Written with the next event: a signal handler cannot wait for a write.
-            if self.log is not None and not self.log.closed:
-                reason = f"abort does not apply in {self.log.run.state}: the chaos phase is over"
-                self.log.emit(EventType.SIGNAL_IGNORED, {"signal": "abort", **said, "reason": reason})
+            assert self.log is not None
+            self._ignore(
+                "abort", review, f"abort does not apply in {self.log.run.state}: the chaos phase is over"
+            )
             return
-        self.abort_reason, self.abort_detail = MANUAL, said
+        self.abort_reason, self.abort_detail = MANUAL, {"by": review.by, "comment": review.comment}
 
     @workflow.query
     def progress(self) -> dict[str, Any]:
         assert self.log is not None
-        last = {m.slo: {"value": m.value, "met": m.met, "phase": m.phase} for m in self.measurements[-20:]}
         return {
             "state": self.log.run.state,
             "submitted_by": self.submitted_by,
             "approved_by": self.approved_by,
             "fault": self.fault.state if self.fault else None,
             "abort_reason": self.abort_reason,
-            "samples": dict(self._samples),
-            "slos": last,
+            "samples": dict(self._sampler.samples) if self._sampler else {},
+            "slos": self._sampler.latest() if self._sampler else {},
         }
 
     # The run ---------------------------------------------------------------------------------
@@ -142,6 +151,8 @@ class ChaosExperimentWorkflow:
         assert log is not None
         spec = request.spec
         self.fault = FaultDriver(log, spec.fault)
+        self._sampler = SloSampler(log, spec)
+        self._probes = SteadyProbes(log, request)
         log.run.state = "Draft"
         log.run.summary = {"name": spec.name, "target": spec.target, "provider": spec.fault.provider}
         await log.record(EventType.REQUESTED, shown_spec(spec))
@@ -150,7 +161,7 @@ class ChaosExperimentWorkflow:
                 return await self._end("Aborted", None, "aborted during review")
             return await self._execute(request)
         finally:
-            self._stop_probes()
+            self.probes.stop()
             # Shielded inside: a cancellation does not stop a rollback, it waits for it.
             await self.fault.roll_back()
 
@@ -168,6 +179,9 @@ class ChaosExperimentWorkflow:
                 return False
             name, review = self._reviews.pop(0)
             await self._apply_review(name, review, request.spec)
+        for name, review in self._reviews:  # sent before the approval was applied
+            self._ignore(name, review, "the experiment is approved already")
+        self._reviews.clear()
         return True
 
     async def _apply_review(self, name: str, review: ReviewSignal, spec: ExperimentSpec) -> None:
@@ -219,7 +233,7 @@ class ChaosExperimentWorkflow:
             return await self._end("Aborted", None, "aborted before the fault was injected")
         await log.set_state("ReadyToRun")
         # Started by the pre-flight when it judges the SLOs; without that check, here.
-        self._start_probes(request)
+        self.probes.start()
         baseline = await self._sample_for(BASELINE, spec, spec.baseline_window_s)
         if self.abort_reason is not None:
             return await self._end("Aborted", None, "aborted before the fault was injected")
@@ -258,7 +272,7 @@ class ChaosExperimentWorkflow:
         recovery_time: float | None = None
         deadline = rolled_back_at + spec.recovery_timeout_s
         while escalation is None:
-            measured = await self._measure(RECOVERY, spec)
+            measured = await self.sampler.measure(RECOVERY)
             if all(m.met for m in measured):
                 recovery_time = round(max(max(m.at for m in measured) - rolled_back_at, 0.0), 3)
                 break
@@ -269,13 +283,13 @@ class ChaosExperimentWorkflow:
                 )
                 break
             await workflow.sleep(timedelta(seconds=min(spec.monitoring_interval_s, left)))
-        self._stop_probes()
+        self.probes.stop()
         if escalation is not None:
             await log.set_state("Escalated", {"reason": escalation})
         else:
             await log.set_state("Validated", {"recovery_time_s": recovery_time})
             await log.set_state("AnalyzingResults")
-        results = results_of(spec, self.measurements)
+        results = results_of(spec, self.sampler.measurements)
         await workflow.execute_activity_method(
             ChaosActivities.record_chaos_results,
             RecordResultsInput(log.run.run_id, results),
@@ -330,33 +344,12 @@ class ChaosExperimentWorkflow:
         spec = request.spec
         checks = spec.preflight
         await log.set_state("PreFlightCheck")
-        reasons: list[str] = []
-        report: dict[str, Any] = {}
-        if checks.alerts_query:
-            try:
-                firing = await workflow.execute_activity_method(
-                    ChaosActivities.firing_alerts,
-                    AlertsInput(checks.alerts_query),
-                    start_to_close_timeout=CALL_TIMEOUT,
-                    retry_policy=ALERTS_RETRY,
-                )
-            except ActivityError as exc:  # alerts nobody can see may be firing
-                firing = FiringAlerts([])
-                reasons.append(f"the alerts could not be checked: {exc.cause or exc}")
-            report["alerts"] = firing.alerts[:20]
-            if firing.alerts:
-                names = sorted({a.get("alertname", "?") for a in firing.alerts})
-                reasons.append(f"alerts are firing: {', '.join(names)}")
-        if checks.deployment_check is not None:
-            outcome = await preflight_http_check(log.run.run_id, checks.deployment_check)
-            report["deployment_check"] = outcome
-            if not outcome["ok"]:
-                reasons.append(f"the deployment check failed: {outcome['detail']}")
+        reasons, report = await blocking_conditions(log.run.run_id, checks)
         if not reasons and checks.slos_green:
-            self._start_probes(request)
-            if self._probes is not None and checks.warmup_s > 0:
+            self.probes.start()
+            if self.probes.running and checks.warmup_s > 0:
                 await self._pause(checks.warmup_s)
-            measured = await self._measure(PREFLIGHT, spec)
+            measured = await self.sampler.measure(PREFLIGHT)
             red = [m.slo for m in measured if not m.met]
             if red:
                 reasons.append(f"SLOs are not met now: {', '.join(red)}")
@@ -367,60 +360,6 @@ class ChaosExperimentWorkflow:
         return blocked
 
     # Measuring -----------------------------------------------------------------------------------
-
-    def _start_probes(self, request: ExperimentInput) -> None:
-        spec = request.spec
-        if self._probes is not None or not spec.steady_probes:
-            return
-        assert self.log is not None
-        budget = (
-            spec.preflight.warmup_s
-            + spec.preflight.retries * spec.preflight.retry_interval_s
-            + spec.baseline_window_s
-            + spec.duration_s
-            + spec.recovery_timeout_s
-        )
-        self._probes = asyncio.ensure_future(
-            workflow.execute_activity_method(
-                SteadyProbeActivities.run_steady_probes,
-                SteadyProbesInput(self.log.run.run_id, spec.steady_probes),
-                start_to_close_timeout=timedelta(seconds=budget) + PROBES_MARGIN,
-                heartbeat_timeout=timedelta(seconds=request.heartbeat_timeout_s),
-                cancellation_type=workflow.ActivityCancellationType.TRY_CANCEL,
-            )
-        )
-
-    def _stop_probes(self) -> None:
-        if self._probes is not None and not self._probes.done():
-            self._probes.cancel()
-
-    async def _measure(self, phase: str, spec: ExperimentSpec) -> list[SloMeasurement]:
-        log = self.log
-        assert log is not None
-        sample = self._samples[phase] = self._samples.get(phase, 0) + 1
-        try:
-            measured = await workflow.execute_activity_method(
-                ChaosActivities.measure_slos,
-                MeasureSlosInput(log.run.run_id, spec.slos, phase, sample),
-                start_to_close_timeout=CALL_TIMEOUT,
-                retry_policy=MEASURE_RETRY,
-            )
-        except ActivityError as exc:  # what cannot be measured is not green
-            at = workflow.now().timestamp()
-            measured = [
-                SloMeasurement(s.name, phase, at, None, False, str(exc.cause or exc)) for s in spec.slos
-            ]
-        self.measurements.extend(measured)
-        log.emit(
-            EventType.SLO_MEASURED,
-            {
-                "phase": phase,
-                "sample": sample,
-                "slos": [{"slo": m.slo, "value": m.value, "met": m.met, "note": m.note} for m in measured],
-            },
-        )
-        await log.flush()
-        return measured
 
     async def _sample_for(self, phase: str, spec: ExperimentSpec, seconds: float) -> str | None:
         """Measure every interval for ``seconds``; the SLOs that broke, at the first breach.
@@ -435,7 +374,7 @@ class ChaosExperimentWorkflow:
             await self._pause(min(spec.monitoring_interval_s, left))
             if self.abort_reason is not None:
                 return None
-            red = [m.slo for m in await self._measure(phase, spec) if not m.met]
+            red = [m.slo for m in await self.sampler.measure(phase) if not m.met]
             if red:
                 return ", ".join(red)
         return None
@@ -451,7 +390,7 @@ class ChaosExperimentWorkflow:
     ) -> ExperimentResult:
         log = self.log
         assert log is not None and self.fault is not None
-        self._stop_probes()
+        self.probes.stop()
         await self.fault.roll_back()
         if log.run.state != state:
             await log.set_state(state, {"reason": reason} if reason else None)

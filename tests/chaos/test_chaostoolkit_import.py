@@ -63,7 +63,7 @@ async def test_the_example_experiment_runs_its_probes_and_actions_and_reports_a_
 
 async def test_parts_crucible_cannot_run_are_each_named(chaos_api: httpx.AsyncClient, target: Target) -> None:
     document = _example(target)
-    document["method"] = [  # type: ignore[index]
+    document["method"] = [
         {"type": "action", "name": "py", "provider": {"type": "python", "module": "os", "func": "getcwd"}},
         {
             "type": "action",

@@ -88,7 +88,9 @@ class SteadyProbeActivities:
                     probes.create_task(asyncio.Event().wait())  # no probes: wait all the same
         except asyncio.CancelledError:
             details = activity.cancellation_details()
-            if details is None or not details.cancel_requested:
+            # Cancelled by the experiment, or the experiment is over (its workflow closed): done.
+            # Anything else (a worker shutting down, a timeout) is retried where it can run.
+            if details is None or not (details.cancel_requested or details.not_found):
                 raise
             activity.logger.info("steady probes stopped: %s", _shown(summary))
             return summary

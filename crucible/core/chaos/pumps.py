@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from crucible.core.chaos.proxy import FaultProxy
 
 CHUNK_BYTES = 64 * 1024
+#: Chunks read ahead of the writer (the reader waits when they are all queued): 4 MiB at most.
+QUEUED_CHUNKS = 64
 # Bandwidth is paced in slices this long, so a change of rate (or its removal) shows quickly.
 BANDWIDTH_SLICE_S = 0.05
 
@@ -74,34 +76,65 @@ class Connection:
 async def pump(
     conn: Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, direction: Direction
 ) -> None:
-    """Copies ``reader`` to ``writer`` through the faults until end of stream, then half-closes."""
-    while True:
-        data = await reader.read(CHUNK_BYTES)
-        if not data:
-            delays = [f.delay_ms for _, f in conn.hitting(direction) if isinstance(f, SlowClose)]
-            if delays:
-                await asyncio.sleep(max(delays) / 1000)
-            if writer.can_write_eof():
-                with contextlib.suppress(OSError):
-                    writer.write_eof()
-            return
-        await _forward(conn, data, writer, direction)
+    """Copies ``reader`` to ``writer`` through the faults until end of stream, then half-closes.
+
+    Reading runs ahead of writing, so each chunk is stamped when it arrives: a latency delays
+    every chunk by its own amount from its arrival, as a slow link would, rather than adding up
+    over the chunks of one response.
+    """
+    loop = asyncio.get_running_loop()
+    chunks: asyncio.Queue[tuple[float, bytes | BaseException]] = asyncio.Queue(maxsize=QUEUED_CHUNKS)
+
+    async def read() -> None:
+        while True:
+            try:
+                data = await reader.read(CHUNK_BYTES)
+            except Exception as exc:  # handed to the writer, which raises it in order
+                await chunks.put((loop.time(), exc))
+                return
+            await chunks.put((loop.time(), data))
+            if not data:
+                return
+
+    reading = asyncio.create_task(read())
+    try:
+        while True:
+            arrived, data = await chunks.get()
+            if isinstance(data, BaseException):
+                raise data
+            if not data:
+                delays = [f.delay_ms for _, f in conn.hitting(direction) if isinstance(f, SlowClose)]
+                if delays:
+                    await asyncio.sleep(max(delays) / 1000)
+                if writer.can_write_eof():
+                    with contextlib.suppress(OSError):
+                        writer.write_eof()
+                return
+            await _forward(conn, data, writer, direction, arrived)
+    finally:
+        reading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reading
 
 
-async def _forward(conn: Connection, data: bytes, writer: asyncio.StreamWriter, direction: Direction) -> None:
+async def _forward(
+    conn: Connection, data: bytes, writer: asyncio.StreamWriter, direction: Direction, arrived: float
+) -> None:
     faults = conn.hitting(direction)
     if any(isinstance(fault, Blackhole) for _, fault in faults):
         return
     limit_reached = False
+    delay_ms = 0.0
     for name, fault in faults:
         if isinstance(fault, Latency):
-            jitter = conn.proxy.rng.uniform(0, fault.jitter_ms) if fault.jitter_ms else 0
-            await asyncio.sleep((fault.ms + jitter) / 1000)
+            delay_ms += fault.ms + (conn.proxy.rng.uniform(0, fault.jitter_ms) if fault.jitter_ms else 0)
         elif isinstance(fault, LimitData):
             left = conn.limit_left(name, fault)
             if len(data) >= left:
                 data, limit_reached = data[:left], True
             conn.passed(name, len(data))
+    if delay_ms:
+        await asyncio.sleep(max(0.0, arrived + delay_ms / 1000 - asyncio.get_running_loop().time()))
     slicer = next((f for _, f in faults if isinstance(f, Slicer)), None)
     if slicer is None:
         await _write_paced(conn, data, writer, direction)

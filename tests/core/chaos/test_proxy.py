@@ -109,6 +109,24 @@ async def test_latency_delays_each_direction_by_at_least_its_ms(echo_proxy: Faul
     assert echo_proxy.stats.fault_hits == {"slow": 1, "slow-up": 1}
 
 
+async def test_latency_delays_each_chunk_from_its_arrival_not_after_the_one_before(
+    echo_proxy: FaultProxy,
+) -> None:
+    """A response written in several pieces arrives one latency late, as over a slow link,
+    not one latency per piece."""
+    echo_proxy.add_fault("slow", Latency(ms=300))
+    reader, writer = await _connect(echo_proxy)
+    started = time.monotonic()
+    for piece in (b"one ", b"two ", b"three"):
+        writer.write(piece)
+        await writer.drain()
+        await asyncio.sleep(0.02)
+    assert await reader.readexactly(13) == b"one two three"
+    took = time.monotonic() - started
+    writer.close()
+    assert 0.3 <= took < 0.6, f"three pieces took {took:.3f} s through a 300 ms latency"
+
+
 async def test_latency_applies_to_live_connections_and_goes_with_its_removal(echo_proxy: FaultProxy) -> None:
     reader, writer = await _connect(echo_proxy)
     await _timed_echo(reader, writer)

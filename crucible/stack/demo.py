@@ -47,7 +47,16 @@ def _url(port: int) -> str:
 def demo_specs(s: Settings, env: dict[str, str], logs: Path, *, echo: bool) -> list[ProcessSpec]:
     """The demo target and the shop as processes, run from the examples folder."""
     env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(EXAMPLES_ROOT), env.get("PYTHONPATH")]))}
-    target = [sys.executable, "-m", "examples.demo_target", "--host", "127.0.0.1", "--port", str(s.demo_port)]
+    target = [
+        sys.executable,
+        "-m",
+        "examples.demo_target",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(s.demo_port),
+        "--no-access-log",  # chaos experiments' steady probes would fill the log
+    ]
     shop = [
         sys.executable,
         "-m",

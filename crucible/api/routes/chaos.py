@@ -32,7 +32,7 @@ from crucible.api.kinds import register_kind
 from crucible.api.routes.runs import API_PREFIX, RunIdPath
 from crucible.api.service import RunService
 from crucible.core.chaos.chaostoolkit import from_chaostoolkit
-from crucible.core.chaos.model import ExperimentInput, ExperimentSpec
+from crucible.core.chaos.model import ExperimentInput, ExperimentSpec, SloResult
 from crucible.core.chaos.report import report_html, report_json, report_junit
 from crucible.core.chaos.store import ChaosStore
 from crucible.core.config import Settings
@@ -205,6 +205,12 @@ _review_route("request_changes", "request-changes", "Send an experiment under re
 _review_route("abort", "abort", "Abort: roll the fault back now and measure the recovery")
 
 
+def _in_spec_order(results: list[SloResult], spec: dict[str, Any]) -> list[SloResult]:
+    """Results in the order the experiment lists its SLOs."""
+    order = {slo["name"]: i for i, slo in enumerate(spec.get("slos") or [])}
+    return sorted(results, key=lambda r: order.get(r.slo, len(order)))
+
+
 @router.get("/{run_id}", summary="An experiment's definition, state, results and SLO measurements")
 async def get_experiment(run_id: RunIdPath, runs: RunServiceDep, store: ChaosStoreDep) -> dict[str, Any]:
     spec = await store.experiment(run_id)
@@ -220,7 +226,7 @@ async def get_experiment(run_id: RunIdPath, runs: RunServiceDep, store: ChaosSto
         "summary": run.summary,
         "progress": await runs.progress(run),
         "experiment": spec,
-        "results": [r.__dict__ for r in await store.results(run_id)],
+        "results": [r.__dict__ for r in _in_spec_order(await store.results(run_id), spec)],
         "measurements": [{**m.__dict__, "at": m.at.isoformat()} for m in measurements],
     }
 
@@ -233,7 +239,7 @@ async def chaos_report(
     if spec is None:
         raise NotFoundError("chaos experiment", run_id)
     run = await runs.refresh(await runs.get(run_id), force=True)
-    results = await store.results(run_id)
+    results = _in_spec_order(await store.results(run_id), spec)
     measurements = await store.measurements(run_id)
     meta: dict[str, Any] = {
         "run_id": run_id,

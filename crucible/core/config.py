@@ -156,6 +156,45 @@ class Settings(BaseSettings):
         description="kubeconfig for `kubernetes` faults; unset: in-cluster config, then ~/.kube/config.",
     )
 
+    # Target policy (crucible.core.targets): the installation's; organisations list more on top
+    target_mode: str | None = Field(
+        None,
+        description="What runs may call when nothing is listed: `dev` allows loopback, private and "
+        "public addresses, `production` public ones only; unset: `dev` in dev mode, else `production`.",
+    )
+    target_hosts: str = Field(
+        "", description="Comma-separated host names (or addresses) runs may call, whatever they resolve to."
+    )
+    target_networks: str = Field(
+        "",
+        description="Comma-separated CIDR ranges runs may call (10.0.0.0/8, fd00::/8). Link-local and "
+        "metadata addresses need a range inside theirs (169.254.169.254/32) to be reached.",
+    )
+    target_ports: str = Field("", description="Comma-separated ports runs may call; empty: any port.")
+    target_defaults: bool = Field(
+        True, description="Allow the mode's default addresses as well as those listed; false: only those."
+    )
+    target_dns_cache_s: float = Field(
+        10.0, ge=0, description="How long a target host's addresses are reused."
+    )
+
+    @field_validator("target_mode")
+    @classmethod
+    def _target_mode(cls, value: str | None) -> str | None:
+        if value is not None and value not in ("dev", "production"):
+            raise ValueError("target mode is `dev` or `production`")
+        return value
+
+    @field_validator("target_hosts", "target_networks", "target_ports")
+    @classmethod
+    def _target_lists(cls, value: str, info: Any) -> str:
+        from crucible.core.targets.policy import TargetPolicy
+
+        # target_hosts -> hosts=…: the policy's own parser names the first wrong entry.
+        lists: dict[str, Any] = {info.field_name.removeprefix("target_"): value.split(",")}
+        TargetPolicy.build(**lists)
+        return value
+
     # Retention
     retention_days: int = Field(
         30, ge=0, description="Delete runs closed more than this many days ago (0: never)."

@@ -1,0 +1,170 @@
+"""The one way out for requests to targets: every request and every redirect hop is checked.
+
+:class:`GuardedTransport` wraps an httpx transport. Before a request leaves, it checks the
+request's URL against the policy in force and then sends it to one of the checked addresses
+(the URL's host is replaced by that IP; the ``Host`` header and the TLS server name keep the
+original name). The inner transport never resolves the name again, so a DNS answer that
+changes between the check and the connection (DNS rebinding) cannot redirect the request.
+httpx follows redirects by sending a new request through the transport, so each hop is
+checked the same way.
+
+The policy in force is the one set by :func:`using_policy` around the call, else the
+transport's own; with neither, every request is refused. Connections are pooled by IP
+address, and each request is checked before it may use one, so one client can serve
+every organisation's policy.
+
+Not covered: proxies (the client built here ignores proxy variables; a proxy would resolve
+names itself), and what a target does with the request once it has it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+import aiohttp
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+from crucible.core.targets.policy import (
+    CheckedTarget,
+    Resolver,
+    TargetPolicy,
+    TargetRefused,
+    _bracket,
+    system_resolver,
+)
+
+#: How long a host's resolution is reused; each request is still judged against its own policy.
+DEFAULT_DNS_CACHE_S = 10.0
+DEFAULT_TIMEOUT = httpx.Timeout(30.0)
+MAX_CONNECTIONS = 200
+
+_POLICY: ContextVar[TargetPolicy | None] = ContextVar("crucible_target_policy", default=None)
+
+
+@contextmanager
+def using_policy(policy: TargetPolicy) -> Iterator[None]:
+    """Judge every request made inside the block (in this task and tasks it starts) by ``policy``."""
+    token = _POLICY.set(policy)
+    try:
+        yield
+    finally:
+        _POLICY.reset(token)
+
+
+class CachingResolver:
+    """Reuses a host's addresses for ``ttl_s`` seconds, like a client's own DNS cache.
+
+    The addresses connected to are always the ones judged, so caching cannot let an
+    unchecked address through; it only saves a ``getaddrinfo`` per request.
+    """
+
+    def __init__(self, resolver: Resolver = system_resolver, *, ttl_s: float = DEFAULT_DNS_CACHE_S) -> None:
+        self._resolver = resolver
+        self._ttl_s = ttl_s
+        self._cache: dict[tuple[str, int], tuple[float, Sequence[str]]] = {}
+
+    async def __call__(self, host: str, port: int) -> Sequence[str]:
+        key = (host.lower(), port)
+        hit = self._cache.get(key)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < self._ttl_s:
+            return hit[1]
+        addresses = await self._resolver(host, port)
+        if self._ttl_s > 0:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key] = (now, tuple(addresses))
+        return addresses
+
+
+def _pinned(request: httpx.Request, target: CheckedTarget, address: str) -> httpx.Request:
+    host = address.replace("%", "%25")
+    extensions = dict(request.extensions)
+    if target.scheme == "https" and not target.literal:
+        extensions["sni_hostname"] = target.host.rstrip(".")
+    return httpx.Request(
+        request.method,
+        request.url.copy_with(host=host),
+        headers=request.headers,  # holds Host: the original name
+        stream=request.stream,
+        extensions=extensions,
+    )
+
+
+class GuardedTransport(httpx.AsyncBaseTransport):
+    """Checks each request against the target policy, then sends it to a checked address only.
+
+    Args:
+        inner: the transport that really sends (it receives URLs whose host is an IP address).
+        policy: the policy for requests made outside :func:`using_policy`; None refuses them.
+        resolver: how host names are resolved; the default caches ``getaddrinfo`` answers.
+    """
+
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        policy: TargetPolicy | None = None,
+        *,
+        resolver: Resolver | None = None,
+    ) -> None:
+        self._inner = inner
+        self._policy = policy
+        self._resolver = resolver or CachingResolver()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        policy = _POLICY.get() or self._policy
+        if policy is None:
+            raise TargetRefused(
+                f"{request.url.scheme}://{_bracket(request.url.host)}",
+                "no target policy is in force",
+                rule="policy",
+            )
+        target = await policy.check_url(request.url, resolver=self._resolver)
+        # Another address is tried only when the connection failed, so nothing was sent, and
+        # only when the body can be sent again.
+        replayable = isinstance(request.stream, httpx.ByteStream)
+        addresses = target.addresses if replayable else target.addresses[:1]
+        for index, address in enumerate(addresses):
+            try:
+                response = await self._inner.handle_async_request(_pinned(request, target, address))
+            except httpx.ConnectError:
+                if index == len(addresses) - 1:
+                    raise
+                continue
+            response.request = request
+            return response
+        raise AssertionError("unreachable: a target has at least one address")
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _session() -> aiohttp.ClientSession:
+    # aiohttp only ever sees IP addresses here; its own DNS cache is not used.
+    connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=5, use_dns_cache=False)
+    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False)
+
+
+def guarded_client(
+    policy: TargetPolicy | None = None,
+    *,
+    resolver: Resolver | None = None,
+    inner: httpx.AsyncBaseTransport | None = None,
+    **options: Any,
+) -> httpx.AsyncClient:
+    """An httpx client whose every request and redirect hop passes the target policy.
+
+    Build one per worker process, like :func:`crucible.core.http.target_client` (it runs on the
+    same aiohttp transport), and pick the policy per run with :func:`using_policy`; ``policy``
+    is the one used outside such a block. ``options`` go to ``httpx.AsyncClient``; proxies from
+    the environment are ignored, since a proxy would resolve target names itself.
+    """
+    transport = GuardedTransport(inner or AiohttpTransport(client=_session), policy, resolver=resolver)
+    options.setdefault("timeout", DEFAULT_TIMEOUT)
+    options.setdefault("follow_redirects", False)
+    return httpx.AsyncClient(transport=transport, trust_env=False, **options)

@@ -81,6 +81,7 @@ def make_settings(
         sse_poll_interval_s=0.05,
         temporal_ui_url="http://127.0.0.1:8233",
         secrets_key=new_key(),
+        jwt_secret=new_key(),
         batch_segment_s=0.5,
         batch_heartbeat_timeout_s=3,
     )

@@ -17,6 +17,7 @@ import crucible
 from crucible.api.errors import install_error_handlers
 from crucible.api.metrics import ApiMetrics, MetricsMiddleware
 from crucible.api.routes import (
+    auth,
     batch,
     chaos,
     events,
@@ -28,8 +29,10 @@ from crucible.api.routes import (
     saga_tests,
     sagas,
     schedules,
+    tokens,
 )
 from crucible.api.service import RefreshLimiter
+from crucible.core.auth import AccountStore, AuthService, key_ring
 from crucible.core.chaos.store import ChaosStore
 from crucible.core.config import Settings, load_settings
 from crucible.core.db import create_engine
@@ -55,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = settings or load_settings()
+        ring = key_ring(resolved)  # refuses to start without a usable signing secret
         engine = create_engine(resolved.effective_database_url)
         publisher = EventPublisher(
             resolved.effective_kafka_bootstrap_servers,
@@ -71,6 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.temporal = await connect(resolved, lazy=True)
         app.state.reconciler = RunReconciler(app.state.store, app.state.temporal, publisher)
         app.state.refresh_limiter = RefreshLimiter()
+        app.state.auth = AuthService.from_settings(AccountStore(engine), resolved, ring=ring)
+        await app.state.auth.warm_up()
         try:
             yield
         finally:
@@ -98,6 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(saga_tests.router)
     app.include_router(chaos.router)
     app.include_router(reports.router)
+    app.include_router(auth.router)
+    app.include_router(tokens.router)
     return app
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Annotated
 
 import typer
@@ -50,6 +51,8 @@ def dev(
     from crucible.core.logs import configure_logging
     from crucible.stack.dev import run_dev
 
+    # The stack's processes inherit it: the API makes and keeps its own signing secret.
+    os.environ.setdefault("CRUCIBLE_DEV_MODE", "true")
     settings = load_settings(use_stack_env=False)
     configure_logging(settings.log_level)
     exit_without_teardown(asyncio.run(run_dev(settings, demo=demo)))

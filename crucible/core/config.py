@@ -210,6 +210,30 @@ class Settings(BaseSettings):
     shop_inventory_port: int = Field(8102, ge=1, le=65535, description="Port of its inventory service.")
     shop_payment_port: int = Field(8103, ge=1, le=65535, description="Port of its payment service.")
 
+    # Auth (see crucible.core.auth.keys for the key ring and rotation)
+    dev_mode: bool = Field(
+        False,
+        description="Dev stack: without CRUCIBLE_JWT_SECRET the API makes its own and keeps it in "
+        "$CRUCIBLE_HOME (0600). `crucible dev` sets it; never set it in production.",
+    )
+    jwt_secret: SecretStr | None = Field(
+        None, description="HS256 signing secret of access tokens, at least 32 bytes; the API refuses "
+        "to start without one unless in dev mode."
+    )
+    jwt_key_id: str = Field("j1", min_length=1, description="`kid` of the current signing key.")
+    jwt_previous_keys: SecretStr | None = Field(
+        None,
+        description="Keys rotated out, as kid=secret@until,… (until: ISO 8601, UTC if no offset): "
+        "tokens they signed are accepted until then.",
+    )
+    jwt_issuer: str = Field("crucible", description="`iss` of access tokens, checked on every request.")
+    jwt_audience: str = Field("crucible-api", description="`aud` of access tokens, checked too.")
+    jwt_leeway_s: float = Field(10.0, ge=0, le=300, description="Clock skew allowed on `exp` and `iat`.")
+    access_token_ttl_s: int = Field(900, ge=10, le=86_400, description="Lifetime of an access token.")
+    refresh_token_ttl_s: int = Field(
+        30 * 86_400, ge=60, description="Lifetime of a refresh token; each refresh issues a new one."
+    )
+
     # Secrets
     secrets_key: SecretStr | None = Field(
         None, description="32 bytes, base64: encrypts target headers and credentials at rest."

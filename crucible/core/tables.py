@@ -5,7 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, Float, Index, Integer, LargeBinary, Text, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -165,3 +179,114 @@ class ChaosResultRow(SQLModel, table=True):
     recovery_value: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
     chaos_met: bool = Field(sa_column=Column(Boolean, nullable=False))
     measured_at: datetime = _tz()
+
+
+# Accounts and auth (seed 004 §5-6, seed 001's USERS, TEAMS, API_TOKENS, TEAM_QUOTAS).
+# Ids are text: organisations and teams have readable ids ("default", as runs carry),
+# users and tokens random ones.
+
+
+class OrganisationRow(SQLModel, table=True):
+    __tablename__ = "organisations"
+
+    org_id: str = Field(sa_column=Column(Text, primary_key=True))
+    name: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = _tz()
+
+
+class TeamRow(SQLModel, table=True):
+    __tablename__ = "teams"
+    __table_args__ = (UniqueConstraint("org_id", "name", name="uq_teams_org_name"),)
+
+    team_id: str = Field(sa_column=Column(Text, primary_key=True))
+    org_id: str = Field(
+        sa_column=Column(Text, ForeignKey("organisations.org_id", ondelete="CASCADE"), nullable=False)
+    )
+    name: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = _tz()
+
+
+class UserRow(SQLModel, table=True):
+    """A person who logs in; ``email`` is stored lower-cased and is unique."""
+
+    __tablename__ = "users"
+
+    user_id: str = Field(sa_column=Column(Text, primary_key=True))
+    email: str = Field(sa_column=Column(Text, nullable=False, unique=True))
+    password_hash: str = Field(sa_column=Column(Text, nullable=False))
+    disabled: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="false"))
+    created_at: datetime = _tz()
+    last_login_at: datetime | None = _tz(nullable=True)
+
+
+class MembershipRow(SQLModel, table=True):
+    """A user's role in a team: viewer, runner or admin."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (
+        CheckConstraint("role IN ('viewer', 'runner', 'admin')", name="ck_memberships_role"),
+        Index("ix_memberships_team", "team_id"),
+    )
+
+    user_id: str = Field(
+        sa_column=Column(Text, ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True)
+    )
+    team_id: str = Field(
+        sa_column=Column(Text, ForeignKey("teams.team_id", ondelete="CASCADE"), primary_key=True)
+    )
+    role: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = _tz()
+
+
+class ApiTokenRow(SQLModel, table=True):
+    """A personal API token (for CI): only its sha256 is kept; scoped, expiring, revocable."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (Index("ix_api_tokens_user", "user_id", text("created_at DESC"), text("token_id DESC")),)
+
+    token_id: str = Field(sa_column=Column(Text, primary_key=True))
+    user_id: str = Field(
+        sa_column=Column(Text, ForeignKey("users.user_id", ondelete="CASCADE"), nullable=False)
+    )
+    name: str = Field(sa_column=Column(Text, nullable=False))
+    token_hash: str = Field(sa_column=Column(Text, nullable=False, unique=True))
+    scopes: list[str] = Field(sa_column=Column(JSONB, nullable=False))
+    team_id: str | None = Field(
+        default=None,
+        sa_column=Column(Text, ForeignKey("teams.team_id", ondelete="CASCADE"), nullable=True),
+    )
+    created_at: datetime = _tz()
+    expires_at: datetime | None = _tz(nullable=True)
+    revoked_at: datetime | None = _tz(nullable=True)
+    last_used_at: datetime | None = _tz(nullable=True)
+
+
+class RefreshTokenRow(SQLModel, table=True):
+    """One refresh token (opaque, kept as its sha256) of a family that one login started."""
+
+    __tablename__ = "refresh_tokens"
+    __table_args__ = (Index("ix_refresh_tokens_family", "family_id"),)
+
+    token_id: str = Field(sa_column=Column(Text, primary_key=True))
+    user_id: str = Field(
+        sa_column=Column(Text, ForeignKey("users.user_id", ondelete="CASCADE"), nullable=False)
+    )
+    family_id: str = Field(sa_column=Column(Text, nullable=False))
+    token_hash: str = Field(sa_column=Column(Text, nullable=False, unique=True))
+    issued_at: datetime = _tz()
+    expires_at: datetime = _tz()
+    used_at: datetime | None = _tz(nullable=True)
+    revoked_at: datetime | None = _tz(nullable=True)
+
+
+class TeamQuotaRow(SQLModel, table=True):
+    """A team's run quotas; None is no limit."""
+
+    __tablename__ = "team_quotas"
+
+    team_id: str = Field(
+        sa_column=Column(Text, ForeignKey("teams.team_id", ondelete="CASCADE"), primary_key=True)
+    )
+    max_concurrent_runs: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    max_runs_per_day: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    updated_at: datetime = _tz()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -9,18 +10,20 @@ from datetime import timedelta
 import httpx
 import pytest
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from crucible.api.app import create_app
 from crucible.api.kinds import register_kind
 from crucible.core.chaos.metrics import serve_probe_metrics, stop_probe_metrics
+from crucible.core.codec import PayloadEncryption
 from crucible.core.config import Settings, load_settings
 from crucible.core.db import create_engine
 from crucible.core.exits import exit_without_teardown
 from crucible.core.http import target_client
 from crucible.core.kafka import EventPublisher
-from crucible.core.secrets import new_key
+from crucible.core.secrets import SecretBox, new_key
 from crucible.core.store import RunStore
 from crucible.core.temporal import SEARCH_ATTRIBUTES
 from crucible.stack.prometheus import INSTALL_HINT as PROMETHEUS_INSTALL_HINT
@@ -32,6 +35,8 @@ from tests.support.prometheus import PrometheusServer
 from tests.support.servers import ApiServer, KafkaBroker, PostgresServer
 
 EVENTS_TOPIC = "crucible.events"
+#: The session's secrets key: it seals stored secrets and encrypts Temporal payloads.
+SECRETS_KEY = new_key()
 _EXIT_STATUS = pytest.StashKey[int]()
 
 register_kind(PROBE_KIND, {"proceed": ProbeWorkflow.proceed})
@@ -49,8 +54,15 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture(scope="session")
-def client(temporal_env: WorkflowEnvironment) -> Client:
-    return temporal_env.client
+async def client(temporal_env: WorkflowEnvironment) -> Client:
+    """A client that encrypts payloads as Crucible's own clients do, with the session's key."""
+    return await Client.connect(
+        temporal_env.client.service_client.config.target_host,
+        namespace=temporal_env.client.namespace,
+        data_converter=dataclasses.replace(
+            DataConverter.default, payload_codec=PayloadEncryption(SecretBox(SECRETS_KEY))
+        ),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +92,7 @@ def make_settings(
         kafka_events_topic=EVENTS_TOPIC,
         sse_poll_interval_s=0.05,
         temporal_ui_url="http://127.0.0.1:8233",
-        secrets_key=new_key(),
+        secrets_key=SECRETS_KEY,
         jwt_secret=new_key(),
         batch_segment_s=0.5,
         batch_heartbeat_timeout_s=3,

@@ -26,6 +26,8 @@ def worker_env(settings: Settings, task_queue: str, home: Path) -> dict[str, str
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRUCIBLE_")}
     env.update(
         CRUCIBLE_HOME=str(home),
+        # The key that encrypts Temporal payloads: the test's client and the worker must share it.
+        CRUCIBLE_SECRETS_KEY=settings.secrets_key.get_secret_value() if settings.secrets_key else "",
         TEMPORAL_ADDRESS=settings.effective_temporal_address,
         DATABASE_URL=settings.effective_database_url,
         KAFKA_BOOTSTRAP_SERVERS=settings.effective_kafka_bootstrap_servers,

@@ -20,6 +20,7 @@ from crucible.api.routes import (
     auth,
     batch,
     chaos,
+    codec,
     events,
     health,
     pipelines,
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(saga_tests.router)
     app.include_router(chaos.router)
     app.include_router(reports.router)
+    app.include_router(codec.router)
     app.include_router(auth.router)
     app.include_router(tokens.router)
     return app

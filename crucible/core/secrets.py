@@ -96,6 +96,19 @@ class SecretBox:
             created_at=datetime.now(UTC),
         )
 
+    def seal_bytes(self, data: bytes, context: bytes) -> tuple[str, bytes]:
+        """``data`` encrypted with the current key, bound to ``context``: the key's id, and nonce +
+        ciphertext."""
+        nonce = os.urandom(12)
+        return self.key_id, nonce + self._cipher().encrypt(nonce, data, context)
+
+    def open_bytes(self, key_id: str, blob: bytes, context: bytes) -> bytes:
+        """What :meth:`seal_bytes` sealed, with the key it names (current or previous)."""
+        try:
+            return self._cipher(key_id).decrypt(blob[:12], blob[12:], context)
+        except InvalidTag:
+            raise SecretsUnavailableError(f"data sealed with key {key_id!r} does not open with it") from None
+
     def open(self, row: SecretRow) -> Any:
         try:
             plain = self._cipher(row.key_id).decrypt(row.nonce, row.ciphertext, row.secret_id.encode())

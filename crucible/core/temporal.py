@@ -22,6 +22,7 @@ from temporalio.common import (
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
+from crucible.core.codec import data_converter
 from crucible.core.config import Settings
 from crucible.core.runs import DEFAULT_ORG, DEFAULT_TEAM, new_run_id
 
@@ -110,6 +111,7 @@ async def connect(
                 namespace=settings.temporal_namespace,
                 lazy=lazy,
                 runtime=runtime,
+                data_converter=data_converter(settings),
             )
         except RuntimeError as exc:
             if asyncio.get_running_loop().time() >= deadline:

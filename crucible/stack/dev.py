@@ -136,6 +136,7 @@ class DevStack:
             db_file=self.home / "temporal.db",
             namespace=s.temporal_namespace,
             log_path=self.logs / "temporal.log",
+            codec_endpoint=f"{s.effective_api_url}/codec",
         )
         await self._start(spec, self.infra_processes)
         await wait_temporal_ready(s.effective_temporal_address, s.temporal_namespace)

@@ -213,6 +213,7 @@ def temporal_spec(
     namespace: str,
     log_path: Path | None = None,
     restart: bool = True,
+    codec_endpoint: str | None = None,
 ) -> ProcessSpec:
     argv = [
         temporal_cli(),
@@ -233,6 +234,8 @@ def temporal_spec(
     ]
     if db_file is not None:
         argv += ["--db-filename", str(db_file)]
+    if codec_endpoint is not None:  # the Web UI decodes Crucible's encrypted payloads through it
+        argv += ["--ui-codec-endpoint", codec_endpoint]
     for key in SEARCH_ATTRIBUTES:
         argv += ["--search-attribute", f"{key.name}=Keyword"]
     return ProcessSpec(name="temporal", argv=argv, log_path=log_path, restart=restart)

@@ -87,13 +87,19 @@ def _pinned(request: httpx.Request, target: CheckedTarget, address: str) -> http
     extensions = dict(request.extensions)
     if target.scheme == "https" and not target.literal:
         extensions["sni_hostname"] = target.host.rstrip(".")
-    return httpx.Request(
-        request.method,
-        request.url.copy_with(host=host),
-        headers=request.headers,  # holds Host: the original name
-        stream=request.stream,
-        extensions=extensions,
-    )
+    url = request.url.copy_with(host=host)
+    headers = request.headers  # holds Host: the original name
+    if isinstance(request.stream, httpx.ByteStream):
+        # A body in memory (a redirect hop's too) stays bytes: an empty one is no chunked body.
+        content = b"".join(request.stream)
+        return httpx.Request(request.method, url, headers=headers, content=content, extensions=extensions)
+    return httpx.Request(request.method, url, headers=headers, stream=request.stream, extensions=extensions)
+
+
+def _not_connected(error: httpx.TransportError) -> bool:
+    """Whether the connection itself failed, so nothing was sent. httpx-aiohttp reports a refused
+    connection as ConnectTimeout, and a server that hung up mid-request the same way: look deeper."""
+    return isinstance(error, httpx.ConnectError) or isinstance(error.__cause__, aiohttp.ClientConnectorError)
 
 
 class GuardedTransport(httpx.AsyncBaseTransport):
@@ -132,8 +138,8 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         for index, address in enumerate(addresses):
             try:
                 response = await self._inner.handle_async_request(_pinned(request, target, address))
-            except httpx.ConnectError:
-                if index == len(addresses) - 1:
+            except httpx.TransportError as error:
+                if index == len(addresses) - 1 or not _not_connected(error):
                     raise
                 continue
             response.request = request

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import jwt
 
 from crucible.core.auth import AccountStore, Role, hash_password
@@ -63,3 +64,14 @@ def sign(
 def session_secret(settings: Settings) -> str:
     assert settings.jwt_secret is not None
     return settings.jwt_secret.get_secret_value()
+
+
+async def login(api: httpx.AsyncClient, account: Account) -> dict[str, str]:
+    """The token pair ``POST /auth/login`` gives ``account``."""
+    response = await api.post("/auth/login", json={"email": account.email, "password": account.password})
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

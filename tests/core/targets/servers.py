@@ -23,7 +23,7 @@ class Recorder:
         self.requests: list[tuple[str, str]] = []  # (request line, Host header)
 
 
-async def _serve(
+def handler(
     recorder: Recorder, answer: Callable[[str], tuple[int, dict[str, str], bytes]]
 ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -53,7 +53,7 @@ async def _serve(
     return handle
 
 
-def _target_answer(path: str) -> tuple[int, dict[str, str], bytes]:
+def target_answer(path: str) -> tuple[int, dict[str, str], bytes]:
     parts = urlsplit(path)
     if parts.path == "/redirect":
         return 302, {"location": parse_qs(parts.query)["to"][0]}, b""
@@ -82,8 +82,8 @@ class Servers:
         return f"http://{TARGET_HOST}:{self.port}"
 
     async def start(self) -> None:
-        target = await _serve(self.target, _target_answer)
-        canary = await _serve(self.canary, _canary_answer)
+        target = handler(self.target, target_answer)
+        canary = handler(self.canary, _canary_answer)
         for _ in range(50):
             server = await asyncio.start_server(target, TARGET_HOST, 0)
             port = server.sockets[0].getsockname()[1]

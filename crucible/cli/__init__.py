@@ -10,6 +10,7 @@ import typer
 
 from crucible.cli.batch import batch_app
 from crucible.cli.chaos import chaos_app
+from crucible.cli.login import login, logout
 from crucible.cli.pipelines import pipelines_app
 from crucible.cli.qa import qa_app
 from crucible.cli.runs import runs_app
@@ -34,6 +35,8 @@ app.add_typer(schedules_app, name="schedules")
 app.add_typer(sagas_app, name="sagas")
 app.add_typer(saga_tests_app, name="saga-tests")
 app.add_typer(chaos_app, name="chaos")
+app.command()(login)
+app.command()(logout)
 
 
 @app.command()

@@ -16,6 +16,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from crucible.cli import credentials
+
 API = "/api/v1"
 DEFAULT_TIMEOUT = httpx.Timeout(30)
 #: The API pings every 15 s, so a stream silent for longer than this has dropped.
@@ -76,6 +78,10 @@ class Api:
         self.base = api_url()
         self.unreachable = unreachable
         self.client = httpx.Client(base_url=self.base, timeout=DEFAULT_TIMEOUT, transport=transport)
+        self._saved = None if credentials.env_token() else credentials.saved(self.base)
+        token = credentials.env_token() or (self._saved.access_token if self._saved else None)
+        if token:
+            self.client.headers["Authorization"] = f"Bearer {token}"
 
     def __enter__(self) -> Api:
         return self
@@ -84,15 +90,30 @@ class Api:
         self.client.close()
 
     def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """The API's response, whatever its status."""
+        """The API's response, whatever its status; a login's expired access token is refreshed once."""
         try:
-            return self.client.request(method, path, **kwargs)
+            response = self.client.request(method, path, **kwargs)
+            if response.status_code == 401 and self._saved is not None and self._refresh():
+                response = self.client.request(method, path, **kwargs)
+            return response
         except httpx.TransportError as exc:
             fail(
                 f"cannot reach the Crucible API at {self.base} ({exc}). "
                 "Is `crucible dev` running? Set CRUCIBLE_API_URL to point elsewhere.",
                 self.unreachable,
             )
+
+    def _refresh(self) -> bool:
+        """Swap the saved refresh token for a new pair; whether that worked."""
+        assert self._saved is not None
+        answer = self.client.post("/auth/refresh", json={"refresh_token": self._saved.refresh_token})
+        if answer.status_code != 200:
+            return False
+        body = answer.json()
+        self._saved = credentials.Saved(body["access_token"], body["refresh_token"], self._saved.email)
+        credentials.save(self.base, self._saved)
+        self.client.headers["Authorization"] = f"Bearer {self._saved.access_token}"
+        return True
 
 
 def sse_messages(response: httpx.Response) -> Iterator[dict[str, str]]:

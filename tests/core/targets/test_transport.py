@@ -103,3 +103,11 @@ async def test_a_streamed_body_is_sent(servers: Servers) -> None:
     async with guarded_client(policy) as client:
         response = await client.post(f"{servers.target_url}/echo", content=body())
     assert isinstance(response, httpx.Response) and response.status_code == 200
+
+
+async def test_ipv6_addresses_are_pinned_too(servers: Servers) -> None:
+    dns = Dns({"six.test": [["::1"]]})
+    async with guarded_client(TargetPolicy.build(mode="dev"), resolver=dns) as client:
+        assert (await client.get(f"http://[::1]:{servers.port}/")).text == "canary reached"
+        assert (await client.get(f"http://six.test:{servers.port}/")).text == "canary reached"
+    assert servers.canary.requests[-1] == ("GET / HTTP/1.1", f"six.test:{servers.port}")

@@ -62,6 +62,15 @@ HOSTILE: list[tuple[str, str]] = [
     (f"http://user:secret@{TARGET_HOST}:{P}/", "credentials"),
     (f"http://{TARGET_HOST}:{P}@127.0.0.1:{P}/", "credentials"),
     (f"http://127.0.0.1:{P}#@{TARGET_HOST}:{P}/", "not-allowed"),  # the fragment hides nothing
+    (f"http://[::1%25lo]:{P}/", "not-allowed"),  # an IPv6 zone id
+    (f"http://[::ffff:7f00:1%25lo]:{P}/", "not-allowed"),
+    (f"http://[::ffff:0:7f00:1]:{P}/", "address"),  # IPv4-translated (SIIT): reserved
+    (f"http://017700000001:{P}/", "not-allowed"),  # one octal number
+    (f"http://0x7F.0X0.0.01:{P}/", "not-allowed"),  # mixed hex, octal and case
+    (f"HTTP://127.0.0.1:0{P}/", "not-allowed"),  # scheme case, a leading zero in the port
+    (f"http://\\\\127.0.0.1:{P}/", "resolution"),
+    (f"http://\u24db\u24de\u24d2\u24d0\u24db\u24d7\u24de\u24e2\u24e3:{P}/", "url"),  # circled 'localhost'
+    (f"http://\uff11\uff12\uff17.\uff10.\uff10.\uff11:{P}/", "url"),  # full-width 127.0.0.1
     (f"http://{TARGET_HOST}:{Q}/", "port"),  # other ports on loopback
     (f"http://127.0.0.1:{Q}/", "port"),
     (f"http://localhost:{Q}/", "port"),

@@ -236,7 +236,7 @@ class TargetPolicy:
         parsed, origin = _parse(url)
         scheme = parsed.scheme
         raw_host = parsed.raw_host.decode("ascii")
-        port = parsed.port or DEFAULT_PORTS.get(scheme, 0)
+        port = parsed.port if parsed.port is not None else DEFAULT_PORTS.get(scheme, 0)
         if scheme not in SCHEMES:
             raise TargetRefused(origin, f"scheme {scheme!r} is not http or https", rule="scheme")
         if parsed.userinfo:

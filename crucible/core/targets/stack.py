@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import httpx
+
 from crucible.core.targets.policy import PolicyMode, StackEndpoint, TargetPolicy
+from crucible.core.targets.transport import CachingResolver, guarded_client
 
 if TYPE_CHECKING:
     from crucible.core.config import Settings
@@ -71,3 +74,10 @@ def policy_from_settings(settings: Settings) -> TargetPolicy:
         include_defaults=settings.target_defaults,
         stack=stack_endpoints(settings),
     )
+
+
+def client_from_settings(settings: Settings, **options: Any) -> httpx.AsyncClient:
+    """The worker's guarded client: the installation's policy outside :func:`using_policy` blocks,
+    host names cached for ``CRUCIBLE_TARGET_DNS_CACHE_S``. ``options`` go to ``httpx.AsyncClient``."""
+    resolver = CachingResolver(ttl_s=settings.target_dns_cache_s)
+    return guarded_client(policy_from_settings(settings), resolver=resolver, **options)

@@ -71,6 +71,7 @@ HOSTILE: list[tuple[str, str]] = [
     (f"http://\\\\127.0.0.1:{P}/", "resolution"),
     (f"http://\u24db\u24de\u24d2\u24d0\u24db\u24d7\u24de\u24e2\u24e3:{P}/", "url"),  # circled 'localhost'
     (f"http://\uff11\uff12\uff17.\uff10.\uff10.\uff11:{P}/", "url"),  # full-width 127.0.0.1
+    (f"http://{TARGET_HOST}:0/", "port"),
     (f"http://{TARGET_HOST}:{Q}/", "port"),  # other ports on loopback
     (f"http://127.0.0.1:{Q}/", "port"),
     (f"http://localhost:{Q}/", "port"),

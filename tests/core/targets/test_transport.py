@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator, Sequence
 import httpx
 import pytest
 
+from crucible.core.config import Settings
 from crucible.core.targets import CachingResolver, TargetPolicy, TargetRefused, guarded_client, using_policy
+from crucible.core.targets.stack import client_from_settings
 from tests.core.targets.servers import TARGET_HOST, Servers
 
 
@@ -111,3 +113,11 @@ async def test_ipv6_addresses_are_pinned_too(servers: Servers) -> None:
         assert (await client.get(f"http://[::1]:{servers.port}/")).text == "canary reached"
         assert (await client.get(f"http://six.test:{servers.port}/")).text == "canary reached"
     assert servers.canary.requests[-1] == ("GET / HTTP/1.1", f"six.test:{servers.port}")
+
+
+async def test_the_settings_client_judges_by_the_installation_policy(servers: Servers) -> None:
+    settings = Settings(target_mode="production", target_hosts=TARGET_HOST, target_defaults=False)
+    async with client_from_settings(settings) as client:
+        assert (await client.get(servers.target_url)).text == "target ok"
+        with pytest.raises(TargetRefused, match="not in the target policy"):
+            await client.get(f"http://127.0.0.1:{servers.port}/")

@@ -1,9 +1,10 @@
 """Target safety: which hosts, networks and ports runs may call, and the client that enforces it.
 
-Wiring, once organisations exist: build one :func:`guarded_client` per worker process, and
+Wiring, once organisations exist: build one client per worker process with
+:func:`~crucible.core.targets.stack.client_from_settings` (the installation's policy), and
 around each run's HTTP work write ``with using_policy(policy): ...`` with the run's
-organisation's :class:`TargetPolicy`. A request outside such a block (and with no policy
-given to the client) is refused, so a forgotten call site fails closed.
+organisation's :class:`TargetPolicy`. A bare :func:`guarded_client` has no policy of its own:
+a request outside such a block is refused, so a forgotten call site fails closed.
 
 CrucibleError
 └── TargetRefused   the policy refuses a target; ``rule`` names the rule

@@ -251,4 +251,8 @@ def test_the_installation_policy_comes_from_the_settings() -> None:
         StackEndpoint("k1", 9092),
         StackEndpoint("fd00::9", 9093),
     } <= endpoints
-    assert PolicyMode.PRODUCTION is policy_from_settings(Settings()).mode
+    assert policy_from_settings(Settings()).mode is PolicyMode.PRODUCTION
+    assert policy_from_settings(Settings(dev_mode=True)).mode is PolicyMode.DEV
+    assert (
+        policy_from_settings(Settings(dev_mode=True, target_mode="production")).mode is PolicyMode.PRODUCTION
+    )

@@ -72,6 +72,9 @@ async def test_bad_credentials_get_the_same_401_for_unknown_users_and_bad_passwo
     await attempt("warm@example.com", "x")
     wrong, wrong_s = await attempt(account.email, "not the password")
     unknown, unknown_s = await attempt("nobody-at-all@example.com", account.password)
+    for _ in range(2):  # the fastest of three, so a busy machine does not decide
+        wrong_s = min(wrong_s, (await attempt(account.email, "not the password"))[1])
+        unknown_s = min(unknown_s, (await attempt("nobody-at-all@example.com", account.password))[1])
     for response in (wrong, unknown):
         assert response.status_code == 401
         assert response.json() == {"detail": "incorrect email or password"}

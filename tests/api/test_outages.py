@@ -17,6 +17,7 @@ from crucible.api.app import create_app
 from crucible.core.config import load_settings
 from crucible.core.db import create_engine
 from crucible.core.kafka import EventPublisher
+from crucible.core.secrets import new_key
 from crucible.core.store import RunStore, fetch_all_events
 from crucible.stack.process import ManagedProcess
 from crucible.stack.services import free_port, temporal_spec, wait_temporal_ready
@@ -168,6 +169,7 @@ async def test_an_api_started_before_temporal_recovers_when_it_arrives(
         temporal_address=f"127.0.0.1:{port}",
         database_url=parts.postgres.url,
         kafka_bootstrap_servers=parts.kafka.bootstrap,
+        jwt_secret=new_key(),
     )
     api = ApiServer(create_app(settings))
     await api.start()

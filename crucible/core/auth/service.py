@@ -32,7 +32,8 @@ def _utcnow() -> datetime:
 class AuthService:
     """What the auth routes and the ``current_principal`` dependency call.
 
-    ``clock`` is for tests; it is the only source of "now" here.
+    ``clock`` (for tests) is "now" for refresh and API-token expiry, key grace periods and
+    the times tokens are issued at; PyJWT checks an access token's ``exp`` against the wall clock.
     """
 
     def __init__(

@@ -79,7 +79,8 @@ class Api:
         self.unreachable = unreachable
         self.client = httpx.Client(base_url=self.base, timeout=DEFAULT_TIMEOUT, transport=transport)
         self._saved = None if credentials.env_token() else credentials.saved(self.base)
-        token = credentials.env_token() or (self._saved.access_token if self._saved else None)
+        saved = self._saved.access_token if self._saved else None
+        token = credentials.env_token() or saved or credentials.dev_token()
         if token:
             self.client.headers["Authorization"] = f"Bearer {token}"
 

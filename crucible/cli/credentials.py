@@ -1,5 +1,6 @@
 """Where the CLI gets its token: ``CRUCIBLE_TOKEN``, or what ``crucible login`` saved.
 
+Without either, a ``crucible dev`` stack's own token (``$CRUCIBLE_HOME/dev-token``) is used.
 ``crucible login`` keeps an access token and a refresh token per API URL in
 ``$CRUCIBLE_CONFIG_DIR/credentials.json`` (default ``~/.config/crucible``, or under
 ``$XDG_CONFIG_HOME``), readable by its owner only. An access token the API refuses is
@@ -78,3 +79,14 @@ def forget(api: str) -> bool:
 
 def env_token() -> str | None:
     return os.environ.get(TOKEN_ENV) or None
+
+
+def dev_token() -> str | None:
+    """The token `crucible dev` wrote for this machine's stack ($CRUCIBLE_HOME/dev-token), if any."""
+    from crucible.core.auth.bootstrap import DEV_TOKEN_FILE
+    from crucible.core.config import load_settings
+
+    try:
+        return (load_settings().home_dir / DEV_TOKEN_FILE).read_text().strip() or None
+    except OSError:
+        return None

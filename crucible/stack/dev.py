@@ -24,7 +24,9 @@ from typing import IO
 import httpx
 
 from crucible.core import migrate
+from crucible.core.auth.bootstrap import DEV_PASSWORD_FILE, DevAccount, bootstrap_dev
 from crucible.core.config import Settings, environment
+from crucible.core.db import create_engine
 from crucible.core.secrets import new_key
 from crucible.stack.chaos import chaos_banner, chaos_env, chaos_parts, chaos_ports, create_demo_proxy
 from crucible.stack.demo import check_examples, demo_banner, demo_ports, demo_specs, wait_demo_ready
@@ -58,6 +60,7 @@ class DevStack:
     demo: bool = False
     app_processes: list[ManagedProcess] = field(default_factory=list)
     infra_processes: list[ManagedProcess] = field(default_factory=list)
+    account: DevAccount | None = None
     _lock_file: IO[str] | None = None
 
     @property
@@ -141,6 +144,14 @@ class DevStack:
         await self._start(spec, self.infra_processes)
         await wait_temporal_ready(s.effective_temporal_address, s.temporal_namespace)
 
+    async def _bootstrap_accounts(self) -> DevAccount:
+        """The default organisation, team and admin, and a dev API token in $CRUCIBLE_HOME/dev-token."""
+        engine = create_engine(self.settings.effective_database_url)
+        try:
+            return await bootstrap_dev(engine, self.home)
+        finally:
+            await engine.dispose()
+
     def secrets_key(self) -> str:
         """The configured key, or the stack's own, made once and kept in the state folder (0600)."""
         if self.settings.secrets_key is not None:
@@ -211,6 +222,7 @@ class DevStack:
         await asyncio.gather(*parts)
         log.info("infrastructure ready in %.1f s; migrating the database", time.monotonic() - started)
         await asyncio.to_thread(migrate.upgrade, s.effective_database_url)
+        self.account = await self._bootstrap_accounts()
 
         env = self.stack_env()
         self._write_stack_env(env)
@@ -276,6 +288,17 @@ class DevStack:
             self._lock_file.close()
             self._lock_file = None
 
+    def _account_lines(self, api: str) -> list[str]:
+        account = self.account
+        if account is None:
+            return []
+        return [
+            f"  Dev admin      {account.email}  (password in {self.home / DEV_PASSWORD_FILE})",
+            f"  Dev token      {account.token_path}  (the CLI uses it; or CRUCIBLE_TOKEN)",
+            f'                 try: curl -H "Authorization: Bearer $(cat {account.token_path})" '
+            f"{api}/api/v1/tokens",
+        ]
+
     def banner(self) -> str:
         s = self.settings
         api = s.effective_api_url
@@ -300,6 +323,7 @@ class DevStack:
         if self.demo:
             lines += demo_banner(s)
         lines += [
+            *self._account_lines(api),
             f"  State          {self.home}  (logs in {self.logs})",
             f"  More workers   CRUCIBLE_HOME={self.home} crucible worker",
             "Press Ctrl-C to stop.",

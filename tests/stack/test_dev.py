@@ -51,6 +51,15 @@ async def test_dev_runs_supervises_and_stops_the_whole_stack(tmp_path: Path) -> 
             assert (await http.get(f"{api_url}/healthz")).status_code == 200
         assert time.monotonic() - started < 60
 
+        # A default organisation, team and admin, and a dev API token (0600) that works.
+        token_path = home / "dev-token"
+        assert oct(token_path.stat().st_mode & 0o777) == "0o600"
+        assert f"Dev token      {token_path}" in dev.output and "try: curl -H" in dev.output
+        bearer = {"Authorization": f"Bearer {token_path.read_text().strip()}"}
+        async with httpx.AsyncClient(base_url=api_url, timeout=10) as http:
+            assert (await http.get("/api/v1/tokens", headers=bearer)).status_code == 200
+            assert (await http.get("/api/v1/tokens")).status_code == 401
+
         # The README's tour: a QA run against the demo target finds its defect.
         demo = f"http://127.0.0.1:{env['CRUCIBLE_DEMO_PORT']}"
         assert f"Demo target    {demo}" in dev.output

@@ -177,6 +177,9 @@ class DevStack:
             "CRUCIBLE_API_URL": s.effective_api_url,
             "CRUCIBLE_TASK_QUEUE": s.task_queue,
             "CRUCIBLE_SECRETS_KEY": self.secrets_key(),
+            # The API makes and keeps its own signing secret in CRUCIBLE_HOME, for every process
+            # of this stack, an API started by hand from stack.env included.
+            "CRUCIBLE_DEV_MODE": "true",
             **chaos_env(s),
         }
         # The embedded broker rejects InitProducerId, so the idempotent producer is off for it.

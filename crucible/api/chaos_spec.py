@@ -25,6 +25,7 @@ from crucible.core.chaos.model import (
     ExperimentSpec,
     FaultSpec,
     ProcessCall,
+    with_experiment,
 )
 from crucible.core.config import Settings
 from crucible.core.errors import DependencyUnavailableError, FieldError, InvalidRequestError
@@ -138,7 +139,7 @@ async def _promql(
     prometheus = PrometheusClient(http, settings.prometheus_url)
     for loc, query in queries:
         try:
-            await prometheus.validate(query.replace("$experiment", "chaos-check"))
+            await prometheus.validate(with_experiment(query, "chaos-check"))
         except PrometheusQueryError as exc:
             errors.append(FieldError(loc, f"Prometheus cannot run this query: {exc}"))
         except PrometheusUnavailableError as exc:

@@ -35,12 +35,6 @@ def errors() -> Console:
     return Console(stderr=True, highlight=False)
 
 
-def api_url() -> str:
-    from crucible.core.config import load_settings
-
-    return load_settings().effective_api_url
-
-
 def fail(message: str, code: int) -> NoReturn:
     errors().print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(code)
@@ -75,12 +69,15 @@ class Api:
     """
 
     def __init__(self, *, unreachable: int, transport: httpx.BaseTransport | None = None) -> None:
-        self.base = api_url()
+        from crucible.core.config import load_settings
+
+        settings = load_settings()
+        self.base = settings.effective_api_url
         self.unreachable = unreachable
         self.client = httpx.Client(base_url=self.base, timeout=DEFAULT_TIMEOUT, transport=transport)
         self._saved = None if credentials.env_token() else credentials.saved(self.base)
         saved = self._saved.access_token if self._saved else None
-        token = credentials.env_token() or saved or credentials.dev_token()
+        token = credentials.env_token() or saved or credentials.dev_token(settings.home_dir)
         if token:
             self.client.headers["Authorization"] = f"Bearer {token}"
 

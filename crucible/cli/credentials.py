@@ -81,12 +81,11 @@ def env_token() -> str | None:
     return os.environ.get(TOKEN_ENV) or None
 
 
-def dev_token() -> str | None:
-    """The token `crucible dev` wrote for this machine's stack ($CRUCIBLE_HOME/dev-token), if any."""
+def dev_token(home: Path) -> str | None:
+    """The token `crucible dev` wrote for the stack at ``home`` (its dev-token file), if any."""
     from crucible.core.auth.bootstrap import DEV_TOKEN_FILE
-    from crucible.core.config import load_settings
 
     try:
-        return (load_settings().home_dir / DEV_TOKEN_FILE).read_text().strip() or None
+        return (home / DEV_TOKEN_FILE).read_text().strip() or None
     except OSError:
         return None

@@ -23,10 +23,9 @@ with workflow.unsafe.imports_passed_through():
         SloMeasurement,
     )
     from crucible.core.events import EventType
-    from crucible.workflows.chaos_faults import preflight_http_check
+    from crucible.workflows.chaos_faults import CALL_TIMEOUT, preflight_http_check
     from crucible.workflows.events import RunEventLog
 
-CALL_TIMEOUT = timedelta(seconds=60)
 MEASURE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=MEASURE_ATTEMPTS)
 ALERTS_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
 #: The steady probes run until the experiment ends; this bounds them if it never does.

@@ -49,11 +49,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from crucible.core.events import EventType
     from crucible.workflows.chaos_checks import SloSampler, SteadyProbes, blocking_conditions
-    from crucible.workflows.chaos_faults import FaultDriver
+    from crucible.workflows.chaos_faults import CALL_TIMEOUT, FaultDriver
     from crucible.workflows.events import RunEventLog
 
 KIND = "chaos"
-CALL_TIMEOUT = timedelta(seconds=60)
 
 SLO_BREACH, MANUAL = "slo_breach", "manual"
 

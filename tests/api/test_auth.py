@@ -16,25 +16,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
 from crucible.api.app import create_app
-from crucible.core.auth import AccountStore, AuthConfigError
+from crucible.core.auth import AuthConfigError
 from crucible.core.config import Settings
 from crucible.core.secrets import new_key
-from crucible.core.store import RunStore
-from tests.core.auth.accounts import Account, bearer, claims_for, login, make_account, session_secret, sign
+from tests.core.auth.accounts import Account, bearer, claims_for, login, session_secret, sign
 from tests.support.servers import ApiServer
 
 #: A route that needs a valid bearer credential.
 PROTECTED = "/api/v1/tokens"
-
-
-@pytest.fixture(scope="module")
-async def accounts(store: RunStore) -> AccountStore:
-    return AccountStore(store.engine)
-
-
-@pytest.fixture
-async def account(accounts: AccountStore) -> Account:
-    return await make_account(accounts)
 
 
 async def assert_refused(api: httpx.AsyncClient, token: str) -> None:

@@ -6,7 +6,6 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
 from sqlalchemy import text
 
 from crucible.core.auth import AccountStore
@@ -14,16 +13,6 @@ from crucible.core.store import RunStore
 from tests.core.auth.accounts import Account, bearer, login, make_account
 
 URL = "/api/v1/tokens"
-
-
-@pytest.fixture(scope="module")
-async def accounts(store: RunStore) -> AccountStore:
-    return AccountStore(store.engine)
-
-
-@pytest.fixture
-async def account(accounts: AccountStore) -> Account:
-    return await make_account(accounts)
 
 
 async def access_headers(api: httpx.AsyncClient, account: Account) -> dict[str, str]:

@@ -86,3 +86,13 @@ async def test_parts_crucible_cannot_run_are_each_named(chaos_api: httpx.AsyncCl
     assert refused.status_code == 422, refused.text
     [error] = refused.json()["detail"]
     assert error["loc"][:4] == ["body", "fault", "method", 0] and "allowlist" in error["msg"]
+
+
+async def test_overrides_are_checked_like_the_fields_they_set(
+    chaos_api: httpx.AsyncClient, target: Target
+) -> None:
+    body = {"experiment": _example(target), "overrides": {"duration_s": "a while", "target": ""}}
+    refused = await chaos_api.post("/api/v1/chaos-experiments/import", json=body)
+    assert refused.status_code == 422, refused.text
+    [error] = refused.json()["detail"]
+    assert error["loc"] == ["body", "overrides"] and "duration_s" in error["msg"] and "target" in error["msg"]

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from fastapi import APIRouter, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import ValidationError
 from temporalio.client import Client
 
 from crucible.api.chaos_models import (
@@ -21,10 +22,9 @@ from crucible.api.chaos_models import (
     ExperimentCreate,
     ExperimentImport,
     ExperimentLinks,
+    ImportOverrides,
     ReviewAccepted,
     ReviewBody,
-    SloModel,
-    TimingModel,
 )
 from crucible.api.chaos_spec import check_spec, experiment_spec
 from crucible.api.deps import ChaosStoreDep, HttpDep, RunServiceDep, SettingsDep, TemporalDep
@@ -122,31 +122,15 @@ def _document(body: ExperimentImport) -> Any:
 
 def _overrides(body: ExperimentImport) -> dict[str, Any]:
     """The overrides, each checked as the create endpoint checks its field."""
-    given = dict(body.overrides)
-    errors: list[FieldError] = []
-    extra = {"target", "duration_s", "slos"}
-    unknown = sorted(set(given) - set(TimingModel.model_fields) - extra)
-    errors.extend(FieldError(("body", "overrides", name), "cannot be overridden") for name in unknown)
-    checked: dict[str, Any] = {}
+    unknown = sorted(set(body.overrides) - set(ImportOverrides.model_fields))
+    if unknown:
+        raise InvalidRequestError(
+            [FieldError(("body", "overrides", k), "cannot be overridden") for k in unknown]
+        )
     try:
-        timing = TimingModel.model_validate({k: v for k, v in given.items() if k in TimingModel.model_fields})
-        checked |= {k: getattr(timing, k) for k in given if k in TimingModel.model_fields}
-        if "preflight" in checked:
-            checked["preflight"] = timing.preflight.to_checks()
-        if "schedule" in checked:
-            checked["schedule"] = timing.schedule.to_schedule()
-        if "steady_probes" in checked:
-            checked["steady_probes"] = [p.to_probe() for p in timing.steady_probes]
-        if "slos" in given:
-            checked["slos"] = [SloModel.model_validate(s).to_slo() for s in given["slos"]]
-    except ValueError as exc:  # pydantic's ValidationError
+        return ImportOverrides.model_validate(body.overrides).given()
+    except ValidationError as exc:
         raise InvalidRequestError.one(("body", "overrides"), str(exc)) from None
-    for name in ("target", "duration_s"):
-        if name in given:
-            checked[name] = given[name]
-    if errors:
-        raise InvalidRequestError(errors)
-    return checked
 
 
 @router.post(

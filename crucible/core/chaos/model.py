@@ -32,6 +32,16 @@ EXPERIMENT_PLACEHOLDER = "$experiment"
 OPERATORS = ("<", "<=", ">", ">=", "==", "!=")
 
 
+def with_experiment(query: str, run_id: str) -> str:
+    """The PromQL ``query`` with :data:`EXPERIMENT_PLACEHOLDER` standing for ``run_id``."""
+    return query.replace(EXPERIMENT_PLACEHOLDER, run_id)
+
+
+def worst(values: list[float], op: str) -> float:
+    """The value that judges an SLO: the one furthest on the wrong side of its threshold."""
+    return max(values) if op in ("<", "<=") else min(values)
+
+
 def compare(value: float, op: str, threshold: float) -> bool:
     """Whether ``value op threshold`` holds."""
     if op == "<":

@@ -20,6 +20,7 @@ from crucible.core.chaos.model import (
     Slo,
     SloMeasurement,
     SloResult,
+    worst,
 )
 
 CONFIRMED, REJECTED = "HypothesisConfirmed", "HypothesisRejected"
@@ -36,7 +37,7 @@ def _worst(values: list[float], slo: Slo) -> float | None:
         return None
     if slo.kind != PROMETHEUS_SLO:  # a check's value is a status: the last one tells
         return values[-1]
-    return max(values) if slo.op in ("<", "<=") else min(values)
+    return worst(values, slo.op)
 
 
 def results_of(spec: ExperimentSpec, measurements: list[SloMeasurement]) -> list[SloResult]:

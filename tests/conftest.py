@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -16,6 +16,8 @@ from temporalio.worker import Worker
 
 from crucible.api.app import create_app
 from crucible.api.kinds import register_kind
+from crucible.core.auth import ALL_SCOPES, AccountStore, Role, hash_password
+from crucible.core.auth.bootstrap import bootstrap_dev
 from crucible.core.chaos.metrics import serve_probe_metrics, stop_probe_metrics
 from crucible.core.codec import PayloadEncryption
 from crucible.core.config import Settings, load_settings
@@ -23,6 +25,7 @@ from crucible.core.db import create_engine
 from crucible.core.exits import exit_without_teardown
 from crucible.core.http import target_client
 from crucible.core.kafka import EventPublisher
+from crucible.core.runs import DEFAULT_TEAM
 from crucible.core.secrets import SecretBox, new_key
 from crucible.core.store import RunStore
 from crucible.core.temporal import SEARCH_ATTRIBUTES
@@ -35,6 +38,8 @@ from tests.support.prometheus import PrometheusServer
 from tests.support.servers import ApiServer, KafkaBroker, PostgresServer
 
 EVENTS_TOPIC = "crucible.events"
+#: The second admin of the default team (the first is the dev admin).
+REVIEWER = "reviewer@crucible.local"
 #: The session's secrets key: it seals stored secrets and encrypts Temporal payloads.
 SECRETS_KEY = new_key()
 _EXIT_STATUS = pytest.StashKey[int]()
@@ -96,6 +101,9 @@ def make_settings(
         jwt_secret=new_key(),
         batch_segment_s=0.5,
         batch_heartbeat_timeout_s=3,
+        # The session's tests start hundreds of runs in the default team.
+        quota_concurrent_runs=None,
+        quota_runs_per_day=None,
     )
 
 
@@ -181,9 +189,35 @@ async def api_server(settings: Settings) -> AsyncIterator[ApiServer]:
     await server.stop()
 
 
+@pytest.fixture(scope="session")
+async def auth_headers(store: RunStore, settings: Settings) -> dict[str, str]:
+    """Credentials of the default team's admin: the API token `crucible dev` gives its user.
+
+    Every API server of the session shares the database, so these work on each of them.
+    """
+    account = await bootstrap_dev(store.engine, settings.home_dir)
+    return {"Authorization": f"Bearer {account.token}"}
+
+
+@pytest.fixture(scope="session")
+async def reviewer_headers(store: RunStore, auth_headers: dict[str, str]) -> dict[str, str]:
+    """Credentials of a second admin of the default team: who approves what the first submits."""
+    accounts = AccountStore(store.engine)
+    now = datetime.now(UTC)
+    user = await accounts.user_by_email(REVIEWER) or await accounts.create_user(
+        REVIEWER, password_hash=hash_password(new_key()), now=now
+    )
+    await accounts.set_membership(user.user_id, DEFAULT_TEAM, Role.admin, now=now)
+    _, token = await accounts.create_api_token(
+        user.user_id, name="reviewer", scopes=list(ALL_SCOPES), team_id=None, expires_at=None, now=now
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
 @pytest.fixture
-async def api(api_server: ApiServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api_server.url, timeout=30) as http:
+async def api(api_server: ApiServer, auth_headers: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the session's API, signed in as the default team's admin."""
+    async with httpx.AsyncClient(base_url=api_server.url, headers=auth_headers, timeout=30) as http:
         yield http
 
 

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 import crucible
+from crucible.api.access import mark_access
 from crucible.api.errors import install_error_handlers
 from crucible.api.metrics import ApiMetrics, MetricsMiddleware
 from crucible.api.routes import (
@@ -40,6 +41,7 @@ from crucible.core.db import create_engine
 from crucible.core.kafka import EventPublisher
 from crucible.core.pipelines.store import PipelineStore
 from crucible.core.qa.store import QaStore
+from crucible.core.quotas import Limits, QuotaStore
 from crucible.core.reconcile import RunReconciler
 from crucible.core.secrets import SecretStore, secret_box
 from crucible.core.store import RunStore
@@ -76,6 +78,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.temporal = await connect(resolved, lazy=True)
         app.state.reconciler = RunReconciler(app.state.store, app.state.temporal, publisher)
         app.state.refresh_limiter = RefreshLimiter()
+        app.state.quotas = QuotaStore(
+            engine, Limits(resolved.quota_concurrent_runs, resolved.quota_runs_per_day)
+        )
         app.state.auth = AuthService.from_settings(AccountStore(engine), resolved, ring=ring)
         await app.state.auth.warm_up()
         try:
@@ -94,20 +99,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = ApiMetrics(CollectorRegistry())
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
-    app.include_router(health.router)
-    app.include_router(runs.router)
-    app.include_router(events.router)
-    app.include_router(qa.router)
-    app.include_router(batch.router)
-    app.include_router(pipelines.router)
-    app.include_router(schedules.router)
-    app.include_router(sagas.router)
-    app.include_router(saga_tests.router)
-    app.include_router(chaos.router)
-    app.include_router(reports.router)
-    app.include_router(codec.router)
-    app.include_router(auth.router)
-    app.include_router(tokens.router)
+    for router in (
+        health.router,
+        runs.router,
+        events.router,
+        qa.router,
+        batch.router,
+        pipelines.router,
+        schedules.router,
+        sagas.router,
+        saga_tests.router,
+        chaos.router,
+        reports.router,
+        codec.router,
+        auth.router,
+        tokens.router,
+    ):
+        mark_access(router)
+        app.include_router(router)
     return app
 
 

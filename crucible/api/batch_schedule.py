@@ -17,6 +17,7 @@ from crucible.api.deps import get_pipeline_store, get_secrets, get_settings
 from crucible.api.routes.batch import batch_input, batch_request
 from crucible.api.routes.pipelines import pipeline_input
 from crucible.api.schedule_targets import ScheduledStart, register_schedule_target
+from crucible.core.auth import Membership
 from crucible.core.batch.models import shown_location
 from crucible.core.errors import InvalidRequestError
 from crucible.workflows import batch_job, pipeline
@@ -40,7 +41,7 @@ class PipelineScheduleTarget(BaseModel):
     pipeline_id: str = Field(max_length=100, description="The pipeline's id, `pl-…`.")
 
 
-async def build_batch(body: BatchScheduleTarget, request: Request) -> ScheduledStart:
+async def build_batch(body: BatchScheduleTarget, request: Request, team: Membership) -> ScheduledStart:
     settings = get_settings(request)
     body.job.check(settings.batch_paths, "body", "target", "job")
     job = await batch_request(body.job, get_secrets(request))
@@ -66,9 +67,9 @@ async def forget_batch(summary: dict[str, Any], request: Request) -> None:
     await get_secrets(request).delete(summary.get("secrets") or [])
 
 
-async def build_pipeline(body: PipelineScheduleTarget, request: Request) -> ScheduledStart:
+async def build_pipeline(body: PipelineScheduleTarget, request: Request, team: Membership) -> ScheduledStart:
     row = await get_pipeline_store(request).get(body.pipeline_id)
-    if row is None:
+    if row is None or row.team_id != team.team_id:
         raise InvalidRequestError.one(
             ("body", "target", "pipeline_id"), f"no pipeline {body.pipeline_id!r}; define it first"
         )

@@ -253,7 +253,8 @@ class ExperimentImport(_Model):
 
 
 class ReviewBody(_Model):
-    by: str = Field("", max_length=200, description="Who submits, approves or aborts.")
+    """A review step's note. The step is recorded as the signed-in user's (their email)."""
+
     comment: str = Field("", max_length=2000)
 
 
@@ -280,3 +281,4 @@ class ReviewAccepted(BaseModel):
     run_id: str
     signal: str
     state: str | None
+    by: str = Field(description="Who took the step: the signed-in user's email.")

@@ -8,12 +8,15 @@ answer gives 503 naming it, never 500.
 from __future__ import annotations
 
 import logging
+import re
 
-from fastapi import FastAPI, Request, status
+from fastapi import FastAPI, Request, Response, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError, RPCStatusCode
 
 from crucible.core.errors import (
@@ -22,15 +25,21 @@ from crucible.core.errors import (
     ForbiddenError,
     InvalidRequestError,
     NotFoundError,
+    QuotaExceededError,
     RunClosedError,
     RunNotFoundError,
     ScheduleExistsError,
     ScheduleNotFoundError,
 )
 from crucible.core.secrets import SecretsUnavailableError
+from crucible.core.store import InvalidCursorError
 from crucible.core.temporal import unreachable_reason
 
 log = logging.getLogger(__name__)
+
+NUL_TEXT = "text may not hold NUL (\\u0000) characters"
+#: What FastAPI says of a body it could not read at all.
+UNREADABLE_BODY = "There was an error parsing the body"
 
 
 def _detail(status_code: int, message: str) -> JSONResponse:
@@ -55,7 +64,34 @@ def temporal_error(exc: RPCError) -> JSONResponse:
     return _detail(status.HTTP_502_BAD_GATEWAY, f"Temporal rejected the request: {exc.message}")
 
 
+def _allowed_methods(app: FastAPI, path: str) -> list[str] | None:
+    """The methods the OpenAPI document lists for ``path``, or None when it lists no such path."""
+    for template, operations in app.openapi()["paths"].items():
+        pattern = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, path):
+            return sorted(method.upper() for method in operations)
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers or {})
+        if exc.status_code == status.HTTP_400_BAD_REQUEST and exc.detail == UNREADABLE_BODY:
+            # A body that is not UTF-8 JSON is an invalid request like any other: 422, located.
+            return JSONResponse(
+                status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+                content={"detail": [{"loc": ["body"], "msg": "not UTF-8 JSON", "type": "json_invalid"}]},
+            )
+        if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+            # Starlette names the methods of one of the path's routes; a path may have several.
+            allowed = _allowed_methods(app, request.url.path)
+            if allowed:
+                headers["Allow"] = ", ".join(allowed)
+        return await http_exception_handler(
+            request, StarletteHTTPException(exc.status_code, exc.detail, headers)
+        )
+
     @app.exception_handler(RunNotFoundError)
     @app.exception_handler(ScheduleNotFoundError)
     @app.exception_handler(NotFoundError)
@@ -71,6 +107,21 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ForbiddenError)
     async def _forbidden(_: Request, exc: Exception) -> JSONResponse:
         return _detail(status.HTTP_403_FORBIDDEN, str(exc))
+
+    @app.exception_handler(InvalidCursorError)
+    async def _cursor(_: Request, exc: InvalidCursorError) -> JSONResponse:
+        return JSONResponse(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            content={"detail": [{"loc": ["query", "cursor"], "msg": str(exc), "type": "value_error"}]},
+        )
+
+    @app.exception_handler(QuotaExceededError)
+    async def _quota(_: Request, exc: QuotaExceededError) -> JSONResponse:
+        return JSONResponse(
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+            content={"detail": str(exc)},
+            headers={"Retry-After": str(exc.retry_after_s)},
+        )
 
     @app.exception_handler(InvalidRequestError)
     async def _invalid(_: Request, exc: InvalidRequestError) -> JSONResponse:
@@ -97,6 +148,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _database_api(_: Request, exc: DBAPIError) -> JSONResponse:
         if exc.connection_invalidated:
             return unavailable("postgres", str(exc.orig).strip())
+        if "cannot contain NUL" in str(exc.orig):  # PostgreSQL text holds no NUL; the driver refuses it
+            return JSONResponse(
+                status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+                content={"detail": [{"loc": ["body"], "msg": NUL_TEXT, "type": "value_error"}]},
+            )
         log.exception("database error", exc_info=exc)
         return _detail(status.HTTP_500_INTERNAL_SERVER_ERROR, "internal database error")
 

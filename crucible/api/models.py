@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Query
 from pydantic import BaseModel, Field
 
 from crucible.core.events import RunEvent
 from crucible.core.runs import RunStatus
+from crucible.core.store import CURSOR_PATTERN
 from crucible.core.tables import Run
+
+#: ``?cursor=``: where the previous page of a list ended (its ``next_cursor``).
+CursorQuery = Annotated[
+    str | None,
+    Query(
+        pattern=f"^(?:{CURSOR_PATTERN[1:-1]})?$",
+        max_length=220,
+        description="`next_cursor` of the previous page (empty: the first page).",
+    ),
+]
 
 
 class RunLinks(BaseModel):

@@ -99,6 +99,8 @@ class PipelinePublic(BaseModel):
         description="The definition's id (`pl-…`); its runs' ids start with `pipeline-`."
     )
     name: str
+    org_id: str
+    team_id: str = Field(description="The team it belongs to; its runs do too.")
     steps: list[dict[str, Any]] = Field(
         description="The steps, with secret values replaced by names or hosts."
     )
@@ -111,6 +113,8 @@ class PipelinePublic(BaseModel):
         return cls(
             pipeline_id=row.pipeline_id,
             name=row.name,
+            org_id=row.org_id,
+            team_id=row.team_id,
             steps=[_public_step(s) for s in row.steps],
             created_at=row.created_at,
             links=PipelineLinks(self=base, runs=f"{base}/runs"),

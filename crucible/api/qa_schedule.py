@@ -18,6 +18,7 @@ from crucible.api.deps import get_qa_store, get_secrets, get_settings
 from crucible.api.qa_models import QaRunCreate
 from crucible.api.routes.qa import store_qa_request
 from crucible.api.schedule_targets import ScheduledStart, register_schedule_target
+from crucible.core.auth import Membership
 from crucible.core.errors import FieldError, InvalidRequestError
 from crucible.workflows.qa_package import KIND, QaPackageRunWorkflow
 
@@ -35,13 +36,14 @@ def _template_id() -> str:
     return f"template-{KIND}-{uuid.uuid4().hex}"
 
 
-async def build_qa(body: QaScheduleTarget, request: Request) -> ScheduledStart:
+async def build_qa(body: QaScheduleTarget, request: Request, team: Membership) -> ScheduledStart:
     settings = get_settings(request)
     template = _template_id()
     try:
         arg = await store_qa_request(
             body.run,
             key=template,
+            team_id=team.team_id,
             store=get_qa_store(request),
             secrets=get_secrets(request),
             settings=settings,

@@ -172,6 +172,8 @@ class ScheduleLinks(BaseModel):
 
 class SchedulePublic(BaseModel):
     schedule_id: str = Field(description="The Temporal Schedule id; the same in `temporal schedule list`.")
+    org_id: str
+    team_id: str = Field(description="The team it belongs to; its runs do too.")
     kind: str | None = Field(description="The kind of run it starts.")
     target: dict[str, Any] = Field(description="What it starts, without secret values.")
     cron: str | None
@@ -196,6 +198,8 @@ class SchedulePublic(BaseModel):
         ui = schedule_ui_url(settings, view.schedule_id)
         return cls(
             schedule_id=view.schedule_id,
+            org_id=view.org_id,
+            team_id=view.team_id,
             kind=view.kind,
             target=view.target,
             cron=view.cron,

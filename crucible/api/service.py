@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -140,8 +140,8 @@ class RunService:
                 await self.reconciler.close(run, status)
             raise RunClosedError(run.run_id, status.value)
 
-    async def cancel(self, run_id: str) -> None:
-        run = await self.get(run_id)
+    async def cancel(self, run: Run) -> None:
+        run_id = run.run_id
         await self._require_running(run)
         try:
             with temporal_answers():
@@ -151,8 +151,7 @@ class RunService:
                 raise RunClosedError(run_id, (await self.refresh(run, force=True)).status) from exc
             raise
 
-    async def signal(self, run_id: str, name: str, body: dict[str, Any] | None) -> None:
-        run = await self.get(run_id)
+    async def signal(self, run: Run, name: str, body: dict[str, Any] | None) -> None:
         routes = KINDS.get(run.kind)
         route = routes.signals.get(name) if routes else None
         if route is None:
@@ -162,14 +161,21 @@ class RunService:
                 f"{run.kind} runs have no signal {name!r}; signals they accept: {known}",
             )
         arg = _validate_signal_body(route.arg_type, body)
+        await self.send(run, route.method, arg, with_arg=route.arg_type is not None)
+
+    async def send(
+        self, run: Run, method: Callable[..., Any], arg: Any = None, *, with_arg: bool = True
+    ) -> None:
+        """Signal ``method`` with ``arg`` to the running ``run``; 409 once it has finished."""
+        run_id = run.run_id
         await self._require_running(run)
         handle = self._handle(run_id)
         try:
             with temporal_answers():
-                if route.arg_type is None:
-                    await handle.signal(route.method)
+                if with_arg:
+                    await handle.signal(method, arg)
                 else:
-                    await handle.signal(route.method, arg)
+                    await handle.signal(method)
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise RunClosedError(run_id, (await self.refresh(run, force=True)).status) from exc

@@ -46,12 +46,6 @@ chaos_app = typer.Typer(
 
 KIND = "chaos"
 ExperimentArg = Annotated[str, typer.Argument(help="The experiment's run id, `chaos-…`.", show_default=False)]
-ByOpt = Annotated[
-    str,
-    typer.Option(
-        "--by", envvar="USER", help="Who does it (default: $USER).", metavar="NAME", show_default=False
-    ),
-]
 CommentOpt = Annotated[
     str, typer.Option("--comment", help="Why, for the experiment's events.", metavar="TEXT")
 ]
@@ -65,7 +59,7 @@ _FOLLOW_HELP = """While the experiment runs, a line shows each state change (wit
 made it), the pre-flight checks, each SLO sample (its value, `ok` or `BREACH`), and the fault
 injected and rolled back; at the end, each SLO's baseline, worst value under chaos and recovery,
 the verdict and the recovery time. An experiment created in `Draft` waits for its review
-(`crucible chaos submit`, then `crucible chaos approve` by someone else); following it waits
+(`crucible chaos submit`, then `crucible chaos approve` by another admin of the team); following it waits
 too, and prints those commands."""
 
 _EXITS = """Exit codes: **0** `HypothesisConfirmed`, **1** `HypothesisRejected` or `Escalated` (a
@@ -177,49 +171,45 @@ def _follow(
         raise typer.Exit(print_outcome(out, *ended, report=report_url(api.base, run_id)))
 
 
-def _review(name: str, run_id: str, by: str, comment: str, as_json: bool) -> dict[str, Any]:
-    """Send a review step (``submit``, ``approve``, ``request-changes``, ``abort``); the API's answer."""
+def _review(name: str, run_id: str, comment: str, as_json: bool) -> dict[str, Any]:
+    """Send a review step (``submit``, ``approve``, ``request-changes``, ``abort``) as the signed-in
+    user; the API's answer, which says who that is (``by``)."""
     with CliApi(what=f"the {name}", option_of=lambda loc: f"--{loc[0]}") as api:
         answer: dict[str, Any] = api.call(
-            "POST", f"{API}/chaos-experiments/{run_id}/{name}", json={"by": by, "comment": comment}
+            "POST", f"{API}/chaos-experiments/{run_id}/{name}", json={"comment": comment}
         ).json()
     if as_json:
         print_json(answer)
     return answer
 
 
-def _by(by: str) -> str:
-    return f" by {by}" if by else ""
-
-
 @chaos_app.command("submit")
-def submit(run_id: ExperimentArg, by: ByOpt = "", comment: CommentOpt = "", as_json: JsonOpt = False) -> None:
-    """Put an experiment in `Draft` (or `ChangesRequested`) up for review.
+def submit(run_id: ExperimentArg, comment: CommentOpt = "", as_json: JsonOpt = False) -> None:
+    """Put an experiment in `Draft` (or `ChangesRequested`) up for review, as you.
 
-    Someone else must then approve it. An experiment in another state is refused (exit 3).
+    An admin of its team other than you must then approve it. An experiment in another state
+    is refused (exit 3).
 
-    Example: `crucible chaos submit chaos-5d0e… --by alice --comment "latency on checkout"`
+    Example: `crucible chaos submit chaos-5d0e… --comment "latency on checkout"`
     """
-    _review("submit", run_id, by, comment, as_json)
+    by = _review("submit", run_id, comment, as_json)["by"]
     if not as_json:
         out = console()
-        out.print(f"{run_id}: submitted for review{escape(_by(by))}")
-        for hint in review_hints(run_id, "UnderReview", by or None):
+        out.print(f"{run_id}: submitted for review by {escape(by)}")
+        for hint in review_hints(run_id, "UnderReview", by):
             out.print(f"  {escape(hint)}", soft_wrap=True)
 
 
 @chaos_app.command("approve")
-def approve(
-    run_id: ExperimentArg, by: ByOpt = "", comment: CommentOpt = "", as_json: JsonOpt = False
-) -> None:
-    """Approve an experiment under review: it then runs, now or at its scheduled time.
+def approve(run_id: ExperimentArg, comment: CommentOpt = "", as_json: JsonOpt = False) -> None:
+    """Approve an experiment under review, as you: it then runs, now or at its scheduled time.
 
-    The approver must not be the one who submitted it (refused, exit 3); an experiment not
-    under review is refused too (exit 3).
+    Approving takes an admin of the experiment's team who did not submit it (refused, exit 3);
+    an experiment not under review is refused too (exit 3).
 
-    Example: `crucible chaos approve chaos-5d0e… --by bob`
+    Example: `crucible chaos approve chaos-5d0e… --comment "go"`
     """
-    _review("approve", run_id, by, comment, as_json)
+    by = _review("approve", run_id, comment, as_json)["by"]
     if not as_json:
         out = console()
         out.print(f"{run_id}: approved by {escape(by)}; it runs now, or at its scheduled time")
@@ -227,23 +217,23 @@ def approve(
 
 
 @chaos_app.command("request-changes")
-def request_changes(
-    run_id: ExperimentArg, by: ByOpt = "", comment: CommentOpt = "", as_json: JsonOpt = False
-) -> None:
+def request_changes(run_id: ExperimentArg, comment: CommentOpt = "", as_json: JsonOpt = False) -> None:
     """Send an experiment under review back (`ChangesRequested`); say why with `--comment`.
 
-    Example: `crucible chaos request-changes chaos-5d0e… --by bob --comment "shorter, please"`
+    Reviewing takes an admin of the experiment's team.
+
+    Example: `crucible chaos request-changes chaos-5d0e… --comment "shorter, please"`
     """
-    _review("request-changes", run_id, by, comment, as_json)
+    by = _review("request-changes", run_id, comment, as_json)["by"]
     if not as_json:
         out = console()
-        out.print(f"{run_id}: changes requested{escape(_by(by))}")
+        out.print(f"{run_id}: changes requested by {escape(by)}")
         for hint in review_hints(run_id, "ChangesRequested"):
             out.print(f"  {escape(hint)}", soft_wrap=True)
 
 
 @chaos_app.command("abort")
-def abort(run_id: ExperimentArg, by: ByOpt = "", comment: CommentOpt = "", as_json: JsonOpt = False) -> None:
+def abort(run_id: ExperimentArg, comment: CommentOpt = "", as_json: JsonOpt = False) -> None:
     """Abort an experiment: a fault in place is rolled back now, then the recovery is measured.
 
     Its verdict is `Inconclusive`; one aborted before it ran ends `Aborted`. Once the rollback
@@ -251,7 +241,7 @@ def abort(run_id: ExperimentArg, by: ByOpt = "", comment: CommentOpt = "", as_js
 
     Example: `crucible chaos abort chaos-5d0e… --comment "checkout alarms"`
     """
-    answer = _review("abort", run_id, by, comment, as_json)
+    answer = _review("abort", run_id, comment, as_json)
     if not as_json:
         out = console()
         state = answer.get("state")

@@ -41,18 +41,18 @@ def review_hints(run_id: str, state: str, submitted_by: str | None = None) -> li
     """What to type to move an experiment waiting for review along; none in other states."""
     if state == "Draft":
         return [
-            f"submit it:             crucible chaos submit {run_id} --by NAME",
-            f"then someone else:     crucible chaos approve {run_id} --by NAME",
+            f"submit it:             crucible chaos submit {run_id}",
+            f"then another admin:    crucible chaos approve {run_id}",
         ]
     if state == "UnderReview":
-        other = f"someone other than {submitted_by}" if submitted_by else "someone other than the submitter"
+        other = f"an admin other than {submitted_by}" if submitted_by else "an admin other than the submitter"
         return [
-            f"approve it ({other}): crucible chaos approve {run_id} --by NAME",
-            f"or send it back:       crucible chaos request-changes {run_id} --by NAME --comment '…'",
+            f"approve it ({other}): crucible chaos approve {run_id}",
+            f"or send it back:       crucible chaos request-changes {run_id} --comment '…'",
         ]
     if state == "ChangesRequested":
         return [
-            f"submit it again:       crucible chaos submit {run_id} --by NAME",
+            f"submit it again:       crucible chaos submit {run_id}",
             f"or drop it:            crucible chaos abort {run_id}",
         ]
     return []

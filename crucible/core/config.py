@@ -13,7 +13,6 @@ the file.
 from __future__ import annotations
 
 import os
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +234,21 @@ class Settings(BaseSettings):
         30 * 86_400, ge=60, description="Lifetime of a refresh token; each refresh issues a new one."
     )
 
+    # Team quotas (a team's own row in team_quotas replaces both)
+    quota_concurrent_runs: int | None = Field(
+        50, ge=1, description="Runs a team may have going at once; empty for no limit."
+    )
+    quota_runs_per_day: int | None = Field(
+        2_000, ge=1, description="Runs a team may start in 24 hours; empty for no limit."
+    )
+
+    @field_validator("quota_concurrent_runs", "quota_runs_per_day", mode="before")
+    @classmethod
+    def _no_limit(cls, value: object) -> object:
+        return (
+            None if isinstance(value, str) and value.strip().lower() in ("", "none", "unlimited") else value
+        )
+
     # Secrets
     secrets_key: SecretStr | None = Field(
         None, description="32 bytes, base64: encrypts target headers and credentials at rest."
@@ -253,7 +267,7 @@ class Settings(BaseSettings):
     llm_max_input_chars: int = Field(12_000, ge=500, description="Cap on what the LLM sees per operation.")
     llm_token_budget: int = Field(200_000, ge=0, description="Tokens one QA run may spend on the LLM.")
 
-    @cached_property
+    @property
     def home_dir(self) -> Path:
         return self.home.expanduser().resolve()
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, bindparam, func, literal, select, tuple_
@@ -81,18 +79,23 @@ class RunPage:
     next_cursor: str | None
 
 
-def encode_cursor(created_at: datetime, run_id: str) -> str:
-    raw = json.dumps([created_at.isoformat(), run_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+#: A list position: the last row's creation time (microseconds since the epoch) and id. Any
+#: string of this shape is a position, so a cursor is never "not one the API returned".
+CURSOR_PATTERN = r"^[0-9]{1,16}\.[A-Za-z0-9._:-]{1,200}$"
+_CURSOR = re.compile(CURSOR_PATTERN)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def encode_cursor(created_at: datetime, row_id: str) -> str:
+    return f"{(created_at - _EPOCH) // _MICROSECOND}.{row_id}"
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created, run_id = json.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(created), str(run_id)
-    except (ValueError, TypeError, binascii.Error) as exc:
-        raise InvalidCursorError("cursor is not one this API returned") from exc
+    if not _CURSOR.match(cursor):
+        raise InvalidCursorError("a cursor is the next_cursor of a page of this list")
+    micros, row_id = cursor.split(".", 1)
+    return _EPOCH + int(micros) * _MICROSECOND, row_id
 
 
 class RunStore:
@@ -167,12 +170,15 @@ class RunStore:
     async def list_runs(
         self,
         *,
+        team_ids: list[str] | None = None,
         kind: str | None = None,
         status: RunStatus | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> RunPage:
         query = select(Run)
+        if team_ids is not None:  # None: every team's (the CLI's and the operators' view)
+            query = query.where(col(Run.team_id).in_(team_ids))
         if kind is not None:
             query = query.where(col(Run.kind) == kind)
         if status is not None:

@@ -61,6 +61,7 @@ class Run(RunBase, table=True):
     __table_args__ = (
         Index("ix_runs_created", text("created_at DESC"), text("run_id DESC")),
         Index("ix_runs_kind_status", "kind", "status"),
+        Index("ix_runs_team_created", "team_id", text("created_at DESC"), text("run_id DESC")),
     )
 
 
@@ -277,6 +278,17 @@ class RefreshTokenRow(SQLModel, table=True):
     expires_at: datetime = _tz()
     used_at: datetime | None = _tz(nullable=True)
     revoked_at: datetime | None = _tz(nullable=True)
+
+
+class RunAdmissionRow(SQLModel, table=True):
+    """A run the API admitted under its team's quotas (crucible.core.quotas)."""
+
+    __tablename__ = "run_admissions"
+    __table_args__ = (Index("ix_run_admissions_team", "team_id", text("admitted_at DESC")),)
+
+    run_id: str = Field(sa_column=Column(Text, primary_key=True))
+    team_id: str = Field(sa_column=Column(Text, nullable=False))
+    admitted_at: datetime = _tz()
 
 
 class TeamQuotaRow(SQLModel, table=True):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import httpx
 import pytest
 
 from crucible.core.auth import AccountStore
 from crucible.core.store import RunStore
 from tests.core.auth.accounts import Account, make_account
+from tests.support.servers import ApiServer
 
 
 @pytest.fixture(scope="module")
@@ -17,3 +21,10 @@ async def accounts(store: RunStore) -> AccountStore:
 @pytest.fixture
 async def account(accounts: AccountStore) -> Account:
     return await make_account(accounts)
+
+
+@pytest.fixture
+async def anonymous(api_server: ApiServer) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the session's API with no credentials."""
+    async with httpx.AsyncClient(base_url=api_server.url, timeout=30) as http:
+        yield http

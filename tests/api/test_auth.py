@@ -26,8 +26,8 @@ from tests.support.servers import ApiServer
 PROTECTED = "/api/v1/tokens"
 
 
-async def assert_refused(api: httpx.AsyncClient, token: str) -> None:
-    response = await api.get(PROTECTED, headers=bearer(token))
+async def assert_refused(anonymous: httpx.AsyncClient, token: str) -> None:
+    response = await anonymous.get(PROTECTED, headers=bearer(token))
     assert response.status_code == 401, response.text
     assert response.headers["www-authenticate"].startswith("Bearer")
 
@@ -37,25 +37,27 @@ def _b64(data: dict[str, object]) -> str:
 
 
 async def test_login_gives_tokens_that_open_protected_routes(
-    api: httpx.AsyncClient, account: Account
+    anonymous: httpx.AsyncClient, account: Account
 ) -> None:
-    tokens = await login(api, account)
+    tokens = await login(anonymous, account)
     assert tokens["token_type"] == "bearer"
     assert tokens["expires_in"] == 900
     assert tokens["refresh_token"].startswith("crr_")
-    response = await api.get(PROTECTED, headers=bearer(tokens["access_token"]))
+    response = await anonymous.get(PROTECTED, headers=bearer(tokens["access_token"]))
     assert response.status_code == 200, response.text
     # The email is matched without regard to case.
-    upper = await api.post("/auth/login", json={"email": account.email.upper(), "password": account.password})
+    upper = await anonymous.post(
+        "/auth/login", json={"email": account.email.upper(), "password": account.password}
+    )
     assert upper.status_code == 200
 
 
 async def test_bad_credentials_get_the_same_401_for_unknown_users_and_bad_passwords(
-    api: httpx.AsyncClient, account: Account
+    anonymous: httpx.AsyncClient, account: Account
 ) -> None:
     async def attempt(email: str, password: str) -> tuple[httpx.Response, float]:
         started = time.perf_counter()
-        response = await api.post("/auth/login", json={"email": email, "password": password})
+        response = await anonymous.post("/auth/login", json={"email": email, "password": password})
         return response, time.perf_counter() - started
 
     await attempt("warm@example.com", "x")
@@ -72,24 +74,26 @@ async def test_bad_credentials_get_the_same_401_for_unknown_users_and_bad_passwo
     assert 0.4 < unknown_s / wrong_s < 2.5, (unknown_s, wrong_s)
 
 
-async def test_no_credential_or_another_scheme_gets_401(api: httpx.AsyncClient) -> None:
+async def test_no_credential_or_another_scheme_gets_401(anonymous: httpx.AsyncClient) -> None:
     for headers in ({}, {"Authorization": "Basic dXNlcjpwYXNz"}, {"Authorization": "Bearer"}):
-        response = await api.get(PROTECTED, headers=headers)
+        response = await anonymous.get(PROTECTED, headers=headers)
         assert response.status_code == 401, headers
         assert response.headers["www-authenticate"] == "Bearer"
 
 
 async def test_a_hand_signed_token_with_the_right_key_and_claims_is_accepted(
-    api: httpx.AsyncClient, settings: Settings, account: Account
+    anonymous: httpx.AsyncClient, settings: Settings, account: Account
 ) -> None:
     """The control for the bad tokens below: only the one thing each changes is wrong."""
     token = sign(claims_for(settings, account.user_id), session_secret(settings))
-    assert (await api.get(PROTECTED, headers=bearer(token))).status_code == 200
+    assert (await anonymous.get(PROTECTED, headers=bearer(token))).status_code == 200
 
 
 # The HS512 forgery reuses the 44-byte HS256 secret; PyJWT warns that it is short for SHA-512.
 @pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
-async def test_bad_tokens_are_refused(api: httpx.AsyncClient, settings: Settings, account: Account) -> None:
+async def test_bad_tokens_are_refused(
+    anonymous: httpx.AsyncClient, settings: Settings, account: Account
+) -> None:
     secret = session_secret(settings)
     good = claims_for(settings, account.user_id)
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
@@ -122,44 +126,44 @@ async def test_bad_tokens_are_refused(api: httpx.AsyncClient, settings: Settings
         "garbage": "not-a-jwt",
     }
     for name, token in bad.items():
-        response = await api.get(PROTECTED, headers=bearer(token))
+        response = await anonymous.get(PROTECTED, headers=bearer(token))
         assert response.status_code == 401, f"{name}: {response.status_code} {response.text}"
         assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"', name
 
 
-async def test_a_refresh_token_is_not_an_access_token(api: httpx.AsyncClient, account: Account) -> None:
-    tokens = await login(api, account)
-    await assert_refused(api, tokens["refresh_token"])
+async def test_a_refresh_token_is_not_an_access_token(anonymous: httpx.AsyncClient, account: Account) -> None:
+    tokens = await login(anonymous, account)
+    await assert_refused(anonymous, tokens["refresh_token"])
 
 
 async def test_refresh_rotates_and_a_reused_refresh_token_revokes_the_family(
-    api: httpx.AsyncClient, account: Account
+    anonymous: httpx.AsyncClient, account: Account
 ) -> None:
-    first = await login(api, account)
-    second = (await api.post("/auth/refresh", json={"refresh_token": first["refresh_token"]})).json()
+    first = await login(anonymous, account)
+    second = (await anonymous.post("/auth/refresh", json={"refresh_token": first["refresh_token"]})).json()
     assert second["refresh_token"] != first["refresh_token"]
-    assert (await api.get(PROTECTED, headers=bearer(second["access_token"]))).status_code == 200
-    third = (await api.post("/auth/refresh", json={"refresh_token": second["refresh_token"]})).json()
-    other_login = await login(api, account)
+    assert (await anonymous.get(PROTECTED, headers=bearer(second["access_token"]))).status_code == 200
+    third = (await anonymous.post("/auth/refresh", json={"refresh_token": second["refresh_token"]})).json()
+    other_login = await login(anonymous, account)
 
     # The first token comes back: stolen, or replayed. The whole family goes.
-    reused = await api.post("/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    reused = await anonymous.post("/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert reused.status_code == 401
     assert reused.headers["www-authenticate"].startswith("Bearer")
-    newest = await api.post("/auth/refresh", json={"refresh_token": third["refresh_token"]})
+    newest = await anonymous.post("/auth/refresh", json={"refresh_token": third["refresh_token"]})
     assert newest.status_code == 401
     # Another login's family is not touched.
     assert (
-        await api.post("/auth/refresh", json={"refresh_token": other_login["refresh_token"]})
+        await anonymous.post("/auth/refresh", json={"refresh_token": other_login["refresh_token"]})
     ).status_code == 200
 
 
 async def test_unknown_refresh_tokens_and_access_tokens_do_not_refresh(
-    api: httpx.AsyncClient, account: Account
+    anonymous: httpx.AsyncClient, account: Account
 ) -> None:
-    tokens = await login(api, account)
+    tokens = await login(anonymous, account)
     for token in ("crr_made-up", tokens["access_token"]):
-        assert (await api.post("/auth/refresh", json={"refresh_token": token})).status_code == 401
+        assert (await anonymous.post("/auth/refresh", json={"refresh_token": token})).status_code == 401
 
 
 @pytest.fixture
@@ -184,10 +188,10 @@ async def rotated_api(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClie
 
 
 async def test_after_a_rotation_the_previous_key_works_for_its_grace_period_only(
-    api: httpx.AsyncClient, rotated_api: tuple[httpx.AsyncClient, str], account: Account
+    anonymous: httpx.AsyncClient, rotated_api: tuple[httpx.AsyncClient, str], account: Account
 ) -> None:
     http, until = rotated_api
-    before = await login(api, account)  # signed with j1 by the API before the rotation
+    before = await login(anonymous, account)  # signed with j1 by the API before the rotation
     assert (await http.get(PROTECTED, headers=bearer(before["access_token"]))).status_code == 200
     after = await login(http, account)  # signed with j2
     assert after["access_token"] != before["access_token"]

@@ -15,13 +15,15 @@ from tests.support.servers import ApiServer
 
 
 @pytest.fixture
-async def fenced(settings: Settings, tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Path]]:
+async def fenced(
+    settings: Settings, tmp_path: Path, auth_headers: dict[str, str]
+) -> AsyncIterator[tuple[httpx.AsyncClient, Path]]:
     root = tmp_path / "data"
     root.mkdir()
     server = ApiServer(create_app(settings.model_copy(update={"batch_roots": f"{root}, /nowhere"})))
     await server.start()
     try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as api:
+        async with httpx.AsyncClient(base_url=server.url, headers=auth_headers, timeout=30) as api:
             yield api, root
     finally:
         await server.stop()
@@ -77,11 +79,13 @@ async def test_crucible_own_folders_are_never_a_jobs(api: httpx.AsyncClient, set
     assert overwrite.status_code == 422 and overwrite.json()["detail"][0]["loc"] == ["body", "output"]
 
 
-async def test_secrets_without_a_key_are_503_naming_them(settings: Settings, tmp_path: Path) -> None:
+async def test_secrets_without_a_key_are_503_naming_them(
+    settings: Settings, tmp_path: Path, auth_headers: dict[str, str]
+) -> None:
     server = ApiServer(create_app(settings.model_copy(update={"secrets_key": None})))
     await server.start()
     try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as api:
+        async with httpx.AsyncClient(base_url=server.url, headers=auth_headers, timeout=30) as api:
             body = {
                 **job(str(tmp_path / "rows.jsonl"), str(tmp_path / "out.jsonl")),
                 "processor": "http",

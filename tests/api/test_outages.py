@@ -14,6 +14,7 @@ import pytest
 from temporalio.client import Client, WorkflowHandle
 
 from crucible.api.app import create_app
+from crucible.core.auth.bootstrap import bootstrap_dev
 from crucible.core.config import load_settings
 from crucible.core.db import create_engine
 from crucible.core.kafka import EventPublisher
@@ -29,8 +30,10 @@ from tests.support.servers import ApiServer, KafkaBroker, PostgresServer
 
 
 class Parts:
-    def __init__(self, postgres: PostgresServer, kafka: KafkaBroker, api: ApiServer) -> None:
-        self.postgres, self.kafka, self.api = postgres, kafka, api
+    def __init__(
+        self, postgres: PostgresServer, kafka: KafkaBroker, api: ApiServer, headers: dict[str, str]
+    ) -> None:
+        self.postgres, self.kafka, self.api, self.headers = postgres, kafka, api, headers
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +42,12 @@ async def parts(tmp_path_factory: pytest.TempPathFactory, client: Client) -> Asy
     postgres = await PostgresServer.launch(folder)
     kafka = await KafkaBroker.launch(folder, topic=EVENTS_TOPIC)
     settings = make_settings(home=folder, temporal=client, postgres=postgres, kafka=kafka)
+    engine = create_engine(postgres.url)
+    token = (await bootstrap_dev(engine, folder)).token
+    await engine.dispose()
     api = ApiServer(create_app(settings))
     await api.start()
-    yield Parts(postgres, kafka, api)
+    yield Parts(postgres, kafka, api, {"Authorization": f"Bearer {token}"})
     await api.stop()
     await kafka.stop()
     await postgres.stop()
@@ -49,7 +55,7 @@ async def parts(tmp_path_factory: pytest.TempPathFactory, client: Client) -> Asy
 
 @pytest.fixture
 async def http(parts: Parts) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=parts.api.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=parts.api.url, headers=parts.headers, timeout=30) as client:
         yield client
 
 
@@ -186,7 +192,7 @@ async def test_an_api_started_before_temporal_recovers_when_it_arrives(
         echo=lambda _: None,
     )
     try:
-        async with httpx.AsyncClient(base_url=api.url, timeout=30) as http:
+        async with httpx.AsyncClient(base_url=api.url, headers=parts.headers, timeout=30) as http:
             health = await http.get("/healthz")
             assert health.status_code == 503
             assert health.json()["detail"] == "unavailable: temporal"

@@ -212,12 +212,12 @@ async def test_bad_input_is_422_naming_every_field(api: httpx.AsyncClient, demo:
         assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", "name"]
 
 
-async def test_temporal_out_of_reach_is_503(settings: Settings) -> None:
+async def test_temporal_out_of_reach_is_503(settings: Settings, auth_headers: dict[str, str]) -> None:
     unreachable = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
     server = ApiServer(create_app(unreachable))
     await server.start()
     try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        async with httpx.AsyncClient(base_url=server.url, headers=auth_headers, timeout=30) as http:
             for method, path in [
                 ("GET", "/api/v1/schedules"),
                 ("GET", "/api/v1/schedules/x"),

@@ -74,8 +74,10 @@ async def chaos_api_server(chaos_settings: Settings) -> AsyncIterator[ApiServer]
 
 
 @pytest.fixture
-async def chaos_api(chaos_api_server: ApiServer, chaos_worker: Worker) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=chaos_api_server.url, timeout=30) as api:
+async def chaos_api(
+    chaos_api_server: ApiServer, chaos_worker: Worker, auth_headers: dict[str, str]
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=chaos_api_server.url, headers=auth_headers, timeout=30) as api:
         yield api
 
 

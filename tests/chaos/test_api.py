@@ -7,6 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
+from crucible.core.auth.bootstrap import DEV_ADMIN_EMAIL
+from tests.conftest import REVIEWER
 from tests.support.chaos import TEST_ALERTS, Target, wait_state
 from tests.support.qa import wait_closed
 
@@ -79,29 +81,33 @@ async def test_shapes_are_checked_before_anything_else(chaos_api: httpx.AsyncCli
 
 
 async def test_the_review_endpoints_refuse_steps_out_of_turn(
-    chaos_api: httpx.AsyncClient, target: Target
+    chaos_api: httpx.AsyncClient, target: Target, reviewer_headers: dict[str, str]
 ) -> None:
     created = await chaos_api.post(BASE, json=_body(target))
     assert created.status_code == 202, created.text
     run_id = created.json()["run_id"]
     await wait_state(chaos_api, run_id, "Draft")
 
-    early = await chaos_api.post(f"{BASE}/{run_id}/approve", json={"by": "bob"})
+    early = await chaos_api.post(f"{BASE}/{run_id}/approve", json={}, headers=reviewer_headers)
     assert early.status_code == 409 and "UnderReview" in early.json()["detail"]
-    assert (await chaos_api.post(f"{BASE}/{run_id}/submit", json={"by": "carol"})).status_code == 202
+    submitted = await chaos_api.post(f"{BASE}/{run_id}/submit", json={"comment": "ready"})
+    assert submitted.status_code == 202 and submitted.json()["by"] == DEV_ADMIN_EMAIL
     await wait_state(chaos_api, run_id, "UnderReview")
-    nobody = await chaos_api.post(f"{BASE}/{run_id}/approve", json={})
-    assert nobody.status_code == 422
-    own = await chaos_api.post(f"{BASE}/{run_id}/approve", json={"by": "carol"})
-    assert own.status_code == 403 and "carol" in own.json()["detail"]
-    back = await chaos_api.post(f"{BASE}/{run_id}/request-changes", json={"by": "bob", "comment": "shorter"})
-    assert back.status_code == 202
+    # Who takes a step is the signed-in user; a body cannot say otherwise.
+    claimed = await chaos_api.post(f"{BASE}/{run_id}/approve", json={"by": "someone-else"})
+    assert claimed.status_code == 422 and claimed.json()["detail"][0]["loc"] == ["body", "by"]
+    own = await chaos_api.post(f"{BASE}/{run_id}/approve", json={})
+    assert own.status_code == 403 and DEV_ADMIN_EMAIL in own.json()["detail"]
+    back = await chaos_api.post(
+        f"{BASE}/{run_id}/request-changes", json={"comment": "shorter"}, headers=reviewer_headers
+    )
+    assert back.status_code == 202 and back.json()["by"] == REVIEWER
     await wait_state(chaos_api, run_id, "ChangesRequested")
 
-    assert (await chaos_api.post(f"{BASE}/{run_id}/abort", json={"by": "carol"})).status_code == 202
+    assert (await chaos_api.post(f"{BASE}/{run_id}/abort", json={})).status_code == 202
     run = await wait_closed(chaos_api, run_id)
     assert run["state"] == "Aborted" and run["verdict"] is None and run["summary"]["fault"] == "none"
-    gone = await chaos_api.post(f"{BASE}/{run_id}/submit", json={"by": "carol"})
+    gone = await chaos_api.post(f"{BASE}/{run_id}/submit", json={})
     assert gone.status_code == 409
 
     assert (await chaos_api.get(f"{BASE}/qa-0000")).status_code == 404

@@ -24,7 +24,7 @@ def _example(target: Target) -> dict[str, object]:
 
 
 async def test_the_example_experiment_runs_its_probes_and_actions_and_reports_a_verdict(
-    chaos_api: httpx.AsyncClient, target: Target, store: RunStore
+    chaos_api: httpx.AsyncClient, target: Target, store: RunStore, reviewer_headers: dict[str, str]
 ) -> None:
     body = {
         "experiment": _example(target),
@@ -40,7 +40,7 @@ async def test_the_example_experiment_runs_its_probes_and_actions_and_reports_a_
     created = await chaos_api.post("/api/v1/chaos-experiments/import", json=body)
     assert created.status_code == 202, created.text
     run_id = created.json()["run_id"]
-    await approve(chaos_api, run_id)
+    await approve(chaos_api, run_id, reviewer_headers)
     run = await wait_closed(chaos_api, run_id)
     assert run["status"] == "COMPLETED" and run["verdict"] == "HypothesisConfirmed", run
 

@@ -31,11 +31,15 @@ async def _create(api: httpx.AsyncClient, body: dict[str, object]) -> str:
 
 
 async def test_a_tolerated_latency_fault_confirms_the_hypothesis_and_reports_a_recovery_time(
-    chaos_api: httpx.AsyncClient, chaos_proxy: ChaosProxyProcess, target: Target, store: RunStore
+    chaos_api: httpx.AsyncClient,
+    chaos_proxy: ChaosProxyProcess,
+    target: Target,
+    store: RunStore,
+    reviewer_headers: dict[str, str],
 ) -> None:
     name, listen = await chaos_proxy.proxy_to(target.port)
     run_id = await _create(chaos_api, latency_experiment(chaos_proxy, name, listen, slo_ms=500))
-    await approve(chaos_api, run_id)
+    await approve(chaos_api, run_id, reviewer_headers)
     await wait_state(chaos_api, run_id, "Monitoring")
     assert await chaos_proxy.faults(name) == [run_id], "the fault is in place"
     assert await timed_get(f"http://{listen}/health") >= 0.2
@@ -81,12 +85,16 @@ async def test_a_tolerated_latency_fault_confirms_the_hypothesis_and_reports_a_r
 
 
 async def test_an_slo_breach_aborts_within_two_intervals_rolls_back_and_rejects(
-    chaos_api: httpx.AsyncClient, chaos_proxy: ChaosProxyProcess, target: Target, store: RunStore
+    chaos_api: httpx.AsyncClient,
+    chaos_proxy: ChaosProxyProcess,
+    target: Target,
+    store: RunStore,
+    reviewer_headers: dict[str, str],
 ) -> None:
     name, listen = await chaos_proxy.proxy_to(target.port)
     body = latency_experiment(chaos_proxy, name, listen, slo_ms=100, duration_s=30)
     run_id = await _create(chaos_api, body)
-    await approve(chaos_api, run_id)
+    await approve(chaos_api, run_id, reviewer_headers)
 
     run = await wait_closed(chaos_api, run_id)
     assert run["state"] == "HypothesisRejected" and run["verdict"] == "HypothesisRejected", run
@@ -115,11 +123,12 @@ async def test_a_firing_alert_blocks_the_experiment_before_anything_is_injected(
     target: Target,
     store: RunStore,
     prometheus: PrometheusServer,
+    reviewer_headers: dict[str, str],
 ) -> None:
     name, listen = await chaos_proxy.proxy_to(target.port)
     async with prometheus.alarm():
         run_id = await _create(chaos_api, latency_experiment(chaos_proxy, name, listen, slo_ms=500))
-        await approve(chaos_api, run_id)
+        await approve(chaos_api, run_id, reviewer_headers)
         run = await wait_closed(chaos_api, run_id)
     assert run["status"] == "COMPLETED" and run["state"] == "Blocked" and run["verdict"] is None, run
     assert "CrucibleTestAlarm" in run["summary"]["reason"]

@@ -56,13 +56,17 @@ async def victim(tmp_path: Path) -> AsyncIterator[int]:
 
 
 async def test_a_killed_process_runs_again_after_the_rollback(
-    chaos_api: httpx.AsyncClient, target: Target, store: RunStore, victim: int
+    chaos_api: httpx.AsyncClient,
+    target: Target,
+    store: RunStore,
+    victim: int,
+    reviewer_headers: dict[str, str],
 ) -> None:
     fault = {"provider": "process", "params": {"match": VICTIM_MARKER, "signal": "SIGKILL"}}
     created = await chaos_api.post("/api/v1/chaos-experiments", json=_experiment(target, fault))
     assert created.status_code == 202, created.text
     run_id = created.json()["run_id"]
-    await approve(chaos_api, run_id)
+    await approve(chaos_api, run_id, reviewer_headers)
     run = await wait_closed(chaos_api, run_id)
     assert run["verdict"] == "HypothesisConfirmed", run
 
@@ -77,14 +81,18 @@ async def test_a_killed_process_runs_again_after_the_rollback(
 
 
 async def test_deleted_pods_are_replaced_before_the_experiment_ends(
-    chaos_api: httpx.AsyncClient, target: Target, store: RunStore, cluster: Cluster
+    chaos_api: httpx.AsyncClient,
+    target: Target,
+    store: RunStore,
+    cluster: Cluster,
+    reviewer_headers: dict[str, str],
 ) -> None:
     before = cluster.api.live()
     fault = {"provider": "kubernetes", "params": {"label_selector": "app=web", "count": 1}}
     created = await chaos_api.post("/api/v1/chaos-experiments", json=_experiment(target, fault))
     assert created.status_code == 202, created.text
     run_id = created.json()["run_id"]
-    await approve(chaos_api, run_id)
+    await approve(chaos_api, run_id, reviewer_headers)
     run = await wait_closed(chaos_api, run_id)
     assert run["verdict"] == "HypothesisConfirmed", run
 

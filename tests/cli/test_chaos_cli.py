@@ -15,7 +15,10 @@ import pytest
 import yaml
 from typer.testing import Result
 
+from crucible.core.auth.bootstrap import DEV_ADMIN_EMAIL
 from examples.demo_target.app import create_app as create_target
+from tests.cli.conftest import token_of
+from tests.conftest import REVIEWER
 from tests.support.chaos import ChaosProxyProcess
 from tests.support.dev import Child
 from tests.support.qa import serving, wait_closed
@@ -93,38 +96,40 @@ async def test_import_names_the_option_of_a_refused_override(cli: Cli, tmp_path:
 
 
 async def test_following_a_draft_says_how_to_review_it_and_a_blocked_preflight_exits_3(
-    cli: Cli, env: dict[str, str], tmp_path: Path
+    cli: Cli, env: dict[str, str], tmp_path: Path, reviewer_headers: dict[str, str]
 ) -> None:
     # The SLO's endpoint does not answer: the pre-flight blocks before anything is injected.
+    reviewer = token_of(reviewer_headers)
     file = write(tmp_path, experiment(f"{CLOSED}/"))
     child = await Child.start("chaos", "create", "--file", file, env={**os.environ, **env})
     try:
-        run_id = (await child.wait_for(r"then someone else: +crucible chaos approve (chaos-\S+) --by NAME"))[
-            1
-        ]
-        assert f"submit it:             crucible chaos submit {run_id} --by NAME" in child.output
+        run_id = (await child.wait_for(r"then another admin: +crucible chaos approve (chaos-\S+)$"))[1]
+        assert f"submit it:             crucible chaos submit {run_id}" in child.output
 
-        early = await cli("chaos", "request-changes", run_id, "--by", "bob")
+        early = await cli("chaos", "request-changes", run_id, token=reviewer)
         assert early.exit_code == 3, early.output
         assert f"request_changes applies in UnderReview; {run_id} is in Draft" in early.output
-        submitted = await cli("chaos", "submit", run_id, "--by", "alice", "--comment", "ready")
+        submitted = await cli("chaos", "submit", run_id, "--comment", "ready")
         assert submitted.exit_code == 0, submitted.output
-        assert f"{run_id}: submitted for review by alice" in submitted.output
+        assert f"{run_id}: submitted for review by {DEV_ADMIN_EMAIL}" in submitted.output
         await child.wait_for(r"^UnderReview ")
-        own = await cli("chaos", "approve", run_id, "--by", "alice")
+        own = await cli("chaos", "approve", run_id)
         assert own.exit_code == 3, own.output
-        assert f"403 from POST /api/v1/chaos-experiments/{run_id}/approve: alice submitted" in own.output
-        approved = await cli("chaos", "approve", run_id, "--by", "bob", "--comment", "go")
+        assert (
+            f"403 from POST /api/v1/chaos-experiments/{run_id}/approve: {DEV_ADMIN_EMAIL} submitted"
+            in own.output
+        )
+        approved = await cli("chaos", "approve", run_id, "--comment", "go", token=reviewer)
         assert approved.exit_code == 0, approved.output
-        assert f"{run_id}: approved by bob" in approved.output
+        assert f"{run_id}: approved by {REVIEWER}" in approved.output
 
         assert await child.wait(timeout=30) == 3, child.output
     finally:
         await child.kill()
     out = child.output
-    assert lines_of(out, "UnderReview") == ["by alice; “ready”"]
-    assert f"approve it (someone other than alice): crucible chaos approve {run_id} --by NAME" in out
-    assert lines_of(out, "Approved") == ["by bob; “go”"]
+    assert lines_of(out, "UnderReview") == [f"by {DEV_ADMIN_EMAIL}; “ready”"]
+    assert f"approve it (an admin other than {DEV_ADMIN_EMAIL}): crucible chaos approve {run_id}" in out
+    assert lines_of(out, "Approved") == [f"by {REVIEWER}; “go”"]
     (sample,) = lines_of(out, "preflight 1")
     assert sample.startswith("up - BREACH (GET http://127.0.0.1:9/ failed: "), sample
     assert lines_of(out, "pre-flight") == ["blocked: SLOs are not met now: up"]
@@ -142,11 +147,16 @@ async def test_an_experiment_aborted_in_review_ends_aborted_and_shows_and_report
     run_id = created.output.splitlines()[0]
     assert run_id.startswith("chaos-")
     assert "state:     Draft\n" in created.output
-    assert f"crucible chaos submit {run_id} --by NAME" in created.output
+    assert f"crucible chaos submit {run_id}\n" in created.output
 
-    aborted = await cli("chaos", "abort", run_id, "--by", "carol", "--json")
+    aborted = await cli("chaos", "abort", run_id, "--json")
     assert aborted.exit_code == 0, aborted.output
-    assert json.loads(aborted.output) == {"run_id": run_id, "signal": "abort", "state": "Draft"}
+    assert json.loads(aborted.output) == {
+        "run_id": run_id,
+        "signal": "abort",
+        "state": "Draft",
+        "by": DEV_ADMIN_EMAIL,
+    }
     run = await wait_closed(api, run_id, timeout=20)
     assert (run["state"], run["verdict"]) == ("Aborted", None)
 
@@ -186,13 +196,13 @@ async def proxied_target() -> AsyncIterator[tuple[ChaosProxyProcess, str, str]]:
         await proxy.stop()
 
 
-async def approved(cli: Cli, tmp_path: Path, body: dict[str, Any]) -> str:
-    """Create the experiment, submit it as alice and approve it as bob; its run id."""
+async def approved(cli: Cli, tmp_path: Path, body: dict[str, Any], reviewer: dict[str, str]) -> str:
+    """Create the experiment, submit it, and approve it as ``reviewer``; its run id."""
     created = await cli("chaos", "create", "--no-follow", "--file", write(tmp_path, body))
     run_id = created.output.splitlines()[0]
-    assert (await cli("chaos", "submit", run_id, "--by", "alice")).exit_code == 0
+    assert (await cli("chaos", "submit", run_id)).exit_code == 0
     for _ in range(50):  # the submit signal lands asynchronously
-        approval = await cli("chaos", "approve", run_id, "--by", "bob")
+        approval = await cli("chaos", "approve", run_id, token=token_of(reviewer))
         if approval.exit_code == 0 or "is in Draft" not in approval.output:
             break
     assert approval.exit_code == 0, approval.output
@@ -215,10 +225,15 @@ def through_proxy(
 
 
 async def test_an_experiment_runs_to_a_confirmed_hypothesis_and_shows_its_results(
-    cli: Cli, tmp_path: Path, proxied_target: tuple[ChaosProxyProcess, str, str]
+    cli: Cli,
+    tmp_path: Path,
+    proxied_target: tuple[ChaosProxyProcess, str, str],
+    reviewer_headers: dict[str, str],
 ) -> None:
     proxy, name, _ = proxied_target
-    run_id = await approved(cli, tmp_path, through_proxy(proxied_target, ms=100, slo_timeout_s=2))
+    run_id = await approved(
+        cli, tmp_path, through_proxy(proxied_target, ms=100, slo_timeout_s=2), reviewer_headers
+    )
 
     ran = await cli("chaos", "watch", run_id)
     assert ran.exit_code == 0, ran.output
@@ -248,10 +263,15 @@ async def test_an_experiment_runs_to_a_confirmed_hypothesis_and_shows_its_result
 
 
 async def test_an_slo_breach_aborts_rolls_back_and_exits_1(
-    cli: Cli, tmp_path: Path, proxied_target: tuple[ChaosProxyProcess, str, str]
+    cli: Cli,
+    tmp_path: Path,
+    proxied_target: tuple[ChaosProxyProcess, str, str],
+    reviewer_headers: dict[str, str],
 ) -> None:
     proxy, name, _ = proxied_target
-    run_id = await approved(cli, tmp_path, through_proxy(proxied_target, ms=1500, slo_timeout_s=1))
+    run_id = await approved(
+        cli, tmp_path, through_proxy(proxied_target, ms=1500, slo_timeout_s=1), reviewer_headers
+    )
 
     ran = await cli("chaos", "watch", run_id)
     assert ran.exit_code == 1, ran.output

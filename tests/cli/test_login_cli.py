@@ -26,6 +26,7 @@ async def test_login_then_commands_use_and_refresh_the_tokens(
     account = await bootstrap_dev(store.engine, tmp_path / "accounts")
     config = tmp_path / "config"
     env["CRUCIBLE_CONFIG_DIR"] = str(config)
+    del env["CRUCIBLE_TOKEN"]  # a token in the environment wins over a login
 
     refused = await cli("login", "--email", account.email, "--password", "not-it")
     assert refused.exit_code == 3 and "login refused (401)" in refused.output

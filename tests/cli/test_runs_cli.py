@@ -16,7 +16,6 @@ from crucible.core.store import RunStore
 from tests.support.dev import Child
 from tests.support.probe import ProbeInput
 from tests.support.runs import start_probe, wait_for_event
-from tests.support.servers import ApiServer
 
 
 async def test_list_and_show(cli, client: Client, worker: Worker, task_queue: str) -> None:
@@ -38,12 +37,11 @@ async def test_list_and_show(cli, client: Client, worker: Worker, task_queue: st
 
 
 async def test_watch_follows_a_run_to_its_end(
-    cli, client: Client, worker: Worker, task_queue: str, store: RunStore, api_server: ApiServer
+    cli, client: Client, worker: Worker, task_queue: str, store: RunStore, env: dict[str, str]
 ) -> None:
     handle = await start_probe(client, task_queue, ProbeInput(steps=1, wait_for_proceed=True))
     # A real process: it watches while the next command runs, as in two terminals.
-    env = {**os.environ, "CRUCIBLE_API_URL": api_server.url}
-    watching = await Child.start("runs", "watch", handle.id, "--json", env=env)
+    watching = await Child.start("runs", "watch", handle.id, "--json", env={**os.environ, **env})
     await watching.wait_for(r'"type": "STATE_CHANGED"', timeout=30)
     signalled = await cli("runs", "signal", handle.id, "proceed", '{"note": "from the cli"}')
     assert signalled.exit_code == 0, signalled.output

@@ -69,7 +69,7 @@ async def test_the_codec_server_decodes_for_the_web_ui(api: httpx.AsyncClient, s
     [shown] = decoded.json()["payloads"]
     assert base64.b64decode(shown["data"]) == b'"hello"'
 
-    encoded = await api.post("/codec/encode", content=json.dumps(_payloads_json(plain)))
+    encoded = await api.post("/codec/encode", json=_payloads_json(plain))
     [again] = encoded.json()["payloads"]
     assert base64.b64decode(again["metadata"]["encoding"]) == ENCODING
 
@@ -78,3 +78,6 @@ async def test_the_codec_server_decodes_for_the_web_ui(api: httpx.AsyncClient, s
     stranger = await api.options("/codec/decode", headers={"origin": "https://evil.example"})
     assert "access-control-allow-origin" not in stranger.headers
     assert (await api.post("/codec/decode", content=b"{not json")).status_code == 422
+    # Outside dev mode, decoding needs a signed-in caller like every other route.
+    anonymous = await api.post("/codec/decode", json=_payloads_json(sealed), headers={"authorization": ""})
+    assert anonymous.status_code == 401

@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 
 from crucible.core.errors import InvalidRequestError, ScheduleExistsError, ScheduleNotFoundError
 from crucible.core.retention import RETENTION_WORKFLOW
+from crucible.core.runs import DEFAULT_TEAM
 from crucible.core.schedules import (
     MAX_BACKFILL_ACTIONS,
     RETENTION_SCHEDULE_ID,
@@ -298,20 +299,21 @@ async def test_the_list_pages_through_crucible_schedules_only(client: Client, wo
         seen: list[ScheduleView] = []
         cursor = None
         for _ in range(5):
-            page = await list_schedules(client, kind=kind, limit=2, cursor=cursor)
+            page = await list_schedules(client, team_ids=[DEFAULT_TEAM], kind=kind, limit=2, after=cursor)
             seen += page.items
             if (cursor := page.next_cursor) is None:
                 break
-        assert sorted(v.schedule_id for v in seen) == ids
+        assert [v.schedule_id for v in seen] == ids  # in id order
         assert {v.kind for v in seen} == {kind} and all(v.paused and v.cron == YEARLY for v in seen)
         assert sorted(v.target["n"] for v in seen) == ids
-        first = await list_schedules(client, kind=kind, limit=2)
-        assert first.next_cursor is not None
-        for cursor, other_kind in [("not a cursor!", kind), ("e30", kind), (first.next_cursor, "qa")]:
-            with pytest.raises(InvalidRequestError, match="cursor"):
-                await list_schedules(client, kind=other_kind, cursor=cursor)
+        first = await list_schedules(client, team_ids=[DEFAULT_TEAM], kind=kind, limit=2)
+        assert first.next_cursor == ids[1]
+        # A page starts after any id given, listed or not; other teams' schedules are not listed.
+        rest = await list_schedules(client, team_ids=[DEFAULT_TEAM], kind=kind, after=ids[0] + "!")
+        assert [v.schedule_id for v in rest.items] == ids[1:] and rest.next_cursor is None
+        assert (await list_schedules(client, team_ids=["another-team"], kind=kind)).items == []
         with pytest.raises(InvalidRequestError, match="not a kind"):
-            await list_schedules(client, kind="qa' OR 1=1")
+            await list_schedules(client, team_ids=[DEFAULT_TEAM], kind="qa' OR 1=1")
     finally:
         for schedule_id in ids:
             await delete_schedule(client, schedule_id)

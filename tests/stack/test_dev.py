@@ -63,7 +63,7 @@ async def test_dev_runs_supervises_and_stops_the_whole_stack(tmp_path: Path) -> 
         # The README's tour: a QA run against the demo target finds its defect.
         demo = f"http://127.0.0.1:{env['CRUCIBLE_DEMO_PORT']}"
         assert f"Demo target    {demo}" in dev.output
-        async with httpx.AsyncClient(base_url=api_url, timeout=10) as http:
+        async with httpx.AsyncClient(base_url=api_url, headers=bearer, timeout=10) as http:
             body = {
                 "spec_url": f"{demo}/openapi.json",
                 "base_url": demo,
@@ -198,7 +198,8 @@ async def test_a_restarted_stack_keeps_its_runs(tmp_path: Path, monkeypatch: pyt
 
         dev = await Child.start("dev", env=env)
         await dev.wait_for(r"^Crucible is up\.", timeout=90)
-        async with httpx.AsyncClient(base_url=api_url, timeout=10) as http:
+        bearer = {"Authorization": f"Bearer {(home / 'dev-token').read_text().strip()}"}
+        async with httpx.AsyncClient(base_url=api_url, headers=bearer, timeout=10) as http:
             listed = (await http.get("/api/v1/runs")).json()["items"]
             assert [r["run_id"] for r in listed] == [handle.id]
             run = (await http.get(f"/api/v1/runs/{handle.id}")).json()

@@ -123,15 +123,16 @@ def latency_experiment(
     }
 
 
-async def approve(api: httpx.AsyncClient, run_id: str) -> None:
-    """Submit as alice, approve as bob (alice may not approve her own experiment)."""
+async def approve(api: httpx.AsyncClient, run_id: str, reviewer: dict[str, str]) -> None:
+    """Submit as ``api``'s user, approve as ``reviewer`` (the submitter may not approve)."""
     base = f"/api/v1/chaos-experiments/{run_id}"
     await wait_state(api, run_id, "Draft")
-    assert (await api.post(f"{base}/submit", json={"by": "alice"})).status_code == 202
+    assert (await api.post(f"{base}/submit", json={})).status_code == 202
     await wait_state(api, run_id, "UnderReview")
-    refused = await api.post(f"{base}/approve", json={"by": "alice"})
+    refused = await api.post(f"{base}/approve", json={})
     assert refused.status_code == 403, refused.text
-    assert (await api.post(f"{base}/approve", json={"by": "bob", "comment": "go"})).status_code == 202
+    approved = await api.post(f"{base}/approve", json={"comment": "go"}, headers=reviewer)
+    assert approved.status_code == 202, approved.text
 
 
 async def wait_state(api: httpx.AsyncClient, run_id: str, state: str, timeout: float = 30) -> dict[str, Any]:

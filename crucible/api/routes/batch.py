@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, status
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from crucible.api.access import NewInTeam, RunAccess
 from crucible.api.batch_models import BatchJobAccepted, BatchJobCreate, BatchJobLinks
 from crucible.api.deps import RunServiceDep, SecretsDep, SettingsDep, TemporalDep
 from crucible.api.kinds import register_kind
-from crucible.api.routes.runs import API_PREFIX, RunIdPath
+from crucible.api.routes.runs import API_PREFIX
 from crucible.api.service import temporal_answers
+from crucible.api.starts import StarterDep
+from crucible.core.auth import Role
 from crucible.core.batch.models import (
     BatchCheckpoint,
     BatchJobInput,
@@ -22,10 +26,11 @@ from crucible.core.batch.models import (
     shown_location,
 )
 from crucible.core.config import Settings
-from crucible.core.errors import ConflictError, RunNotFoundError
-from crucible.core.runs import RunStatus, kind_of, new_run_id
+from crucible.core.errors import ConflictError
+from crucible.core.runs import RunStatus, new_run_id
 from crucible.core.secrets import SecretStore
-from crucible.core.temporal import start_run, workflow_ui_url
+from crucible.core.tables import Run
+from crucible.core.temporal import workflow_ui_url
 from crucible.workflows.batch_job import KIND, BatchJobWorkflow
 
 log = logging.getLogger(__name__)
@@ -108,14 +113,12 @@ def accepted(run_id: str, settings: Settings, *, resumed_from: str | None = None
     },
 )
 async def create_batch_job(
-    body: BatchJobCreate, secrets: SecretsDep, temporal: TemporalDep, settings: SettingsDep
+    body: BatchJobCreate, team: NewInTeam, secrets: SecretsDep, starter: StarterDep, settings: SettingsDep
 ) -> BatchJobAccepted:
     body.check(settings.batch_paths, "body")
     run_id = new_run_id(KIND)
     arg = batch_input(settings, await batch_request(body, secrets), job_id=run_id)
-    await start_run(
-        temporal, BatchJobWorkflow.run, arg, kind=KIND, task_queue=settings.task_queue, run_id=run_id
-    )
+    await starter.start(BatchJobWorkflow.run, arg, kind=KIND, owner=team, run_id=run_id)
     log.info("started batch job %s: %s over %s", run_id, body.processor, shown_location(body.input))
     return accepted(run_id, settings)
 
@@ -131,11 +134,14 @@ async def create_batch_job(
     },
 )
 async def resume_batch_job(
-    run_id: RunIdPath, runs: RunServiceDep, temporal: TemporalDep, settings: SettingsDep
+    job: Annotated[Run, Depends(RunAccess(Role.runner, kind=KIND))],
+    runs: RunServiceDep,
+    temporal: TemporalDep,
+    starter: StarterDep,
+    settings: SettingsDep,
 ) -> BatchJobAccepted:
-    if kind_of(run_id) != KIND:
-        raise RunNotFoundError(run_id)
-    run = await runs.refresh(await runs.get(run_id), force=True)
+    run_id = job.run_id
+    run = await runs.refresh(job, force=True)
     if RunStatus(run.status) not in RESUMABLE:
         raise ConflictError(f"batch job {run_id} is {run.status}; only a failed or cancelled job is resumed")
     with temporal_answers():
@@ -151,12 +157,11 @@ async def resume_batch_job(
         checkpoint=point.checkpoint,
     )
     try:
-        await start_run(
-            temporal,
+        await starter.start(
             BatchJobWorkflow.run,
             arg,
             kind=KIND,
-            task_queue=settings.task_queue,
+            owner=run,
             run_id=new_id,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         )

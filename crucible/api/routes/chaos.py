@@ -9,14 +9,15 @@ approving one's own experiment) rather than a signal the workflow ignores.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Depends, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import ValidationError
-from temporalio.client import Client
 
+from crucible.api.access import NewInTeam, RunAccess
+from crucible.api.auth_deps import PrincipalDep
 from crucible.api.chaos_models import (
     ExperimentAccepted,
     ExperimentCreate,
@@ -27,55 +28,63 @@ from crucible.api.chaos_models import (
     ReviewBody,
 )
 from crucible.api.chaos_spec import check_spec, experiment_spec
-from crucible.api.deps import ChaosStoreDep, HttpDep, RunServiceDep, SettingsDep, TemporalDep
+from crucible.api.deps import ChaosStoreDep, HttpDep, RunServiceDep, SettingsDep
 from crucible.api.kinds import register_kind
-from crucible.api.routes.runs import API_PREFIX, RunIdPath
+from crucible.api.routes.runs import API_PREFIX
 from crucible.api.service import RunService
+from crucible.api.starts import RunStarter, StarterDep
+from crucible.core.auth import Membership, Role
 from crucible.core.chaos.chaostoolkit import from_chaostoolkit
-from crucible.core.chaos.model import ExperimentInput, ExperimentSpec, SloResult
+from crucible.core.chaos.model import ExperimentInput, ExperimentSpec, ReviewSignal, SloResult
 from crucible.core.chaos.report import report_html, report_json, report_junit
 from crucible.core.chaos.store import ChaosStore
 from crucible.core.config import Settings
 from crucible.core.errors import ConflictError, FieldError, ForbiddenError, InvalidRequestError, NotFoundError
 from crucible.core.runs import new_run_id
-from crucible.core.temporal import start_run, workflow_ui_url
+from crucible.core.tables import Run
+from crucible.core.temporal import workflow_ui_url
 from crucible.workflows.chaos_experiment import KIND, ChaosExperimentWorkflow
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix=f"{API_PREFIX}/chaos-experiments", tags=["chaos experiments"])
-register_kind(
-    KIND,
-    {
-        "submit": ChaosExperimentWorkflow.submit,
-        "approve": ChaosExperimentWorkflow.approve,
-        "request_changes": ChaosExperimentWorkflow.request_changes,
-        "abort": ChaosExperimentWorkflow.abort,
-    },
-    progress=ChaosExperimentWorkflow.progress,
-)
+# The review steps have routes of their own (below), which record who takes each step and
+# check their role, so ``/runs/{id}/signals/…`` sends none of them.
+register_kind(KIND, progress=ChaosExperimentWorkflow.progress)
 
+#: The workflow's signal for each review step.
+REVIEW_SIGNALS = {
+    "submit": ChaosExperimentWorkflow.submit,
+    "approve": ChaosExperimentWorkflow.approve,
+    "request_changes": ChaosExperimentWorkflow.request_changes,
+    "abort": ChaosExperimentWorkflow.abort,
+}
 #: Where each review step applies.
 REVIEW_STATES = {
     "submit": ("Draft", "ChangesRequested"),
     "approve": ("UnderReview",),
     "request_changes": ("UnderReview",),
 }
+#: The role each step needs in the experiment's team: reviewing it is an admin's.
+REVIEW_ROLES = {
+    "submit": Role.runner,
+    "approve": Role.admin,
+    "request_changes": Role.admin,
+    "abort": Role.runner,
+}
 #: States after which an abort has nothing left to stop.
 FINISHING = ("Recovery", "Validated", "Escalated", "AnalyzingResults")
 
 
 async def _start(
-    spec: ExperimentSpec, settings: Settings, temporal: Client, store: ChaosStore
+    spec: ExperimentSpec, team: Membership, settings: Settings, starter: RunStarter, store: ChaosStore
 ) -> ExperimentAccepted:
     run_id = new_run_id(KIND)
     await store.save_experiment(run_id, spec)
     arg = ExperimentInput(
         spec, auto_approve=settings.chaos_auto_approve, heartbeat_timeout_s=settings.saga_heartbeat_timeout_s
     )
-    await start_run(
-        temporal, ChaosExperimentWorkflow.run, arg, kind=KIND, task_queue=settings.task_queue, run_id=run_id
-    )
+    await starter.start(ChaosExperimentWorkflow.run, arg, kind=KIND, owner=team, run_id=run_id)
     log.info("created chaos experiment %s (%s, %s fault)", run_id, spec.name, spec.fault.provider)
     base = f"{API_PREFIX}/runs/{run_id}"
     own = f"{API_PREFIX}/chaos-experiments/{run_id}"
@@ -105,10 +114,15 @@ async def _start(
     responses={422: {"description": "The experiment is invalid; every error listed"}},
 )
 async def create_experiment(
-    body: ExperimentCreate, settings: SettingsDep, temporal: TemporalDep, store: ChaosStoreDep, http: HttpDep
+    body: ExperimentCreate,
+    team: NewInTeam,
+    settings: SettingsDep,
+    starter: StarterDep,
+    store: ChaosStoreDep,
+    http: HttpDep,
 ) -> ExperimentAccepted:
     spec = await experiment_spec(body, settings, http)
-    return await _start(spec, settings, temporal, store)
+    return await _start(spec, team, settings, starter, store)
 
 
 def _document(body: ExperimentImport) -> Any:
@@ -141,37 +155,42 @@ def _overrides(body: ExperimentImport) -> dict[str, Any]:
     responses={422: {"description": "Parts of the file Crucible cannot run, each named"}},
 )
 async def import_experiment(
-    body: ExperimentImport, settings: SettingsDep, temporal: TemporalDep, store: ChaosStoreDep, http: HttpDep
+    body: ExperimentImport,
+    team: NewInTeam,
+    settings: SettingsDep,
+    starter: StarterDep,
+    store: ChaosStoreDep,
+    http: HttpDep,
 ) -> ExperimentAccepted:
     spec = from_chaostoolkit(_document(body), overrides=_overrides(body))
     await check_spec(spec, settings, http)
-    return await _start(spec, settings, temporal, store)
+    return await _start(spec, team, settings, starter, store)
 
 
-async def _review(run_id: str, name: str, body: ReviewBody, runs: RunService) -> ReviewAccepted:
-    run = await runs.get(run_id)
-    if run.kind != KIND:
-        raise NotFoundError("chaos experiment", run_id)
+async def _review(run: Run, name: str, review: ReviewSignal, runs: RunService) -> ReviewAccepted:
+    run_id = run.run_id
     progress = await runs.progress(await runs.refresh(run)) or {}
     state = progress.get("state")
     if name in REVIEW_STATES and state not in REVIEW_STATES[name]:
         raise ConflictError(f"{name} applies in {' or '.join(REVIEW_STATES[name])}; {run_id} is in {state}")
-    if name == "approve":
-        if not body.by:
-            raise InvalidRequestError.one(("body", "by"), "say who approves")
-        if body.by == progress.get("submitted_by"):
-            raise ForbiddenError(f"{body.by} submitted {run_id} and may not approve it; ask someone else")
+    if name == "approve" and review.by == progress.get("submitted_by"):
+        raise ForbiddenError(f"{review.by} submitted {run_id} and may not approve it; ask someone else")
     if name == "abort" and state in FINISHING:
         raise ConflictError(f"{run_id} is in {state}: its fault is rolled back already")
-    await runs.signal(run_id, name, body.model_dump())
-    return ReviewAccepted(run_id=run_id, signal=name, state=state)
+    await runs.send(run, REVIEW_SIGNALS[name], review)
+    return ReviewAccepted(run_id=run_id, signal=name, state=state, by=review.by)
 
 
 def _review_route(name: str, path: str, summary: str) -> None:
     async def review(
-        run_id: RunIdPath, runs: RunServiceDep, body: ReviewBody | None = None
+        runs: RunServiceDep,
+        principal: PrincipalDep,
+        body: ReviewBody | None = None,
+        # A default, not an annotation: annotations here are strings, resolved outside this scope.
+        run: Run = Depends(RunAccess(REVIEW_ROLES[name], kind=KIND)),
     ) -> ReviewAccepted:
-        return await _review(run_id, name, body or ReviewBody(), runs)
+        review = ReviewSignal(by=principal.email, comment=body.comment if body else "")
+        return await _review(run, name, review, runs)
 
     router.post(
         f"/{{run_id}}/{path}",
@@ -179,7 +198,10 @@ def _review_route(name: str, path: str, summary: str) -> None:
         response_model=ReviewAccepted,
         summary=summary,
         name=f"chaos_{name}",
-        responses={403: {"description": "The approver submitted it"}, 409: {"description": "Wrong state"}},
+        responses={
+            403: {"description": "The approver submitted it, or is not an admin of its team"},
+            409: {"description": "Wrong state"},
+        },
     )(review)
 
 
@@ -196,11 +218,16 @@ def _in_spec_order(results: list[SloResult], spec: dict[str, Any]) -> list[SloRe
 
 
 @router.get("/{run_id}", summary="An experiment's definition, state, results and SLO measurements")
-async def get_experiment(run_id: RunIdPath, runs: RunServiceDep, store: ChaosStoreDep) -> dict[str, Any]:
+async def get_experiment(
+    experiment: Annotated[Run, Depends(RunAccess(Role.viewer, kind=KIND))],
+    runs: RunServiceDep,
+    store: ChaosStoreDep,
+) -> dict[str, Any]:
+    run_id = experiment.run_id
     spec = await store.experiment(run_id)
     if spec is None:
         raise NotFoundError("chaos experiment", run_id)
-    run = await runs.refresh(await runs.get(run_id))
+    run = await runs.refresh(experiment)
     measurements = await store.measurements(run_id)
     return {
         "run_id": run_id,
@@ -216,13 +243,14 @@ async def get_experiment(run_id: RunIdPath, runs: RunServiceDep, store: ChaosSto
 
 
 async def chaos_report(
-    run_id: str, store: ChaosStore, runs: RunService, settings: Settings, format: str
+    run: Run, store: ChaosStore, runs: RunService, settings: Settings, format: str
 ) -> Response:
     """A chaos experiment's report (``GET /runs/{id}/report`` answers with it for chaos runs)."""
+    run_id = run.run_id
     spec = await store.experiment(run_id)
     if spec is None:
         raise NotFoundError("chaos experiment", run_id)
-    run = await runs.refresh(await runs.get(run_id), force=True)
+    run = await runs.refresh(run, force=True)
     results = _in_spec_order(await store.results(run_id), spec)
     measurements = await store.measurements(run_id)
     meta: dict[str, Any] = {

@@ -11,9 +11,10 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from crucible.api.access import ViewRun
 from crucible.api.deps import RunServiceDep, SettingsDep
 from crucible.api.models import EventList, EventPublic
-from crucible.api.routes.runs import API_PREFIX, RunIdPath
+from crucible.api.routes.runs import API_PREFIX
 from crucible.api.service import RunService
 from crucible.core.errors import InvalidRequestError
 from crucible.core.tables import Run
@@ -28,12 +29,12 @@ PING_S = 15
 
 @router.get("/{run_id}/events", response_model=EventList, summary="Poll a run's events")
 async def list_events(
-    run_id: RunIdPath,
+    run: ViewRun,
     runs: RunServiceDep,
     after: Annotated[int, Query(ge=0, description="Return events with seq greater than this.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EventList:
-    run, events = await runs.events_after(await runs.get(run_id), after=after, limit=limit)
+    run, events = await runs.events_after(run, after=after, limit=limit)
     seen = events[-1].seq if events else after
     return EventList(
         items=[EventPublic.of(e) for e in events],
@@ -61,13 +62,12 @@ def _resume_point(last_event_id: str | None, after: int) -> int:
     response_class=EventSourceResponse,
 )
 async def stream_events(
-    run_id: RunIdPath,
+    run: ViewRun,
     runs: RunServiceDep,
     settings: SettingsDep,
     after: Annotated[int, Query(ge=0, description="Start after this seq.")] = 0,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> EventSourceResponse:
-    run = await runs.get(run_id)
     start = _resume_point(last_event_id, after)
     return EventSourceResponse(_follow(run, start, runs, settings.sse_poll_interval_s), ping=PING_S)
 

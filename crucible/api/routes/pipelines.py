@@ -8,9 +8,12 @@ import uuid
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 
-from crucible.api.deps import PipelineStoreDep, SecretsDep, SettingsDep, TemporalDep
+from crucible.api.access import NewInTeam, RunnerPipeline, ViewPipeline
+from crucible.api.auth_deps import PrincipalDep
+from crucible.api.deps import PipelineStoreDep, SecretsDep, SettingsDep
+from crucible.api.models import CursorQuery
 from crucible.api.pipeline_models import (
     BatchStep,
     NotifyStep,
@@ -22,21 +25,17 @@ from crucible.api.pipeline_models import (
 )
 from crucible.api.routes.batch import batch_request
 from crucible.api.routes.runs import API_PREFIX
+from crucible.api.starts import StarterDep
 from crucible.core.config import Settings
 from crucible.core.errors import InvalidRequestError, NotFoundError
 from crucible.core.pipelines.models import Assertion, PipelineDefinition, PipelineRunInput, PipelineStep
 from crucible.core.secrets import SecretStore
-from crucible.core.store import InvalidCursorError
-from crucible.core.temporal import start_run, workflow_ui_url
+from crucible.core.temporal import workflow_ui_url
 from crucible.workflows.pipeline import KIND, PipelineRunWorkflow
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix=f"{API_PREFIX}/pipelines", tags=["pipelines"])
-
-PipelineIdPath = Annotated[
-    str, Path(description="The pipeline's id, e.g. `pl-nightly-3f2c1a`.", max_length=100)
-]
 
 
 def new_pipeline_id(name: str) -> str:
@@ -79,27 +78,25 @@ def pipeline_input(settings: Settings, pipeline_id: str) -> PipelineRunInput:
     responses={422: {"description": "A step is invalid; every error is listed"}},
 )
 async def create_pipeline(
-    body: PipelineCreate, store: PipelineStoreDep, secrets: SecretsDep, settings: SettingsDep
+    body: PipelineCreate, team: NewInTeam, store: PipelineStoreDep, secrets: SecretsDep, settings: SettingsDep
 ) -> PipelinePublic:
     errors = body.errors(settings.batch_paths)
     if errors:
         raise InvalidRequestError(errors)
     definition = PipelineDefinition(new_pipeline_id(body.name), body.name, await _steps(body, secrets))
-    row = await store.create(definition)
+    row = await store.create(definition, org_id=team.org_id, team_id=team.team_id)
     log.info("defined pipeline %s (%s) with %d steps", row.pipeline_id, row.name, len(row.steps))
     return PipelinePublic.of(row, api_prefix=API_PREFIX)
 
 
-@router.get("", response_model=PipelineList, summary="List pipelines, newest first")
+@router.get("", response_model=PipelineList, summary="List your teams' pipelines, newest first")
 async def list_pipelines(
     store: PipelineStoreDep,
+    principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+    cursor: CursorQuery = None,
 ) -> PipelineList:
-    try:
-        page = await store.page(limit=limit, cursor=cursor)
-    except InvalidCursorError as exc:
-        raise InvalidRequestError.one(("query", "cursor"), str(exc)) from exc
+    page = await store.page(team_ids=principal.team_ids(), limit=limit, cursor=cursor or None)
     return PipelineList(
         items=[PipelinePublic.of(row, api_prefix=API_PREFIX) for row in page.items],
         next_cursor=page.next_cursor,
@@ -107,10 +104,7 @@ async def list_pipelines(
 
 
 @router.get("/{pipeline_id}", response_model=PipelinePublic, summary="A pipeline's definition")
-async def get_pipeline(pipeline_id: PipelineIdPath, store: PipelineStoreDep) -> PipelinePublic:
-    row = await store.get(pipeline_id)
-    if row is None:
-        raise NotFoundError("pipeline", pipeline_id)
+async def get_pipeline(row: ViewPipeline) -> PipelinePublic:
     return PipelinePublic.of(row, api_prefix=API_PREFIX)
 
 
@@ -119,12 +113,10 @@ async def get_pipeline(pipeline_id: PipelineIdPath, store: PipelineStoreDep) -> 
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a pipeline; runs already started go on, later triggers fail",
 )
-async def delete_pipeline(
-    pipeline_id: PipelineIdPath, store: PipelineStoreDep, secrets: SecretsDep
-) -> Response:
-    held = await store.delete(pipeline_id)
-    if held is None:
-        raise NotFoundError("pipeline", pipeline_id)
+async def delete_pipeline(pipeline: RunnerPipeline, store: PipelineStoreDep, secrets: SecretsDep) -> Response:
+    held = await store.delete(pipeline.pipeline_id)
+    if held is None:  # deleted in between
+        raise NotFoundError("pipeline", pipeline.pipeline_id)
     await secrets.delete(held)  # runs already going read their steps when they started
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -136,16 +128,11 @@ async def delete_pipeline(
     summary="Run a pipeline now",
 )
 async def run_pipeline(
-    pipeline_id: PipelineIdPath, store: PipelineStoreDep, temporal: TemporalDep, settings: SettingsDep
+    pipeline: RunnerPipeline, starter: StarterDep, settings: SettingsDep
 ) -> PipelineRunAccepted:
-    if await store.get(pipeline_id) is None:
-        raise NotFoundError("pipeline", pipeline_id)
-    handle = await start_run(
-        temporal,
-        PipelineRunWorkflow.run,
-        pipeline_input(settings, pipeline_id),
-        kind=KIND,
-        task_queue=settings.task_queue,
+    pipeline_id = pipeline.pipeline_id
+    handle = await starter.start(
+        PipelineRunWorkflow.run, pipeline_input(settings, pipeline_id), kind=KIND, owner=pipeline
     )
     run_id = handle.id
     base = f"{API_PREFIX}/runs/{run_id}"

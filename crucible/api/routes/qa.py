@@ -8,11 +8,13 @@ from typing import Any
 from fastapi import APIRouter, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from crucible.api.deps import QaStoreDep, SecretsDep, SettingsDep, TemporalDep
+from crucible.api.access import NewInTeam
+from crucible.api.deps import QaStoreDep, SecretsDep, SettingsDep
 from crucible.api.kinds import register_kind
 from crucible.api.qa_models import QaRunAccepted, QaRunCreate, QaRunLinks
 from crucible.api.routes.runs import API_PREFIX
 from crucible.api.service import RunService
+from crucible.api.starts import StarterDep
 from crucible.core.config import Settings
 from crucible.core.errors import InvalidRequestError, RunNotFoundError
 from crucible.core.qa.evaluate import evaluate
@@ -21,7 +23,8 @@ from crucible.core.qa.report import report_html, report_json, report_junit
 from crucible.core.qa.store import QaStore
 from crucible.core.runs import new_run_id
 from crucible.core.secrets import SecretStore
-from crucible.core.temporal import start_run, workflow_ui_url
+from crucible.core.tables import Run
+from crucible.core.temporal import workflow_ui_url
 from crucible.workflows.qa_package import KIND, QaPackageRunWorkflow
 
 log = logging.getLogger(__name__)
@@ -31,11 +34,18 @@ register_kind(KIND, progress=QaPackageRunWorkflow.progress)
 
 
 async def store_qa_request(
-    body: QaRunCreate, *, key: str, store: QaStore, secrets: SecretStore, settings: Settings
+    body: QaRunCreate,
+    *,
+    key: str,
+    team_id: str,
+    store: QaStore,
+    secrets: SecretStore,
+    settings: Settings,
 ) -> QaPackageRunInput:
     """Check what ``body`` asks for, seal its headers, store the request under ``key``; the run's input.
 
     ``key`` is the run's id, or the id of a schedule's stored request that its runs copy.
+    A run replays only a run of its own team (``team_id``).
     """
     if body.generator == "llm" and not settings.llm_base_url:
         raise InvalidRequestError.one(
@@ -43,7 +53,7 @@ async def store_qa_request(
         )
     spec = body.spec if isinstance(body.spec, dict) else None
     if body.replay_of is not None:
-        source = await store.get(body.replay_of)
+        source = await store.get(body.replay_of, team_id=team_id)
         if source is None or source.spec is None:
             raise InvalidRequestError.one(
                 ("body", "replay_of"), f"{body.replay_of!r} is not a QA run with a spec"
@@ -92,14 +102,19 @@ async def store_qa_request(
     responses={422: {"description": "The request or its inline spec is invalid; every error is listed"}},
 )
 async def create_qa_run(
-    body: QaRunCreate, store: QaStoreDep, secrets: SecretsDep, temporal: TemporalDep, settings: SettingsDep
+    body: QaRunCreate,
+    team: NewInTeam,
+    store: QaStoreDep,
+    secrets: SecretsDep,
+    starter: StarterDep,
+    settings: SettingsDep,
 ) -> QaRunAccepted:
     run_id = new_run_id(KIND)
-    arg = await store_qa_request(body, key=run_id, store=store, secrets=secrets, settings=settings)
+    arg = await store_qa_request(
+        body, key=run_id, team_id=team.team_id, store=store, secrets=secrets, settings=settings
+    )
     try:
-        await start_run(
-            temporal, QaPackageRunWorkflow.run, arg, kind=KIND, task_queue=settings.task_queue, run_id=run_id
-        )
+        await starter.start(QaPackageRunWorkflow.run, arg, kind=KIND, owner=team, run_id=run_id)
     except BaseException:
         await store.delete(run_id)  # no run started: leave no request row behind
         raise
@@ -119,11 +134,10 @@ async def create_qa_run(
     )
 
 
-async def qa_report(
-    run_id: str, store: QaStore, runs: RunService, settings: Settings, format: str
-) -> Response:
+async def qa_report(run: Run, store: QaStore, runs: RunService, settings: Settings, format: str) -> Response:
     """A QA run's report (``GET /runs/{id}/report`` answers with it for QA runs)."""
-    run = await runs.refresh(await runs.get(run_id), force=True)
+    run_id = run.run_id
+    run = await runs.refresh(run, force=True)
     row = await store.get(run_id)
     if row is None:
         raise RunNotFoundError(run_id)

@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from crucible.api.access import ViewRun
 from crucible.api.deps import ChaosStoreDep, QaStoreDep, RunServiceDep, SettingsDep
 from crucible.api.routes.chaos import chaos_report
 from crucible.api.routes.qa import qa_report
-from crucible.api.routes.runs import API_PREFIX, RunIdPath
+from crucible.api.routes.runs import API_PREFIX
 from crucible.core.errors import NotFoundError
 
 router = APIRouter(prefix=API_PREFIX, tags=["runs"])
@@ -22,16 +23,15 @@ router = APIRouter(prefix=API_PREFIX, tags=["runs"])
     responses={200: {"content": {"application/json": {}, "application/xml": {}, "text/html": {}}}},
 )
 async def run_report(
-    run_id: RunIdPath,
+    run: ViewRun,
     qa: QaStoreDep,
     chaos: ChaosStoreDep,
     runs: RunServiceDep,
     settings: SettingsDep,
     format: Annotated[str, Query(pattern="^(json|junit|html)$", description="json, junit or html")] = "json",
 ) -> Response:
-    run = await runs.get(run_id)
     if run.kind == "qa":
-        return await qa_report(run_id, qa, runs, settings, format)
+        return await qa_report(run, qa, runs, settings, format)
     if run.kind == "chaos":
-        return await chaos_report(run_id, chaos, runs, settings, format)
-    raise NotFoundError(f"report ({run.kind} runs have none) for run", run_id)
+        return await chaos_report(run, chaos, runs, settings, format)
+    raise NotFoundError(f"report ({run.kind} runs have none) for run", run.run_id)

@@ -7,21 +7,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, status
 
+from crucible.api.access import RunnerRun, ViewRun
+from crucible.api.auth_deps import PrincipalDep
 from crucible.api.deps import RunServiceDep, SettingsDep, StoreDep
-from crucible.api.kinds import KINDS
-from crucible.api.models import Accepted, RunList, RunPublic
+from crucible.api.models import Accepted, CursorQuery, RunList, RunPublic
 from crucible.core.config import Settings
 from crucible.core.errors import InvalidRequestError
 from crucible.core.runs import RunStatus
-from crucible.core.store import InvalidCursorError
 from crucible.core.tables import Run
 from crucible.core.temporal import workflow_ui_url
 
 API_PREFIX = "/api/v1"
 
 router = APIRouter(prefix=f"{API_PREFIX}/runs", tags=["runs"])
-
-RunIdPath = Annotated[str, Path(description="The run id, e.g. `qa-3f2c…`.", max_length=200)]
 
 
 def public(run: Run, settings: Settings, progress: dict[str, Any] | None = None) -> RunPublic:
@@ -30,31 +28,29 @@ def public(run: Run, settings: Settings, progress: dict[str, Any] | None = None)
     )
 
 
-@router.get("", response_model=RunList, summary="List runs, newest first")
+@router.get("", response_model=RunList, summary="List your teams' runs, newest first")
 async def list_runs(
     store: StoreDep,
+    principal: PrincipalDep,
     settings: SettingsDep,
-    kind: Annotated[str | None, Query(description="Only runs of this kind.")] = None,
+    kind: Annotated[
+        str | None, Query(pattern="^[a-z]{1,32}$", description="Only runs of this kind (`qa`, `batch`, …).")
+    ] = None,
     status_: Annotated[
         RunStatus | None, Query(alias="status", description="Only runs with this status.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+    cursor: CursorQuery = None,
 ) -> RunList:
-    if kind is not None and kind not in KINDS:
-        raise InvalidRequestError.one(
-            ("query", "kind"), f"unknown kind {kind!r}; one of: {', '.join(sorted(KINDS))}"
-        )
-    try:
-        page = await store.list_runs(kind=kind, status=status_, limit=limit, cursor=cursor)
-    except InvalidCursorError as exc:
-        raise InvalidRequestError.one(("query", "cursor"), str(exc)) from exc
+    page = await store.list_runs(
+        team_ids=principal.team_ids(), kind=kind, status=status_, limit=limit, cursor=cursor or None
+    )
     return RunList(items=[public(run, settings) for run in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/{run_id}", response_model=RunPublic, summary="A run's status, state, verdict and summary")
-async def get_run(run_id: RunIdPath, runs: RunServiceDep, settings: SettingsDep) -> RunPublic:
-    run = await runs.refresh(await runs.get(run_id), force=True)
+async def get_run(run: ViewRun, runs: RunServiceDep, settings: SettingsDep) -> RunPublic:
+    run = await runs.refresh(run, force=True)
     return public(run, settings, await runs.progress(run))
 
 
@@ -65,9 +61,9 @@ async def get_run(run_id: RunIdPath, runs: RunServiceDep, settings: SettingsDep)
     summary="Request cancellation of a running run",
     responses={404: {"description": "No such run"}, 409: {"description": "The run has finished"}},
 )
-async def cancel_run(run_id: RunIdPath, runs: RunServiceDep) -> Accepted:
-    await runs.cancel(run_id)
-    return Accepted(run_id=run_id, detail="cancellation requested")
+async def cancel_run(run: RunnerRun, runs: RunServiceDep) -> Accepted:
+    await runs.cancel(run)
+    return Accepted(run_id=run.run_id, detail="cancellation requested")
 
 
 _SIGNAL_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -85,12 +81,12 @@ _SIGNAL_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
     },
 )
 async def signal_run(
-    run_id: RunIdPath,
+    run: RunnerRun,
     name: Annotated[str, Path(description="The signal's name.", max_length=64)],
     runs: RunServiceDep,
     body: Annotated[dict[str, Any] | None, Body(description="The signal's argument.")] = None,
 ) -> Accepted:
     if not _SIGNAL_NAME.match(name):
         raise InvalidRequestError.one(("path", "name"), "signal names are lower_snake_case")
-    await runs.signal(run_id, name, body)
-    return Accepted(run_id=run_id, detail=f"signal {name!r} sent")
+    await runs.signal(run, name, body)
+    return Accepted(run_id=run.run_id, detail=f"signal {name!r} sent")

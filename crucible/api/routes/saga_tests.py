@@ -6,7 +6,8 @@ import logging
 
 from fastapi import APIRouter, status
 
-from crucible.api.deps import SecretsDep, SettingsDep, TemporalDep
+from crucible.api.access import NewInTeam
+from crucible.api.deps import SecretsDep, SettingsDep
 from crucible.api.kinds import register_kind
 from crucible.api.routes.runs import API_PREFIX
 from crucible.api.saga_test_models import (
@@ -16,6 +17,7 @@ from crucible.api.saga_test_models import (
     SagaTestCreate,
     SagaTestLinks,
 )
+from crucible.api.starts import StarterDep
 from crucible.core.config import Settings
 from crucible.core.runs import new_run_id
 from crucible.core.saga_tests.models import (
@@ -29,7 +31,7 @@ from crucible.core.saga_tests.models import (
     SagaTestSpec,
 )
 from crucible.core.secrets import SecretStore
-from crucible.core.temporal import start_run, workflow_ui_url
+from crucible.core.temporal import workflow_ui_url
 from crucible.workflows.saga_test import KIND, SagaTestWorkflow
 
 log = logging.getLogger(__name__)
@@ -128,13 +130,11 @@ def accepted(run_id: str, body: SagaTestCreate, settings: Settings) -> SagaTestA
     responses={422: {"description": "The test is invalid; every error listed"}},
 )
 async def create_saga_test(
-    body: SagaTestCreate, secrets: SecretsDep, temporal: TemporalDep, settings: SettingsDep
+    body: SagaTestCreate, team: NewInTeam, secrets: SecretsDep, starter: StarterDep, settings: SettingsDep
 ) -> SagaTestAccepted:
     body.check()
     run_id = new_run_id(KIND)
     arg = await saga_test_input(body, secrets, settings)
-    await start_run(
-        temporal, SagaTestWorkflow.run, arg, kind=KIND, task_queue=settings.task_queue, run_id=run_id
-    )
+    await starter.start(SagaTestWorkflow.run, arg, kind=KIND, owner=team, run_id=run_id)
     log.info("started saga test %s on %s", run_id, ", ".join(body.topics))
     return accepted(run_id, body, settings)

@@ -6,7 +6,8 @@ import logging
 
 from fastapi import APIRouter, status
 
-from crucible.api.deps import SecretsDep, SettingsDep, TemporalDep
+from crucible.api.access import NewInTeam
+from crucible.api.deps import SecretsDep, SettingsDep
 from crucible.api.kinds import register_kind
 from crucible.api.routes.runs import API_PREFIX
 from crucible.api.saga_models import (
@@ -18,6 +19,7 @@ from crucible.api.saga_models import (
     SagaLinks,
     StepModel,
 )
+from crucible.api.starts import StarterDep
 from crucible.core.config import Settings
 from crucible.core.runs import new_run_id
 from crucible.core.sagas.models import (
@@ -30,7 +32,7 @@ from crucible.core.sagas.models import (
     SagaStep,
 )
 from crucible.core.secrets import SecretStore
-from crucible.core.temporal import start_run, workflow_ui_url
+from crucible.core.temporal import workflow_ui_url
 from crucible.workflows.saga import KIND, SagaWorkflow
 
 log = logging.getLogger(__name__)
@@ -111,11 +113,11 @@ def accepted(run_id: str, settings: Settings) -> SagaAccepted:
     responses={422: {"description": "The saga is invalid; every error listed"}},
 )
 async def create_saga(
-    body: SagaCreate, secrets: SecretsDep, temporal: TemporalDep, settings: SettingsDep
+    body: SagaCreate, team: NewInTeam, secrets: SecretsDep, starter: StarterDep, settings: SettingsDep
 ) -> SagaAccepted:
     body.check()
     run_id = new_run_id(KIND)
     arg = await saga_input(body, secrets, settings)
-    await start_run(temporal, SagaWorkflow.run, arg, kind=KIND, task_queue=settings.task_queue, run_id=run_id)
+    await starter.start(SagaWorkflow.run, arg, kind=KIND, owner=team, run_id=run_id)
     log.info("started saga %s (%s) with %d steps", run_id, body.name, len(body.steps))
     return accepted(run_id, settings)

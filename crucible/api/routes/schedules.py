@@ -7,12 +7,15 @@ the same one in ``temporal schedule list`` and the Web UI. Runs it starts have i
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from crucible.api import batch_schedule, qa_schedule  # noqa: F401  (they register their targets)
+from crucible.api.access import NewInTeam, RunnerSchedule, ViewSchedule
+from crucible.api.auth_deps import PrincipalDep
 from crucible.api.deps import SettingsDep, TemporalDep
 from crucible.api.routes.runs import API_PREFIX
 from crucible.api.schedule_models import (
@@ -29,7 +32,6 @@ from crucible.core import schedules
 from crucible.core.config import Settings
 from crucible.core.errors import (
     ConflictError,
-    InvalidRequestError,
     ScheduleExistsError,
     ScheduleNotFoundError,
 )
@@ -39,17 +41,20 @@ from crucible.core.schedules.options import RESERVED_PREFIX
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix=f"{API_PREFIX}/schedules", tags=["schedules"])
+ScheduleKind = Literal["batch", "pipeline", "qa"]
+assert set(get_args(ScheduleKind)) == set(TARGETS), "a schedule target without its kind here"
 
-ScheduleIdPath = Annotated[str, Path(description="The schedule's id, e.g. `nightly-orders`.", max_length=200)]
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such schedule"}}
 
 
-def _yours(schedule_id: str) -> None:
-    """Crucible's own schedules (retention) are read here, and changed by its settings only."""
+def _yours(schedule: ScheduleView) -> str:
+    """The schedule's id, for a change; Crucible's own schedules (retention) change with its settings only."""
+    schedule_id = schedule.schedule_id
     if schedule_id.startswith(RESERVED_PREFIX):
         raise ConflictError(
             f"schedule {schedule_id!r} is Crucible's own; its settings change it (CRUCIBLE_RETENTION_*)"
         )
+    return schedule_id
 
 
 def _public(view: ScheduleView, settings: Settings) -> SchedulePublic:
@@ -67,7 +72,7 @@ def _public(view: ScheduleView, settings: Settings) -> SchedulePublic:
     },
 )
 async def create_schedule(
-    body: ScheduleCreate, request: Request, temporal: TemporalDep, settings: SettingsDep
+    body: ScheduleCreate, team: NewInTeam, request: Request, temporal: TemporalDep, settings: SettingsDep
 ) -> SchedulePublic:
     schedule_id = body.schedule_id
     try:  # refuse a taken name before anything is stored for the new schedule
@@ -76,7 +81,9 @@ async def create_schedule(
     except ScheduleNotFoundError:
         pass
     target = TARGETS[body.target.kind]
-    start = await target.build(body.target, request)
+    start = dataclasses.replace(
+        await target.build(body.target, request, team), org_id=team.org_id, team_id=team.team_id
+    )
     try:
         view = await schedules.create_schedule(temporal, schedule_id, start, body.options())
     except BaseException:
@@ -89,19 +96,26 @@ async def create_schedule(
     return _public(view, settings)
 
 
-@router.get("", response_model=ScheduleList, summary="List schedules")
+@router.get("", response_model=ScheduleList, summary="List your teams' schedules")
 async def list_schedules(
     temporal: TemporalDep,
+    principal: PrincipalDep,
     settings: SettingsDep,
-    kind: Annotated[str | None, Query(description="Only schedules that start runs of this kind.")] = None,
+    kind: Annotated[
+        ScheduleKind | None, Query(description="Only schedules that start runs of this kind.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[A-Za-z0-9._-]{0,200}$",
+            description="`next_cursor` of the previous page: the schedule id the page starts after.",
+        ),
+    ] = None,
 ) -> ScheduleList:
-    if kind is not None and kind not in TARGETS:
-        raise InvalidRequestError.one(
-            ("query", "kind"), f"unknown kind {kind!r}; one of: {', '.join(sorted(TARGETS))}"
-        )
-    page = await schedules.list_schedules(temporal, kind=kind, limit=limit, cursor=cursor)
+    page = await schedules.list_schedules(
+        temporal, team_ids=principal.team_ids(), kind=kind, limit=limit, after=cursor or None
+    )
     return ScheduleList(items=[_public(view, settings) for view in page.items], next_cursor=page.next_cursor)
 
 
@@ -111,22 +125,20 @@ async def list_schedules(
     summary="A schedule's spec, state, next action times and recent runs",
     responses=_NOT_FOUND,
 )
-async def get_schedule(
-    schedule_id: ScheduleIdPath, temporal: TemporalDep, settings: SettingsDep
-) -> SchedulePublic:
-    return _public(await schedules.describe_schedule(temporal, schedule_id), settings)
+async def get_schedule(schedule: ViewSchedule, settings: SettingsDep) -> SchedulePublic:
+    return _public(schedule, settings)
 
 
 @router.post(
     "/{schedule_id}/pause", response_model=SchedulePublic, summary="Pause a schedule", responses=_NOT_FOUND
 )
 async def pause_schedule(
-    schedule_id: ScheduleIdPath,
+    schedule: RunnerSchedule,
     temporal: TemporalDep,
     settings: SettingsDep,
     body: ScheduleNote | None = None,
 ) -> SchedulePublic:
-    _yours(schedule_id)
+    schedule_id = _yours(schedule)
     view = await schedules.pause_schedule(temporal, schedule_id, note=body.note if body else None)
     return _public(view, settings)
 
@@ -138,12 +150,12 @@ async def pause_schedule(
     responses=_NOT_FOUND,
 )
 async def unpause_schedule(
-    schedule_id: ScheduleIdPath,
+    schedule: RunnerSchedule,
     temporal: TemporalDep,
     settings: SettingsDep,
     body: ScheduleNote | None = None,
 ) -> SchedulePublic:
-    _yours(schedule_id)
+    schedule_id = _yours(schedule)
     view = await schedules.unpause_schedule(temporal, schedule_id, note=body.note if body else None)
     return _public(view, settings)
 
@@ -156,9 +168,9 @@ async def unpause_schedule(
     responses=_NOT_FOUND,
 )
 async def trigger_schedule(
-    schedule_id: ScheduleIdPath, temporal: TemporalDep, body: ScheduleTrigger | None = None
+    schedule: RunnerSchedule, temporal: TemporalDep, body: ScheduleTrigger | None = None
 ) -> ScheduleActionAccepted:
-    _yours(schedule_id)
+    schedule_id = _yours(schedule)
     await schedules.trigger_schedule(temporal, schedule_id, overlap=body.overlap if body else None)
     return ScheduleActionAccepted(schedule_id=schedule_id, detail="triggered")
 
@@ -174,9 +186,9 @@ async def trigger_schedule(
     },
 )
 async def backfill_schedule(
-    schedule_id: ScheduleIdPath, body: ScheduleBackfill, temporal: TemporalDep
+    schedule: RunnerSchedule, body: ScheduleBackfill, temporal: TemporalDep
 ) -> ScheduleActionAccepted:
-    _yours(schedule_id)
+    schedule_id = _yours(schedule)
     actions = await schedules.backfill_schedule(
         temporal, schedule_id, start=body.start, end=body.end, overlap=body.overlap
     )
@@ -190,8 +202,8 @@ async def backfill_schedule(
     summary="Delete a schedule; runs it started go on",
     responses={**_NOT_FOUND, 409: {"description": "One of Crucible's own schedules"}},
 )
-async def delete_schedule(schedule_id: ScheduleIdPath, request: Request, temporal: TemporalDep) -> Response:
-    _yours(schedule_id)
+async def delete_schedule(schedule: RunnerSchedule, request: Request, temporal: TemporalDep) -> Response:
+    schedule_id = _yours(schedule)
     view = await schedules.delete_schedule(temporal, schedule_id)
     target = TARGETS.get(view.kind or "")
     if target is not None and target.forget is not None:

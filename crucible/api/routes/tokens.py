@@ -7,8 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
+from crucible.api.access import ACCESS_KEY
 from crucible.api.auth_deps import AuthDep, PrincipalDep
 from crucible.api.auth_models import ApiTokenCreate, ApiTokenCreated, ApiTokenList, ApiTokenPublic
+from crucible.api.models import CursorQuery
 from crucible.core.auth import Principal
 from crucible.core.errors import ForbiddenError, NotFoundError
 from crucible.core.tables import ApiTokenRow
@@ -40,7 +42,11 @@ def _may_manage_tokens(principal: Principal) -> None:
         raise ForbiddenError("managing API tokens needs a login's access token or an admin-scoped API token")
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=AUTH_ERRORS)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={**AUTH_ERRORS, 404: {"description": "You are in no team with that id."}},
+)
 async def create_token(body: ApiTokenCreate, principal: PrincipalDep, auth: AuthDep) -> ApiTokenCreated:
     """Issue a personal API token. The token itself is in this answer only; keep it."""
     _may_manage_tokens(principal)
@@ -64,10 +70,10 @@ async def list_tokens(
     principal: PrincipalDep,
     auth: AuthDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    cursor: CursorQuery = None,
 ) -> ApiTokenList:
     """Your API tokens, newest first, revoked ones included; never the tokens themselves."""
-    page = await auth.accounts.api_tokens(principal.user_id, limit=limit, cursor=cursor)
+    page = await auth.accounts.api_tokens(principal.user_id, limit=limit, cursor=cursor or None)
     return ApiTokenList(
         items=[ApiTokenPublic(**_public(row)) for row in page.items],
         next_cursor=page.next_cursor,
@@ -78,6 +84,7 @@ async def list_tokens(
     "/{token_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses={**AUTH_ERRORS, 404: {"description": "You have no token with that id."}},
+    openapi_extra={ACCESS_KEY: {"resource": "api_token", "owner": "user"}},
 )
 async def revoke_token(token_id: str, principal: PrincipalDep, auth: AuthDep) -> Response:
     """Revoke one of your API tokens; it stops working at once. Revoking twice is harmless."""

@@ -47,12 +47,14 @@ class PipelineStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def create(self, definition: PipelineDefinition) -> PipelineRow:
+    async def create(
+        self, definition: PipelineDefinition, *, org_id: str = DEFAULT_ORG, team_id: str = DEFAULT_TEAM
+    ) -> PipelineRow:
         row = PipelineRow(
             pipeline_id=definition.pipeline_id,
             name=definition.name,
-            org_id=DEFAULT_ORG,
-            team_id=DEFAULT_TEAM,
+            org_id=org_id,
+            team_id=team_id,
             steps=[dataclasses.asdict(step) for step in definition.steps],
             created_at=datetime.now(UTC),
         )
@@ -73,8 +75,12 @@ class PipelineStore:
             return None
         return PipelineDefinition(row.pipeline_id, row.name, [step_from_dict(s) for s in row.steps])
 
-    async def page(self, *, limit: int = 50, cursor: str | None = None) -> PipelinePage:
+    async def page(
+        self, *, team_ids: list[str] | None = None, limit: int = 50, cursor: str | None = None
+    ) -> PipelinePage:
         query = select(PIPELINES)
+        if team_ids is not None:
+            query = query.where(PIPELINES.c.team_id.in_(team_ids))
         if cursor is not None:
             created_at, pipeline_id = decode_cursor(cursor)
             query = query.where(

@@ -15,7 +15,7 @@ from sqlalchemy import Delete, Table, Text, case, exists, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from crucible.core.tables import QaResultRow, QaRunRow, SecretRow
+from crucible.core.tables import QaResultRow, QaRunRow, Run, SecretRow
 
 RUNS: Table = QaRunRow.__table__  # type: ignore[attr-defined]
 RESULTS: Table = QaResultRow.__table__  # type: ignore[attr-defined]
@@ -88,9 +88,14 @@ class QaStore:
             if secret is not None:
                 await conn.execute(drop_unreferenced_secrets([secret]))
 
-    async def get(self, run_id: str) -> QaRunRow | None:
+    async def get(self, run_id: str, *, team_id: str | None = None) -> QaRunRow | None:
+        """The run's request, spec and evaluation; with ``team_id``, only a run of that team's."""
+        query = select(RUNS).where(RUNS.c.run_id == run_id)
+        if team_id is not None:
+            owner = Run.__table__.c  # type: ignore[attr-defined]
+            query = query.where(exists().where(owner.run_id == run_id, owner.team_id == team_id))
         async with self.engine.connect() as conn:
-            row = (await conn.execute(select(RUNS).where(RUNS.c.run_id == run_id))).first()
+            row = (await conn.execute(query)).first()
         return QaRunRow(**row._mapping) if row is not None else None
 
     async def save_spec(

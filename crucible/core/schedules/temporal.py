@@ -19,9 +19,6 @@ Errors: :class:`ScheduleNotFoundError`, :class:`ScheduleExistsError`, and
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,13 +40,14 @@ from temporalio.client import (
     ScheduleSpec,
     ScheduleState,
 )
+from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from crucible.core.config import Settings
 from crucible.core.errors import InvalidRequestError, ScheduleExistsError, ScheduleNotFoundError
 from crucible.core.runs import DEFAULT_ORG, DEFAULT_TEAM
 from crucible.core.schedules.options import OVERLAP_POLICIES, ScheduleOptions, count_actions
-from crucible.core.temporal import run_search_attributes
+from crucible.core.temporal import ORG_KEY, TEAM_KEY, run_search_attributes
 
 _OVERLAP_NAMES = {policy: name for name, policy in OVERLAP_POLICIES.items()}
 #: A backfill may start at most this many runs.
@@ -104,6 +102,8 @@ class ScheduleView:
     actions_taken: int | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    org_id: str = DEFAULT_ORG
+    team_id: str = DEFAULT_TEAM
 
 
 @dataclass(frozen=True)
@@ -179,43 +179,34 @@ async def describe_schedule(client: Client, schedule_id: str) -> ScheduleView:
         return await _view(await client.get_schedule_handle(schedule_id).describe())
 
 
-def _encode_cursor(query: str, token: bytes) -> str:
-    raw = json.dumps({"query": query, "token": base64.b64encode(token).decode()}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(query: str, cursor: str) -> bytes:
-    """Temporal's page token, from a cursor this module made for the same query.
-
-    Temporal retries a list call whose token it cannot read for a long while, so a cursor
-    that is not ours must not reach it.
-    """
-    try:
-        found = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if found["query"] == query:
-            return base64.b64decode(found["token"], validate=True)
-    except (binascii.Error, ValueError, TypeError, KeyError):
-        pass
-    raise InvalidRequestError.one(("query", "cursor"), "cursor is not one this API returned for this list")
-
-
 async def list_schedules(
-    client: Client, *, kind: str | None = None, limit: int = 50, cursor: str | None = None
+    client: Client,
+    *,
+    team_ids: list[str],
+    kind: str | None = None,
+    limit: int = 50,
+    after: str | None = None,
 ) -> SchedulePage:
-    """Schedules of Crucible runs (of one ``kind``), a page at a time.
+    """Schedules of Crucible runs of the teams ``team_ids`` (of one ``kind``), by id, a page at a time.
 
-    Temporal's list is eventually consistent: a schedule created a moment ago may be
+    A page starts after the schedule id ``after`` (the previous page's ``next_cursor``). A
+    team has tens of schedules, not thousands, so each page reads the team's list and sorts
+    it. Temporal's list is eventually consistent: a schedule created a moment ago may be
     missing from it for a moment, one deleted may still be there.
     """
     if kind is not None and not _KIND.fullmatch(kind):
         raise InvalidRequestError.one(("query", "kind"), f"{kind!r} is not a kind of run")
-    query = f"CrucibleKind = '{kind}'" if kind else "CrucibleKind IS NOT NULL"
-    token = _decode_cursor(query, cursor) if cursor else None
-    listing = await client.list_schedules(query, page_size=limit, next_page_token=token)
-    await listing.fetch_next_page()
-    items = [await _listed(entry) for entry in listing.current_page or []]
-    token = listing.next_page_token
-    return SchedulePage(items=items, next_cursor=_encode_cursor(query, token) if token else None)
+    if not team_ids:
+        return SchedulePage(items=[], next_cursor=None)
+    teams = ", ".join("'" + team.replace("\\", "\\\\").replace("'", "\\'") + "'" for team in team_ids)
+    query = f"{TEAM_KEY.name} IN ({teams}) AND " + (
+        f"CrucibleKind = '{kind}'" if kind else "CrucibleKind IS NOT NULL"
+    )
+    listed = sorted([entry async for entry in await client.list_schedules(query)], key=lambda e: e.id)
+    rest = [entry for entry in listed if after is None or entry.id > after]
+    page = rest[:limit]
+    items = [await _listed(entry) for entry in page]
+    return SchedulePage(items=items, next_cursor=page[-1].id if len(rest) > limit else None)
 
 
 async def pause_schedule(client: Client, schedule_id: str, *, note: str | None = None) -> ScheduleView:
@@ -327,6 +318,14 @@ def _options_of(memo: dict[str, Any], spec: ScheduleSpec) -> dict[str, Any]:
     }
 
 
+def _owner(attributes: TypedSearchAttributes) -> dict[str, Any]:
+    """The organisation and team a schedule belongs to, from its search attributes."""
+    return {
+        "org_id": attributes.get(ORG_KEY) or DEFAULT_ORG,
+        "team_id": attributes.get(TEAM_KEY) or DEFAULT_TEAM,
+    }
+
+
 async def _view(description: ScheduleDescription) -> ScheduleView:
     schedule, info = description.schedule, description.info
     return ScheduleView(
@@ -342,6 +341,7 @@ async def _view(description: ScheduleDescription) -> ScheduleView:
         actions_taken=info.num_actions,
         created_at=info.created_at,
         updated_at=info.last_updated_at,
+        **_owner(description.typed_search_attributes),
     )
 
 
@@ -354,4 +354,5 @@ async def _listed(entry: ScheduleListDescription) -> ScheduleView:
         note=listed.state.note if listed else None,
         next_action_times=list(info.next_action_times) if info else [],
         recent_actions=_actions(info.recent_actions) if info else [],
+        **_owner(entry.typed_search_attributes),
     )

@@ -1,0 +1,83 @@
+"""Team quotas: over its concurrent-runs or runs-per-day quota, a team gets 429 and Retry-After."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from crucible.core.auth import ALL_SCOPES, AccountStore, Role
+from crucible.core.errors import QuotaExceededError
+from crucible.core.quotas import CONCURRENT_RETRY_S, Limits, QuotaStore
+from crucible.core.store import RunStore
+from tests.core.auth.accounts import Account, make_account
+from tests.support.bodies import QUICK_QA, WAITING_EXPERIMENT
+from tests.support.qa import wait_closed
+from tests.support.servers import ApiServer
+
+pytestmark = [pytest.mark.usefixtures("crucible_worker"), pytest.mark.timeout(120)]
+
+
+async def signed_in(accounts: AccountStore, account: Account, api_server: ApiServer) -> httpx.AsyncClient:
+    _, token = await accounts.create_api_token(
+        account.user_id,
+        name="quota",
+        scopes=list(ALL_SCOPES),
+        team_id=None,
+        expires_at=None,
+        now=datetime.now(UTC),
+    )
+    return httpx.AsyncClient(
+        base_url=api_server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+
+
+async def test_a_team_over_its_quotas_gets_429_with_retry_after(
+    store: RunStore, accounts: AccountStore, api_server: ApiServer
+) -> None:
+    account = await make_account(accounts, role=Role.runner)
+    await QuotaStore(store.engine, Limits(None, None)).set_limits(account.team_id, Limits(1, 3))
+    async with await signed_in(accounts, account, api_server) as api:
+        waiting = await api.post("/api/v1/chaos-experiments", json=WAITING_EXPERIMENT)
+        assert waiting.status_code == 202, waiting.text
+        refused = await api.post("/api/v1/qa-runs", json=QUICK_QA)
+        assert refused.status_code == 429, refused.text
+        assert refused.headers["Retry-After"] == str(CONCURRENT_RETRY_S)
+        assert "1 runs going, its quota of concurrent runs" in refused.json()["detail"]
+
+        run_id = waiting.json()["run_id"]
+        assert (await api.post(f"/api/v1/runs/{run_id}/cancel")).status_code == 202
+        await wait_closed(api, run_id)
+        # Four at once for the one free place: one is admitted.
+        burst = await asyncio.gather(*(api.post("/api/v1/qa-runs", json=QUICK_QA) for _ in range(4)))
+        assert sorted(r.status_code for r in burst) == [202, 429, 429, 429], [r.text for r in burst]
+        await wait_closed(api, next(r for r in burst if r.status_code == 202).json()["run_id"])
+        third = await api.post("/api/v1/qa-runs", json=QUICK_QA)
+        assert third.status_code == 202, third.text
+        await wait_closed(api, third.json()["run_id"])
+
+        daily = await api.post("/api/v1/qa-runs", json=QUICK_QA)
+        assert daily.status_code == 429, daily.text
+        assert "started 3 runs in the last 24 hours" in daily.json()["detail"]
+        assert 86_000 < int(daily.headers["Retry-After"]) <= 86_400
+        # Refused runs left nothing behind: the team has the three it was allowed.
+        listed = (await api.get("/api/v1/runs", params={"limit": 50})).json()["items"]
+        assert len(listed) == 3 and {r["team_id"] for r in listed} == {account.team_id}
+
+
+async def test_the_server_defaults_apply_to_a_team_without_quotas_of_its_own(
+    store: RunStore, accounts: AccountStore, api_server: ApiServer
+) -> None:
+    quotas = QuotaStore(store.engine, Limits(concurrent_runs=None, runs_per_day=1))
+    account = await make_account(accounts)
+    async with quotas.admit("qa-quota-default-1", account.team_id):
+        pass
+    with pytest.raises(QuotaExceededError, match="its daily quota"):
+        async with quotas.admit("qa-quota-default-2", account.team_id):
+            pass
+    await quotas.set_limits(account.team_id, Limits(None, None))  # a row of NULLs: no limit at all
+    for n in range(3):
+        async with quotas.admit(f"qa-quota-none-{n}", account.team_id):
+            pass

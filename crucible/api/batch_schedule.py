@@ -19,7 +19,7 @@ from crucible.api.routes.pipelines import pipeline_input
 from crucible.api.schedule_targets import ScheduledStart, register_schedule_target
 from crucible.core.auth import Membership
 from crucible.core.batch.models import shown_location
-from crucible.core.errors import InvalidRequestError
+from crucible.core.errors import NotFoundError
 from crucible.workflows import batch_job, pipeline
 
 
@@ -70,9 +70,7 @@ async def forget_batch(summary: dict[str, Any], request: Request) -> None:
 async def build_pipeline(body: PipelineScheduleTarget, request: Request, team: Membership) -> ScheduledStart:
     row = await get_pipeline_store(request).get(body.pipeline_id)
     if row is None or row.team_id != team.team_id:
-        raise InvalidRequestError.one(
-            ("body", "target", "pipeline_id"), f"no pipeline {body.pipeline_id!r}; define it first"
-        )
+        raise NotFoundError("pipeline", body.pipeline_id)
     settings = get_settings(request)
     return ScheduledStart(
         kind=pipeline.KIND,

@@ -111,5 +111,5 @@ async def test_bad_schedules_exit_2_naming_the_option(cli: Cli) -> None:
     assert "--cron (cron): '61 * * * *' is not a valid cron expression" in refused.output
     assert "--time-zone (time_zone):" in refused.output
     unknown = await cli("schedules", "create", "--name", "x", "--every", "5m", "--pipeline", "pl-missing")
-    assert unknown.exit_code == 2, unknown.output
-    assert "--pipeline (target.pipeline_id): no pipeline 'pl-missing'; define it first" in unknown.output
+    assert unknown.exit_code == 3, unknown.output
+    assert "pipeline 'pl-missing' not found" in unknown.output

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix=f"{API_PREFIX}/runs", tags=["events"])
 
 STREAM_PAGE = 500
+#: Events' seq is a 32-bit column: no run gets near it.
+MAX_SEQ = 2**31 - 1
 PING_S = 15
 
 
@@ -31,7 +33,9 @@ PING_S = 15
 async def list_events(
     run: ViewRun,
     runs: RunServiceDep,
-    after: Annotated[int, Query(ge=0, description="Return events with seq greater than this.")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_SEQ, description="Return events with seq greater than this.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EventList:
     run, events = await runs.events_after(run, after=after, limit=limit)
@@ -47,7 +51,7 @@ def _resume_point(last_event_id: str | None, after: int) -> int:
     if last_event_id is None or not last_event_id.strip():
         return after
     try:
-        return max(int(last_event_id), 0)
+        return min(max(int(last_event_id), 0), MAX_SEQ)
     except ValueError as exc:
         raise InvalidRequestError.one(
             ("header", "Last-Event-ID"), "must be the seq of an event (an integer)"
@@ -65,7 +69,7 @@ async def stream_events(
     run: ViewRun,
     runs: RunServiceDep,
     settings: SettingsDep,
-    after: Annotated[int, Query(ge=0, description="Start after this seq.")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_SEQ, description="Start after this seq.")] = 0,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> EventSourceResponse:
     start = _resume_point(last_event_id, after)

@@ -1,9 +1,12 @@
 """The worker: registers every workflow and activity and polls Crucible's task queue.
 
-Clients (database engine, Kafka producer) are built once here and injected into the
-activity classes. On SIGTERM or SIGINT the worker stops polling and gives in-flight
-activities ``CRUCIBLE_WORKER_SHUTDOWN_GRACE_S`` seconds to finish before cancelling
-them.
+Clients (database engine, Kafka producer, the pooled HTTP client) are built once here and
+injected into the activity classes. Requests to URLs that runs name go through a guarded view
+of the HTTP client, and every activity runs under its run's organisation's target policy
+(:mod:`crucible.core.targets.runs`).
+
+On SIGTERM or SIGINT the worker stops polling and gives in-flight activities
+``CRUCIBLE_WORKER_SHUTDOWN_GRACE_S`` seconds to finish before cancelling them.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 import httpx
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError
-from temporalio.worker import Worker
+from temporalio.worker import Interceptor, Worker
 
 from crucible.activities.ai import AiActivities
 from crucible.activities.batch import BatchActivities
@@ -58,6 +62,9 @@ from crucible.core.sagas.publisher import MessagePublisher
 from crucible.core.schedules import ensure_retention_schedule
 from crucible.core.secrets import SecretStore, secret_box
 from crucible.core.store import RunStore
+from crucible.core.targets import CachingResolver
+from crucible.core.targets.orgs import OrgTargetPolicies
+from crucible.core.targets.runs import TargetPolicyInterceptor
 from crucible.core.temporal import connect, ensure_search_attributes
 from crucible.workflows.batch_job import BatchJobWorkflow
 from crucible.workflows.chaos_experiment import ChaosExperimentWorkflow
@@ -97,9 +104,35 @@ class WorkerDeps:
     store: RunStore
     publisher: EventPublisher
     settings: Settings | None = None
+    #: The pooled client (:func:`~crucible.core.http.target_client`), unguarded: for Crucible's
+    #: own services and the ones the operator configured. URLs that runs name go through
+    #: :attr:`targets`, a guarded view of it.
     http: httpx.AsyncClient | None = None
     #: Publishes sagas' Kafka messages; unset: one like ``publisher``, started on first use.
     messages: MessagePublisher | None = None
+
+    @cached_property
+    def targets(self) -> httpx.AsyncClient:
+        """``http``'s connections, each request judged by the target policy in force: the run's
+        organisation's, which :func:`policy_interceptors` puts around every activity. It has no
+        policy of its own, so a request made outside an activity is refused."""
+        if self.settings is None or self.http is None:
+            raise ValueError("a guarded client needs settings and an HTTP client")
+        resolver = CachingResolver(ttl_s=self.settings.target_dns_cache_s)
+        return target_client(guarded=True, resolver=resolver, pool=self.http)
+
+
+#: Activities that make no target requests and run without a target policy: every run writes
+#: its event log, so these skip the look-up of the run's organisation.
+POLICY_EXEMPT = ("record_events", "prune_runs")
+
+
+def policy_interceptors(client: Client, deps: WorkerDeps) -> list[Interceptor]:
+    """The interceptor that runs each activity under its run's organisation's target policy."""
+    if deps.settings is None:
+        return []
+    policies = OrgTargetPolicies(deps.store.engine, deps.settings)
+    return [TargetPolicyInterceptor(client, policies, exempt=POLICY_EXEMPT)]
 
 
 def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
@@ -109,18 +142,16 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
     retention = RetentionActivities(deps.store.engine, batch_work_dir=work_dir)
     activities: list[Callable[..., Any]] = [events.record_events, retention.prune_runs]
     if deps.settings is not None and deps.http is not None:
-        settings = deps.settings
+        settings, targets = deps.settings, deps.targets
         qa = QaStore(deps.store.engine)
         secrets = SecretStore(deps.store.engine, secret_box(settings))
-        http = QaHttpActivities(qa, secrets, deps.http)
-        ai = AiActivities(qa, deps.http, settings)
-        pipelines = PipelineActivities(PipelineStore(deps.store.engine), secrets, deps.http)
-        saga = SagaActivities(secrets, deps.http, deps.messages or MessagePublisher.like(deps.publisher))
-        saga_test = SagaTestActivities(
-            secrets, deps.http, fault_processes=markers_of(settings.fault_processes)
-        )
+        http = QaHttpActivities(qa, secrets, targets)
+        ai = AiActivities(qa, deps.http, settings)  # the operator's LLM endpoint
+        pipelines = PipelineActivities(PipelineStore(deps.store.engine), secrets, targets)
+        saga = SagaActivities(secrets, targets, deps.messages or MessagePublisher.like(deps.publisher))
+        saga_test = SagaTestActivities(secrets, targets, fault_processes=markers_of(settings.fault_processes))
         kafka_watch = KafkaWatchActivities(settings.effective_kafka_bootstrap_servers)
-        activities += chaos_activities(deps.store, settings, deps.http)
+        activities += chaos_activities(deps.store, settings, deps.http, targets)
         activities += [
             pipelines.load_pipeline,
             pipelines.post_webhook,
@@ -142,24 +173,32 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
 
 
 def chaos_activities(
-    store: RunStore, settings: Settings, http: httpx.AsyncClient
+    store: RunStore, settings: Settings, http: httpx.AsyncClient, targets: httpx.AsyncClient
 ) -> list[Callable[..., Any]]:
-    """What chaos experiments run: SLO measuring, steady probes, and each fault provider."""
+    """What chaos experiments run: SLO measuring, steady probes, and each fault provider.
+
+    Prometheus and the configured chaos proxy are the operator's (``http``); the experiment's
+    own URLs go through ``targets``.
+    """
     allowlist = CommandAllowlist.parse(settings.chaos_commands)
     chaos = ChaosActivities(
-        ChaosStore(store.engine), http, prometheus_url=settings.prometheus_url, allowlist=allowlist
+        ChaosStore(store.engine),
+        http,
+        prometheus_url=settings.prometheus_url,
+        allowlist=allowlist,
+        targets=targets,
     )
-    proxy = ChaosProxyActivities(http)
+    proxy = ChaosProxyActivities(http, targets=targets, configured_url=settings.chaos_proxy_url)
     process = ChaosProcessActivities(
         markers_of(settings.fault_processes), settings.home_dir / "chaos-processes"
     )
     kubernetes = ChaosKubernetesActivities(settings.kubeconfig)
-    actions = ChaosActionActivities(http, allowlist)
+    actions = ChaosActionActivities(targets, allowlist)
     return [
         chaos.measure_slos,
         chaos.firing_alerts,
         chaos.record_chaos_results,
-        SteadyProbeActivities(http).run_steady_probes,
+        SteadyProbeActivities(targets).run_steady_probes,
         proxy.inject_proxy_fault,
         proxy.roll_back_proxy_fault,
         process.inject_process_fault,
@@ -183,13 +222,16 @@ def build_batch_worker(
         raise ValueError("a batch worker needs settings and an HTTP client")
     settings.effective_batch_work_dir.mkdir(parents=True, exist_ok=True)
     secrets = SecretStore(deps.store.engine, secret_box(settings))
-    batch = BatchActivities(settings.effective_batch_work_dir, http, secrets, paths=settings.batch_paths)
+    batch = BatchActivities(
+        settings.effective_batch_work_dir, deps.targets, secrets, paths=settings.batch_paths
+    )
     return Worker(
         client,
         task_queue=task_queue,
         activities=[batch.prepare_batch_input, batch.process_batch_chunks, batch.combine_batch_output],
         max_concurrent_activities=settings.batch_concurrency,
         graceful_shutdown_timeout=shutdown_grace,
+        interceptors=policy_interceptors(client, deps),
     )
 
 
@@ -209,6 +251,7 @@ def build_worker(
         workflows=[*WORKFLOWS, *workflows],
         activities=[*build_activities(deps), *activities],
         graceful_shutdown_timeout=shutdown_grace,
+        interceptors=policy_interceptors(client, deps),
     )
 
 

@@ -104,6 +104,8 @@ def make_settings(
         # The session's tests start hundreds of runs in the default team.
         quota_concurrent_runs=None,
         quota_runs_per_day=None,
+        # The session's targets are loopback servers; its own services stay refused.
+        target_mode="dev",
     )
 
 

@@ -36,6 +36,7 @@ def worker_env(settings: Settings, task_queue: str, home: Path) -> dict[str, str
         CRUCIBLE_TASK_QUEUE=task_queue,
         CRUCIBLE_WORKER_METRICS_PORT="0",
         CRUCIBLE_WORKER_SHUTDOWN_GRACE_S="1",
+        CRUCIBLE_TARGET_MODE="dev",  # the tests' targets are loopback servers
     )
     return env
 

@@ -4,6 +4,9 @@ The model sees the operation's shape (parameters, body schema, declared response
 capped in size, and never the run's header values. Its answer must be JSON that
 matches :data:`ANSWER_SCHEMA`; anything else is an AI failure, which the workflow
 records as ``AI_FAILED`` and retries.
+
+The endpoint is the operator's (``CRUCIBLE_LLM_BASE_URL``), not a run's, so it is called
+through the worker's unguarded client, not under the target policy.
 """
 
 from __future__ import annotations

@@ -48,6 +48,7 @@ from crucible.core.batch.records import (
 )
 from crucible.core.paths import PathPolicy
 from crucible.core.secrets import SecretStore
+from crucible.core.targets import TargetRefused, refusal_in
 
 INPUT_INVALID = "InputInvalid"
 INPUT_CHANGED = "InputChanged"
@@ -148,6 +149,8 @@ class BatchActivities:
                 with tmp.open("wb") as f:
                     async for data in response.aiter_bytes():
                         f.write(data)
+        except TargetRefused as exc:  # names the origin only, never the path or query
+            raise ApplicationError(f"input: {exc.summary}", type=INPUT_INVALID, non_retryable=True) from None
         except httpx.HTTPError as exc:
             # Not the exception itself: its text may hold the whole URL.
             raise ApplicationError(
@@ -252,10 +255,14 @@ class BatchActivities:
                 )
                 output = await processor.process(chunk, plan.profile, context)
             except Exception as exc:
-                reason = (
-                    f"row {exc.row}: {exc.reason}" if isinstance(exc, MalformedRecordError) else repr(exc)
-                )[:MAX_ERROR_CHARS]
-                if attempts > job.max_chunk_retries:
+                refusal = refusal_in(exc)  # the target policy's: trying again would be refused again
+                if refusal is not None:
+                    reason = refusal.summary[:MAX_ERROR_CHARS]
+                else:
+                    reason = (
+                        f"row {exc.row}: {exc.reason}" if isinstance(exc, MalformedRecordError) else repr(exc)
+                    )[:MAX_ERROR_CHARS]
+                if attempts > job.max_chunk_retries or refusal is not None:
                     activity.logger.warning(
                         "chunk %d failed for good after %d attempts: %s", index, attempts, reason
                     )

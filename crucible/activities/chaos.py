@@ -50,9 +50,13 @@ class ChaosActivities:
         *,
         prometheus_url: str | None,
         allowlist: CommandAllowlist,
+        targets: httpx.AsyncClient | None = None,
     ) -> None:
         self.store = store
+        #: The operator's Prometheus is queried through ``http``; ``http`` SLOs' URLs, which the
+        #: experiment names, through ``targets`` (the guarded client; unset: ``http``).
         self.http = http
+        self.targets = targets or http
         self.prometheus = PrometheusClient(http, prometheus_url) if prometheus_url else None
         self.allowlist = allowlist
 
@@ -92,7 +96,7 @@ class ChaosActivities:
         return SloMeasurement(slo.name, phase, at, value, compare(value, slo.op, slo.threshold))
 
     async def _check(self, slo: Slo, phase: str, at: float) -> SloMeasurement:
-        value, met, note = await check_slo_call(slo, http=self.http, allowlist=self.allowlist)
+        value, met, note = await check_slo_call(slo, http=self.targets, allowlist=self.allowlist)
         return SloMeasurement(slo.name, phase, at, value, met, note)
 
     @activity.defn

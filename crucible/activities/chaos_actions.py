@@ -10,8 +10,10 @@ How a step ends:
   or did not start) raises a non-retryable ``ChaosActionFailed`` that says why;
 - an action whose request got no answer (a transport error or timeout) raises a retryable
   ``ChaosActionUnanswered``: the target may be back on the next attempt;
-- a command off the ``chaos_commands`` allowlist, probe or action, raises a non-retryable
-  ``ChaosActionRefused`` before anything runs.
+- a command off the ``chaos_commands`` allowlist, or a URL the target policy refuses, probe
+  or action, raises a non-retryable ``ChaosActionRefused`` before anything runs.
+
+An ``http`` SLO whose URL the target policy refuses is a breach, noted ``not sent: …``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from crucible.core.chaos.calls import (
     run_process_call,
 )
 from crucible.core.chaos.model import HTTP_SLO, PROCESS_SLO, ChaosAction, Slo
+from crucible.core.targets import TargetRefused
 
 CHAOS_ACTION_FAILED = "ChaosActionFailed"
 CHAOS_ACTION_REFUSED = "ChaosActionRefused"
@@ -102,7 +105,12 @@ async def _run(
     action: ChaosAction, http: httpx.AsyncClient, allowlist: CommandAllowlist, where: str
 ) -> CallOutcome:
     if action.http is not None:
-        return await run_http_call(http, action.http)
+        try:
+            return await run_http_call(http, action.http)
+        except TargetRefused as exc:
+            raise ApplicationError(
+                f"{where}: {exc.summary}", type=CHAOS_ACTION_REFUSED, non_retryable=True
+            ) from None
     if action.process is None:
         raise ApplicationError(
             f"{where} has neither an HTTP call nor a command", type=CHAOS_ACTION_FAILED, non_retryable=True
@@ -127,7 +135,10 @@ async def check_slo_call(
     allowlist is not run and counts as a breach. Never raises for what the target does.
     """
     if slo.kind == HTTP_SLO and slo.http is not None:
-        outcome = await run_http_call(http, slo.http)
+        try:
+            outcome = await run_http_call(http, slo.http)
+        except TargetRefused as exc:
+            return None, False, f"not sent: {exc.summary}"
     elif slo.kind == PROCESS_SLO and slo.process is not None:
         try:
             outcome = await run_process_call(slo.process, allowlist)

@@ -7,6 +7,10 @@ fault of that name, rolling back is a DELETE that succeeds when nothing is there
 
 A fault the proxy refuses, or a proxy that does not exist when injecting, is a business
 failure (non-retryable `ApplicationError`); an unreachable proxy or a 5xx is retried.
+
+The proxy ``CRUCIBLE_CHAOS_PROXY_URL`` names is the operator's, one of the stack's own
+services, and is called directly. Any other control URL is one the experiment names: it goes
+through the guarded client, and a refusal by the target policy is final (``TargetRefused``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from urllib.parse import quote
 import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
+
+from crucible.core.targets import TARGET_REFUSED, TargetRefused
 
 PROXY_FAULT_INVALID = "ProxyFaultInvalid"
 PROXY_NOT_FOUND = "ProxyNotFound"
@@ -53,10 +59,23 @@ class ProxyFaultResult:
 
 
 class ChaosProxyActivities:
-    """Talks to chaos proxy control APIs through one pooled client."""
+    """Talks to chaos proxy control APIs through one pooled client.
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    Args:
+        client: for the configured proxy (``configured_url``), and for every proxy without ``targets``.
+        targets: the guarded client, for control URLs other than the configured one.
+    """
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        targets: httpx.AsyncClient | None = None,
+        configured_url: str | None = None,
+    ) -> None:
         self.client = client
+        self.targets = targets
+        self.configured = _origin(configured_url) if configured_url else None
 
     @activity.defn
     async def inject_proxy_fault(self, request: InjectProxyFaultInput) -> ProxyFaultResult:
@@ -86,12 +105,27 @@ class ChaosProxyActivities:
         return ProxyFaultResult(request.proxy, request.fault_name, in_place=False)
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        client = self.client
+        if self.targets is not None and (self.configured is None or _origin(url) != self.configured):
+            client = self.targets  # a control URL the experiment names
         try:
-            return await self.client.request(method, url, timeout=DEFAULT_CONTROL_TIMEOUT, **kwargs)
+            return await client.request(method, url, timeout=DEFAULT_CONTROL_TIMEOUT, **kwargs)
+        except TargetRefused as exc:
+            raise ApplicationError(
+                f"chaos proxy control URL: {exc.summary}", type=TARGET_REFUSED, non_retryable=True
+            ) from None
         except httpx.HTTPError as exc:
             raise ApplicationError(
                 f"chaos proxy did not answer {method} {url}: {type(exc).__name__}", type=PROXY_UNAVAILABLE
             ) from None
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError):
+        return None
+    return parsed.scheme, parsed.host.lower(), parsed.port or {"http": 80, "https": 443}.get(parsed.scheme)
 
 
 def _faults_url(control_url: str, proxy: str, fault_name: str) -> str:

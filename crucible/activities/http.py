@@ -29,6 +29,7 @@ from crucible.core.qa.scenarios import Scenario, schema_scenarios
 from crucible.core.qa.spec import NotASpecError, Operation, Spec, SpecProblem, parse_document
 from crucible.core.qa.store import PROBLEM_ROW, QaStore, StoredResult
 from crucible.core.secrets import SecretStore
+from crucible.core.targets import TargetRefused
 
 #: A spec larger than this is refused: it would not fit the database row sensibly.
 MAX_SPEC_BYTES = 20 * 1024 * 1024
@@ -124,6 +125,10 @@ class QaHttpActivities:
                             non_retryable=True,
                         )
                 return bytes(body)
+        except TargetRefused as exc:  # the same request would be refused again
+            raise ApplicationError(
+                f"fetching the spec: {exc.summary}", type=SPEC_INVALID, non_retryable=True
+            ) from None
         except httpx.HTTPError as exc:
             raise ApplicationError(f"fetching {url} failed: {exc!r}", type=SPEC_INVALID) from None
 

@@ -9,6 +9,7 @@ from temporalio.exceptions import ApplicationError
 from crucible.core.pipelines.models import LoadPipelineInput, PipelineDefinition, PostWebhookInput
 from crucible.core.pipelines.store import PipelineStore
 from crucible.core.secrets import SecretStore
+from crucible.core.targets import TARGET_REFUSED, TargetRefused
 
 PIPELINE_NOT_FOUND = "PipelineNotFound"
 WEBHOOK_TIMEOUT_S = 15.0
@@ -38,6 +39,10 @@ class PipelineActivities:
         url = await self.secrets.get(request.url_secret)
         try:
             response = await self.client.post(url, json=request.payload, timeout=WEBHOOK_TIMEOUT_S)
+        except TargetRefused as exc:  # names the origin only, not the path that holds the token
+            raise ApplicationError(
+                f"the webhook: {exc.summary}", type=TARGET_REFUSED, non_retryable=True
+            ) from None
         except httpx.HTTPError as exc:  # the URL holds a token: name the kind of failure only
             raise ApplicationError(f"the webhook did not answer: {type(exc).__name__}") from None
         if response.status_code >= 300:

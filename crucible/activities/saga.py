@@ -17,6 +17,8 @@ whether a failed action may have taken effect
   opened. Final.
 - ``SagaVerifyMismatch``: the verify response is not what ``expect`` says. Retried, so a
   target that settles a little after the compensation still passes.
+- ``TargetRefused``: the target policy refuses the URL (or a redirect hop); nothing was sent
+  this time. Final.
 
 The types are defined in :mod:`crucible.core.sagas.failures`.
 """
@@ -56,6 +58,7 @@ from crucible.core.sagas.models import (
 from crucible.core.sagas.publisher import MessagePublisher
 from crucible.core.sagas.templates import MissingVariableError, render_json, render_text
 from crucible.core.secrets import SecretStore, SecretsUnavailableError
+from crucible.core.targets import TARGET_REFUSED, TargetRefused
 
 _quote_all = functools.partial(quote, safe="")
 
@@ -146,6 +149,8 @@ class SagaActivities:
             response = await self.client.request(
                 http.method, url, headers=headers, json=body, timeout=request.timeout_s
             )
+        except TargetRefused as exc:
+            raise _failure(f"{what}: {exc.summary}", TARGET_REFUSED, final=True) from None
         except REQUEST_ERRORS as exc:
             raise _failure(f"{what}: {type(exc).__name__}: {exc}", CALL_FAILED) from None
         status = response.status_code

@@ -9,8 +9,10 @@ and signalled only while it is still that process (see :mod:`crucible.core.saga_
 Failures (``ApplicationError`` types):
 
 - ``TriggerUnreachable``: the trigger got no answer (retried; the test then fails its
-  ``trigger_accepted`` assertion). Any answer, 5xx included, is the test's to judge.
-- ``FaultFailed``: a fault or rollback request got no answer or a 5xx (retried), or a 4xx (final).
+  ``trigger_accepted`` assertion). Any answer, 5xx included, is the test's to judge. A trigger
+  URL the target policy refuses is one too, but final, and says so.
+- ``FaultFailed``: a fault or rollback request got no answer or a 5xx (retried), or a 4xx or a
+  refusal by the target policy (final).
 - ``FaultRefused``: a process fault names a process the worker must not or cannot signal;
   the message says why (final).
 - ``SecretsFailed``: the headers secret cannot be opened (final).
@@ -43,6 +45,7 @@ from crucible.core.saga_tests.models import (
 )
 from crucible.core.sagas.jsonpath import JsonPath, PathNotFoundError
 from crucible.core.secrets import SecretStore, SecretsUnavailableError
+from crucible.core.targets import TargetRefused
 
 TRIGGER_UNREACHABLE = "TriggerUnreachable"
 FAULT_FAILED = "FaultFailed"
@@ -101,6 +104,12 @@ class SagaTestActivities:
         started = time.perf_counter()
         try:
             response = await self._send(request.request, headers)
+        except TargetRefused as exc:
+            raise ApplicationError(
+                f"{request.request.method} {request.request.url}: {exc.summary}",
+                type=TRIGGER_UNREACHABLE,
+                non_retryable=True,
+            ) from None
         except REQUEST_ERRORS as exc:
             raise ApplicationError(
                 f"{request.request.method} {request.request.url}: {type(exc).__name__}: {exc}",
@@ -149,6 +158,8 @@ class SagaTestActivities:
         where = f"{request.phase} {http.method} {http.url}"
         try:
             response = await self._send(http, headers)
+        except TargetRefused as exc:
+            raise ApplicationError(f"{where}: {exc.summary}", type=FAULT_FAILED, non_retryable=True) from None
         except REQUEST_ERRORS as exc:
             raise ApplicationError(f"{where}: {type(exc).__name__}: {exc}", type=FAULT_FAILED) from None
         if not response.is_success:

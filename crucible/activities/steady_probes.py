@@ -27,6 +27,7 @@ from temporalio.exceptions import ApplicationError
 from crucible.activities.heartbeats import Heartbeat
 from crucible.core.chaos.metrics import claim_series, record_probe, release_series
 from crucible.core.chaos.model import HttpCall, SteadyProbe
+from crucible.core.targets import TargetRefused
 
 #: Requests of one probe that may be open at once.
 MAX_IN_FLIGHT = 50
@@ -130,6 +131,8 @@ class SteadyProbeActivities:
                 status = await self._exchange(call)
         except TimeoutError:
             error = f"no answer within {call.timeout_s:g} s"
+        except TargetRefused as exc:  # nothing was sent; the SLOs on these probes see errors
+            error = exc.summary
         except Exception as exc:  # whatever the target does is an outcome, never a crash
             error = type(exc).__name__
         else:

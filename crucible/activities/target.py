@@ -2,7 +2,9 @@
 
 Nothing a target does can break a batch: a timeout, a refused connection, a malformed
 response or a body that never ends becomes that scenario's ``request_error`` (or is
-checked on what arrived), never an exception out of :meth:`Target.run`.
+checked on what arrived), never an exception out of :meth:`Target.run`. So does a URL the
+target policy refuses (the base URL, or a redirect hop): nothing is sent, and the
+``request_error`` says ``target refused by policy: …`` with the rule.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from crucible.core.qa.checks import REQUEST_ERROR, CheckFailure, Response, check
 from crucible.core.qa.models import ExecuteOperationsInput
 from crucible.core.qa.scenarios import Scenario
 from crucible.core.qa.spec import Operation, Spec, is_json_media
+from crucible.core.targets import TargetRefused
 
 #: Bytes of each response body kept for the checks (after decompression); the rest is dropped.
 MAX_RESPONSE_BYTES = 1024 * 1024
@@ -152,7 +155,9 @@ class Target:
 
 
 def _request_error(exc: Exception, timeout_s: float) -> dict[str, Any]:
-    if isinstance(exc, TimeoutError) or (
+    if isinstance(exc, TargetRefused):
+        message, actual = exc.summary, "refused by target policy"
+    elif isinstance(exc, TimeoutError) or (
         isinstance(exc, httpx.TimeoutException)
         and not isinstance(exc.__cause__, aiohttp.ClientConnectorError)
     ):

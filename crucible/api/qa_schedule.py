@@ -43,7 +43,7 @@ async def build_qa(body: QaScheduleTarget, request: Request, team: Membership) -
         arg = await store_qa_request(
             body.run,
             key=template,
-            team_id=team.team_id,
+            team=team,
             store=get_qa_store(request),
             secrets=get_secrets(request),
             settings=settings,

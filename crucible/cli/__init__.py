@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from crucible.cli.accounts import accounts_app
 from crucible.cli.batch import batch_app
 from crucible.cli.chaos import chaos_app
 from crucible.cli.login import login, logout
@@ -17,6 +18,7 @@ from crucible.cli.runs import runs_app
 from crucible.cli.saga_tests import saga_tests_app
 from crucible.cli.sagas import sagas_app
 from crucible.cli.schedules import schedules_app
+from crucible.cli.targets import targets_app
 from crucible.core.exits import exit_without_teardown
 
 app = typer.Typer(
@@ -35,6 +37,8 @@ app.add_typer(schedules_app, name="schedules")
 app.add_typer(sagas_app, name="sagas")
 app.add_typer(saga_tests_app, name="saga-tests")
 app.add_typer(chaos_app, name="chaos")
+app.add_typer(targets_app, name="targets")
+app.add_typer(accounts_app, name="accounts")
 app.command()(login)
 app.command()(logout)
 

@@ -6,10 +6,11 @@ command maps them to its own exit codes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Iterator
-from typing import Any, NoReturn
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import httpx
 import typer
@@ -17,6 +18,13 @@ from rich.console import Console
 from rich.markup import escape
 
 from crucible.cli import credentials
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from crucible.core.config import Settings
+
+T = TypeVar("T")
 
 API = "/api/v1"
 DEFAULT_TIMEOUT = httpx.Timeout(30)
@@ -188,3 +196,21 @@ def follow_events(client: httpx.Client, run_id: str, *, notes: Console) -> Itera
             raise StreamLost(reason)
         notes.print(f"stream interrupted ({escape(reason)}); resuming after event {last_seq}…")
         time.sleep(min(drops, 5))
+
+
+def in_database(use: Callable[[AsyncEngine], Awaitable[T]], settings: Settings | None = None) -> T:
+    """What ``use`` returns, run against the database the settings name (operator commands
+    write it directly, not through the API). The database's modules load only here."""
+    from crucible.core.config import load_settings
+    from crucible.core.db import create_engine
+
+    resolved = settings or load_settings()
+
+    async def run() -> T:
+        engine = create_engine(resolved.effective_database_url)
+        try:
+            return await use(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())

@@ -155,7 +155,7 @@ class Settings(BaseSettings):
         description="kubeconfig for `kubernetes` faults; unset: in-cluster config, then ~/.kube/config.",
     )
 
-    # Target policy (crucible.core.targets): the installation's; organisations list more on top
+    # Target policy (crucible.core.targets): the installation's; an organisation's own lists replace these
     target_mode: str | None = Field(
         None,
         description="What runs may call when nothing is listed: `dev` allows loopback, private and "

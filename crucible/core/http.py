@@ -1,4 +1,11 @@
-"""The pooled HTTP client a worker uses to reach targets, spec URLs and the LLM endpoint."""
+"""The pooled HTTP client a worker uses to reach targets, spec URLs and the LLM endpoint.
+
+:func:`target_client` builds it. A worker builds one per process and calls Crucible's own
+services and the ones its operator configured (Prometheus, the chaos proxy, the LLM endpoint)
+through it; requests to URLs that runs name go through a guarded view of the same pool
+(``target_client(guarded=True, pool=…)``), which judges each by the target policy in force
+(:mod:`crucible.core.targets`).
+"""
 
 from __future__ import annotations
 
@@ -8,14 +15,20 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
+from crucible.core.targets.policy import Resolver, TargetPolicy
+from crucible.core.targets.transport import guarded_client
+
 #: Connections kept per worker; a QA run's concurrency stays well below it.
 MAX_CONNECTIONS = 200
 DEFAULT_TIMEOUT = httpx.Timeout(30.0)
 #: Only what the checks can decode, with a bounded inflater (no brotli).
 ACCEPT_ENCODING = "gzip, deflate"
+DEFAULT_HEADERS = {"user-agent": "crucible-qa", "accept-encoding": ACCEPT_ENCODING}
 #: The header that carries the key of a request a target must apply once, however often it arrives.
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 #: What a request raises when it got no answer: a transport error, a URL httpx refuses, the OS.
+#: Not a :class:`~crucible.core.targets.TargetRefused`: a refused target is no network error,
+#: and sending the request again would be refused again.
 REQUEST_ERRORS: tuple[type[Exception], ...] = (
     httpx.HTTPError,
     httpx.InvalidURL,
@@ -41,19 +54,59 @@ def _session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
 
 
-def target_client() -> httpx.AsyncClient:
+class _Through(httpx.AsyncBaseTransport):
+    """Sends through another client's connection pool. Closing it leaves that client open."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._client.send(request, stream=True, follow_redirects=False)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def target_client(
+    *,
+    guarded: bool = False,
+    policy: TargetPolicy | None = None,
+    resolver: Resolver | None = None,
+    pool: httpx.AsyncClient | None = None,
+) -> httpx.AsyncClient:
     """One client per worker process, never one per call: building one costs ~85 ms of CPU.
 
     It runs on the aiohttp transport, several times faster than httpx's default one here.
     It keeps no cookies, so runs (and the scenarios of one run) do not share sessions.
     Redirects are not followed unless a request asks.
+
+    Args:
+        guarded: judge every request and redirect hop by the target policy in force
+            (:func:`~crucible.core.targets.using_policy`), else by ``policy``; with neither,
+            a request is refused. Proxies from the environment are ignored.
+        policy: the policy outside ``using_policy`` blocks; implies ``guarded``.
+        resolver: how the guard resolves host names; unset: ``getaddrinfo``, cached 10 s.
+        pool: a client to send through (only with a guard): its connections are shared, and
+            closing the guarded client leaves it open.
     """
-    return httpx.AsyncClient(
-        transport=AiohttpTransport(client=_session),
+    if not guarded and policy is None:
+        if pool is not None:
+            raise ValueError("pool is only for a guarded client")
+        return httpx.AsyncClient(
+            transport=AiohttpTransport(client=_session),
+            timeout=DEFAULT_TIMEOUT,
+            follow_redirects=False,
+            cookies=_NoCookies(),
+            headers=DEFAULT_HEADERS,
+        )
+    return guarded_client(
+        policy,
+        resolver=resolver,
+        inner=_Through(pool) if pool is not None else AiohttpTransport(client=_session),
         timeout=DEFAULT_TIMEOUT,
         follow_redirects=False,
         cookies=_NoCookies(),
-        headers={"user-agent": "crucible-qa", "accept-encoding": ACCEPT_ENCODING},
+        headers=DEFAULT_HEADERS,
     )
 
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crucible.core.errors import QuotaExceededError
 from crucible.core.runs import RunStatus
@@ -81,6 +81,15 @@ class QuotaStore:
                 insert(QUOTAS).values(**values).on_conflict_do_update(index_elements=["team_id"], set_=values)
             )
 
+    async def limits_of(self, team_id: str) -> Limits:
+        """The team's quotas: its own, or the defaults."""
+        async with self.engine.connect() as conn:
+            return await self._limits(conn, team_id)
+
+    async def _limits(self, conn: AsyncConnection, team_id: str) -> Limits:
+        row = (await conn.execute(_LIMITS, {"team_id": team_id})).first()
+        return Limits(row[0], row[1]) if row is not None else self.defaults
+
     @asynccontextmanager
     async def admit(self, run_id: str, team_id: str) -> AsyncIterator[None]:
         """Admit a run of ``team_id``, for the block that starts it.
@@ -91,8 +100,7 @@ class QuotaStore:
         now = datetime.now(UTC)
         async with self.engine.begin() as conn:
             await conn.execute(_LOCK, {"team_id": team_id})
-            row = (await conn.execute(_LIMITS, {"team_id": team_id})).first()
-            limits = Limits(row[0], row[1]) if row is not None else self.defaults
+            limits = await self._limits(conn, team_id)
             if limits.concurrent_runs is not None:
                 running = (
                     await conn.execute(

@@ -302,3 +302,21 @@ class TeamQuotaRow(SQLModel, table=True):
     max_concurrent_runs: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
     max_runs_per_day: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
     updated_at: datetime = _tz()
+
+
+class OrgTargetPolicyRow(SQLModel, table=True):
+    """An organisation's own target lists (crucible.core.targets.orgs), comma-separated like the
+    settings; they replace the installation's."""
+
+    __tablename__ = "org_target_policies"
+
+    org_id: str = Field(
+        sa_column=Column(Text, ForeignKey("organisations.org_id", ondelete="CASCADE"), primary_key=True)
+    )
+    hosts: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    networks: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    ports: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    include_defaults: bool = Field(
+        default=True, sa_column=Column(Boolean, nullable=False, server_default="true")
+    )
+    updated_at: datetime = _tz()

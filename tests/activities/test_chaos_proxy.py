@@ -16,6 +16,8 @@ from crucible.activities.chaos_proxy import (
     ProxyFaultResult,
     RollBackProxyFaultInput,
 )
+from crucible.core.http import target_client
+from crucible.core.targets import TARGET_REFUSED, TargetPolicy
 from tests.chaos_proxy.support import CONTROL_URL, control, echo_port, round_trip
 
 pytestmark = pytest.mark.timeout(15)
@@ -88,3 +90,19 @@ async def test_an_unreachable_proxy_is_retried() -> None:
         with pytest.raises(ApplicationError) as unavailable:
             await ActivityEnvironment().run(activities.roll_back_proxy_fault, request)
     assert unavailable.value.type == PROXY_UNAVAILABLE and not unavailable.value.non_retryable
+
+
+async def test_the_configured_proxy_is_called_directly_and_any_other_through_the_policy(
+    control: httpx.AsyncClient, listen: str
+) -> None:
+    async with target_client(policy=TargetPolicy.build(mode="production")) as guarded:
+        activities = ChaosProxyActivities(control, targets=guarded, configured_url=CONTROL_URL)
+        env = ActivityEnvironment()
+        inject = InjectProxyFaultInput(CONTROL_URL, "echo", "slow", LATENCY)
+        assert await env.run(activities.inject_proxy_fault, inject) == ProxyFaultResult("echo", "slow", True)
+        elsewhere = InjectProxyFaultInput("http://127.0.0.1:9", "echo", "slow", LATENCY)
+        with pytest.raises(ApplicationError) as refused:
+            await env.run(activities.inject_proxy_fault, elsewhere)
+    assert refused.value.type == TARGET_REFUSED and refused.value.non_retryable
+    assert "target refused by policy: http://127.0.0.1:9" in refused.value.message
+    await env.run(activities.roll_back_proxy_fault, RollBackProxyFaultInput(CONTROL_URL, "echo", "slow"))

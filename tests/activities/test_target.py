@@ -15,6 +15,7 @@ from crucible.core.http import target_client
 from crucible.core.qa.models import ExecuteOperationsInput
 from crucible.core.qa.scenarios import ACCEPT, Scenario
 from crucible.core.qa.spec import Spec
+from crucible.core.targets import TargetPolicy
 from crucible.stack.services import free_port
 from tests.support.targets import simple_spec
 
@@ -109,3 +110,12 @@ async def test_the_wire_never_breaks_a_batch(target_url: str) -> None:
         assert '"cookie": ""' in first["body_excerpt"] and '"cookie": ""' in second["body_excerpt"]
     finally:
         await client.aclose()
+
+
+async def test_a_target_the_policy_refuses_is_the_scenarios_request_error(target_url: str) -> None:
+    async with target_client(policy=TargetPolicy.build(mode="production")) as guarded:
+        refused = await _run(target_url, "/x", guarded)
+    [failure] = refused["failures"]
+    assert failure["check"] == "request_error" and failure["actual"] == "refused by target policy"
+    assert failure["message"].startswith(f"target refused by policy: {target_url}: 127.0.0.1 is a loopback")
+    assert failure["message"].endswith("(rule: not-allowed)") and refused["status"] is None

@@ -115,9 +115,5 @@ async def test_a_scheduled_batch_job_runs_as_a_job_of_its_own(api: httpx.AsyncCl
         "/api/v1/schedules",
         json={"name": "nope", "target": {"kind": "pipeline", "pipeline_id": "pl-nope"}, "interval_s": 60},
     )
-    assert missing.status_code == 422 and missing.json()["detail"][0]["loc"] == [
-        "body",
-        "target",
-        "pipeline_id",
-    ]
+    assert missing.status_code == 404 and missing.json()["detail"] == "pipeline 'pl-nope' not found"
     assert (await api.delete(f"/api/v1/schedules/{schedule_id}")).status_code == 204

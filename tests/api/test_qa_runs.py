@@ -207,3 +207,16 @@ async def test_a_replay_sends_the_same_scenarios_and_a_baseline_gates_only_new_f
 
     unknown = await api.post("/api/v1/qa-runs", json={"replay_of": "qa-nope", "base_url": demo.url})
     assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"] == ["body", "replay_of"]
+
+
+async def test_a_target_the_policy_refuses_is_422_before_any_run(api: httpx.AsyncClient) -> None:
+    body = {"spec": DEMO_SPEC.read_text(), "base_url": "http://169.254.169.254/latest"}
+    refused = await api.post("/api/v1/qa-runs", json=body)
+    assert refused.status_code == 422, refused.text
+    (error,) = refused.json()["detail"]
+    assert error["loc"] == ["body", "base_url"] and error["msg"].startswith("target refused by policy")
+    spec = await api.post("/api/v1/qa-runs", json={**body, "spec": None, "spec_url": "http://[::1]:0/spec"})
+    assert spec.status_code == 422 and {e["loc"][1] for e in spec.json()["detail"]} == {
+        "base_url",
+        "spec_url",
+    }

@@ -15,8 +15,9 @@ from crucible.api.qa_models import QaRunAccepted, QaRunCreate, QaRunLinks
 from crucible.api.routes.runs import API_PREFIX
 from crucible.api.service import RunService
 from crucible.api.starts import StarterDep
+from crucible.core.auth import Membership
 from crucible.core.config import Settings
-from crucible.core.errors import InvalidRequestError, RunNotFoundError
+from crucible.core.errors import FieldError, InvalidRequestError, RunNotFoundError
 from crucible.core.qa.evaluate import evaluate
 from crucible.core.qa.models import QaFilters, QaPackageRunInput
 from crucible.core.qa.report import report_html, report_json, report_junit
@@ -24,6 +25,8 @@ from crucible.core.qa.store import QaStore
 from crucible.core.runs import new_run_id
 from crucible.core.secrets import SecretStore
 from crucible.core.tables import Run
+from crucible.core.targets import TargetRefused
+from crucible.core.targets.orgs import check_target_url
 from crucible.core.temporal import workflow_ui_url
 from crucible.workflows.qa_package import KIND, QaPackageRunWorkflow
 
@@ -37,7 +40,7 @@ async def store_qa_request(
     body: QaRunCreate,
     *,
     key: str,
-    team_id: str,
+    team: Membership,
     store: QaStore,
     secrets: SecretStore,
     settings: Settings,
@@ -45,7 +48,8 @@ async def store_qa_request(
     """Check what ``body`` asks for, seal its headers, store the request under ``key``; the run's input.
 
     ``key`` is the run's id, or the id of a schedule's stored request that its runs copy.
-    A run replays only a run of its own team (``team_id``).
+    A run replays only a run of its own ``team``, and calls only what its organisation's
+    target policy allows.
     """
     if body.generator == "llm" and not settings.llm_base_url:
         raise InvalidRequestError.one(
@@ -53,13 +57,14 @@ async def store_qa_request(
         )
     spec = body.spec if isinstance(body.spec, dict) else None
     if body.replay_of is not None:
-        source = await store.get(body.replay_of, team_id=team_id)
+        source = await store.get(body.replay_of, team_id=team.team_id)
         if source is None or source.spec is None:
             raise InvalidRequestError.one(
                 ("body", "replay_of"), f"{body.replay_of!r} is not a QA run with a spec"
             )
         if spec is None and body.spec_url is None:
             spec = source.spec
+    await _check_targets(body, team.org_id, store, settings)
     headers_secret = None
     if body.headers:
         headers_secret = await secrets.put(body.headers, prefix="headers")
@@ -94,6 +99,23 @@ async def store_qa_request(
     )
 
 
+async def _check_targets(body: QaRunCreate, org_id: str, store: QaStore, settings: Settings) -> None:
+    """A base_url or spec_url the organisation's target policy refuses is a 422 now, not a
+    failed run. A name that does not resolve here is left to the workers, which may see
+    other names (a cluster's services)."""
+    errors = []
+    for field, url in (("base_url", body.base_url), ("spec_url", body.spec_url)):
+        if url is None:
+            continue
+        try:
+            await check_target_url(store.engine, settings, org_id, url)
+        except TargetRefused as exc:
+            if exc.rule != "resolution":
+                errors.append(FieldError(("body", field), exc.summary))
+    if errors:
+        raise InvalidRequestError(errors)
+
+
 @router.post(
     "/qa-runs",
     status_code=status.HTTP_202_ACCEPTED,
@@ -110,9 +132,7 @@ async def create_qa_run(
     settings: SettingsDep,
 ) -> QaRunAccepted:
     run_id = new_run_id(KIND)
-    arg = await store_qa_request(
-        body, key=run_id, team_id=team.team_id, store=store, secrets=secrets, settings=settings
-    )
+    arg = await store_qa_request(body, key=run_id, team=team, store=store, secrets=secrets, settings=settings)
     try:
         await starter.start(QaPackageRunWorkflow.run, arg, kind=KIND, owner=team, run_id=run_id)
     except BaseException:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Table, and_, or_, select, update
+from sqlalchemy import Select, Table, and_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -89,6 +89,16 @@ class AccountStore:
                 .on_conflict_do_nothing(index_elements=["team_id"])
             )
 
+    async def org_exists(self, org_id: str) -> bool:
+        return await self._exists(select(ORGS.c.org_id).where(ORGS.c.org_id == org_id))
+
+    async def team_exists(self, team_id: str) -> bool:
+        return await self._exists(select(TEAMS.c.team_id).where(TEAMS.c.team_id == team_id))
+
+    async def _exists(self, query: Select[tuple[str]]) -> bool:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(query)).first() is not None
+
     async def create_user(self, email: str, *, password_hash: str, now: datetime) -> UserRow:
         row = UserRow(
             user_id=uuid.uuid4().hex,
@@ -123,6 +133,12 @@ class AccountStore:
                 insert(MEMBERSHIPS)
                 .values(user_id=user_id, team_id=team_id, role=role.name, created_at=now)
                 .on_conflict_do_update(index_elements=["user_id", "team_id"], set_={"role": role.name})
+            )
+
+    async def remove_membership(self, user_id: str, team_id: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                MEMBERSHIPS.delete().where(MEMBERSHIPS.c.user_id == user_id, MEMBERSHIPS.c.team_id == team_id)
             )
 
     async def memberships(self, user_id: str) -> tuple[Membership, ...]:

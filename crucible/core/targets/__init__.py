@@ -12,17 +12,20 @@ CrucibleError
 
 from crucible.core.targets.addresses import Kind
 from crucible.core.targets.policy import (
+    TARGET_REFUSED,
     CheckedTarget,
     PolicyMode,
     Resolver,
     StackEndpoint,
     TargetPolicy,
     TargetRefused,
+    refusal_in,
     system_resolver,
 )
 from crucible.core.targets.transport import CachingResolver, GuardedTransport, guarded_client, using_policy
 
 __all__ = [
+    "TARGET_REFUSED",
     "CachingResolver",
     "CheckedTarget",
     "GuardedTransport",
@@ -33,6 +36,7 @@ __all__ = [
     "TargetPolicy",
     "TargetRefused",
     "guarded_client",
+    "refusal_in",
     "system_resolver",
     "using_policy",
 ]

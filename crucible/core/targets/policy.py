@@ -76,6 +76,10 @@ GUARDED_KINDS: dict[Kind, tuple[IPNetwork, ...]] = {
 }
 
 
+#: The ``ApplicationError`` type of an activity that the target policy stopped.
+TARGET_REFUSED = "TargetRefused"
+
+
 class TargetRefused(CrucibleError):
     """A target the policy does not allow; ``rule`` names the rule that refused it.
 
@@ -88,6 +92,22 @@ class TargetRefused(CrucibleError):
         self.target = target
         self.reason = reason
         self.rule = rule
+
+    @property
+    def summary(self) -> str:
+        """For a run's events and results: ``target refused by policy: <origin>: <why> (rule: <rule>)``."""
+        return f"target refused by policy: {self.target}: {self.reason} (rule: {self.rule})"
+
+
+def refusal_in(exc: BaseException) -> TargetRefused | None:
+    """The :class:`TargetRefused` that ``exc`` is, or holds in an exception group (a task group's)."""
+    if isinstance(exc, TargetRefused):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := refusal_in(inner)) is not None:
+                return found
+    return None
 
 
 @dataclass(frozen=True)

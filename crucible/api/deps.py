@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 from fastapi import Depends, Request
@@ -48,9 +48,27 @@ def get_http(request: Request) -> httpx.AsyncClient:
     return http
 
 
-def get_secrets(request: Request) -> SecretStore:
-    secrets: SecretStore = request.app.state.secrets
-    return secrets
+class RequestSecrets(SecretStore):
+    """The secret store as one request uses it: it remembers what the request sealed, so a run
+    that does not start (refused by a quota, say) takes its secrets with it."""
+
+    def __init__(self, store: SecretStore) -> None:
+        super().__init__(store.engine, store.box)
+        self.sealed: list[str] = []
+
+    async def put(self, value: Any, *, prefix: str = "secret") -> str:
+        secret_id = await super().put(value, prefix=prefix)
+        self.sealed.append(secret_id)
+        return secret_id
+
+    async def forget_sealed(self) -> None:
+        """Delete what this request sealed."""
+        await self.delete(self.sealed)
+        self.sealed.clear()
+
+
+def get_secrets(request: Request) -> RequestSecrets:
+    return RequestSecrets(request.app.state.secrets)
 
 
 def get_temporal(request: Request) -> Client:
@@ -67,7 +85,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[RunStore, Depends(get_store)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
 QaStoreDep = Annotated[QaStore, Depends(get_qa_store)]
-SecretsDep = Annotated[SecretStore, Depends(get_secrets)]
+SecretsDep = Annotated[RequestSecrets, Depends(get_secrets)]
 PipelineStoreDep = Annotated[PipelineStore, Depends(get_pipeline_store)]
 RunServiceDep = Annotated[RunService, Depends(get_run_service)]
 ChaosStoreDep = Annotated[ChaosStore, Depends(get_chaos_store)]

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 
+from crucible.api.deps import RequestSecrets, SecretsDep
 from crucible.core.quotas import QuotaStore
 from crucible.core.runs import new_run_id
 from crucible.core.temporal import start_run
@@ -24,10 +25,13 @@ class Owner(Protocol):
 
 
 class RunStarter:
-    def __init__(self, temporal: Client, quotas: QuotaStore, task_queue: str) -> None:
+    def __init__(
+        self, temporal: Client, quotas: QuotaStore, task_queue: str, secrets: RequestSecrets
+    ) -> None:
         self.temporal = temporal
         self.quotas = quotas
         self.task_queue = task_queue
+        self.secrets = secrets
 
     async def start(
         self,
@@ -39,25 +43,32 @@ class RunStarter:
         run_id: str | None = None,
         id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
     ) -> WorkflowHandle[Any, Any]:
-        """Start a run of ``owner``'s team; 429 (QuotaExceededError) when the team is at a quota."""
+        """Start a run of ``owner``'s team; 429 (QuotaExceededError) when the team is at a quota.
+
+        A run that does not start takes with it the secrets its request sealed.
+        """
         run_id = run_id or new_run_id(kind)
-        async with self.quotas.admit(run_id, owner.team_id):
-            return await start_run(
-                self.temporal,
-                workflow_run,
-                arg,
-                kind=kind,
-                task_queue=self.task_queue,
-                org_id=owner.org_id,
-                team_id=owner.team_id,
-                run_id=run_id,
-                id_reuse_policy=id_reuse_policy,
-            )
+        try:
+            async with self.quotas.admit(run_id, owner.team_id):
+                return await start_run(
+                    self.temporal,
+                    workflow_run,
+                    arg,
+                    kind=kind,
+                    task_queue=self.task_queue,
+                    org_id=owner.org_id,
+                    team_id=owner.team_id,
+                    run_id=run_id,
+                    id_reuse_policy=id_reuse_policy,
+                )
+        except BaseException:
+            await self.secrets.forget_sealed()
+            raise
 
 
-def get_starter(request: Request) -> RunStarter:
+def get_starter(request: Request, secrets: SecretsDep) -> RunStarter:
     state = request.app.state
-    return RunStarter(state.temporal, state.quotas, state.settings.task_queue)
+    return RunStarter(state.temporal, state.quotas, state.settings.task_queue, secrets)
 
 
 StarterDep = Annotated[RunStarter, Depends(get_starter)]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from crucible.core.auth import ALL_SCOPES, AccountStore, Role
 from crucible.core.errors import QuotaExceededError
@@ -34,8 +36,13 @@ async def signed_in(accounts: AccountStore, account: Account, api_server: ApiSer
     )
 
 
+async def secret_count(store: RunStore) -> int:
+    async with store.engine.connect() as conn:
+        return int((await conn.execute(text("SELECT count(*) FROM secrets"))).scalar_one())
+
+
 async def test_a_team_over_its_quotas_gets_429_with_retry_after(
-    store: RunStore, accounts: AccountStore, api_server: ApiServer
+    store: RunStore, accounts: AccountStore, api_server: ApiServer, tmp_path: Path
 ) -> None:
     account = await make_account(accounts, role=Role.runner)
     await QuotaStore(store.engine, Limits(None, None)).set_limits(account.team_id, Limits(1, 3))
@@ -46,6 +53,17 @@ async def test_a_team_over_its_quotas_gets_429_with_retry_after(
         assert refused.status_code == 429, refused.text
         assert refused.headers["Retry-After"] == str(CONCURRENT_RETRY_S)
         assert "1 runs going, its quota of concurrent runs" in refused.json()["detail"]
+        # A refused run takes the secrets its request sealed with it.
+        before = await secret_count(store)
+        job = {
+            "input": str(tmp_path / "rows.jsonl"),
+            "output": str(tmp_path / "out.jsonl"),
+            "processor": "http",
+            "options": {"url": "http://127.0.0.1:9/rows"},
+            "headers": {"Authorization": "Bearer not-kept"},
+        }
+        assert (await api.post("/api/v1/batch-jobs", json=job)).status_code == 429
+        assert await secret_count(store) == before
 
         run_id = waiting.json()["run_id"]
         assert (await api.post(f"/api/v1/runs/{run_id}/cancel")).status_code == 202

@@ -22,6 +22,9 @@ CALL_REJECTED = "SagaCallRejected"
 CAPTURE_FAILED = "SagaCaptureFailed"
 #: A placeholder without a value, or a headers secret that cannot be opened. Final.
 TEMPLATE_FAILED = "SagaTemplateFailed"
+#: The worker's target policy refused the request before it was sent. Final. (The type
+#: crucible.core.targets gives it; this module may not import that one.)
+TARGET_REFUSED = "TargetRefused"
 #: The verify response is not what ``expect`` says. Retried.
 VERIFY_MISMATCH = "SagaVerifyMismatch"
 #: Statuses outside 2xx that a later attempt may not get.
@@ -57,10 +60,11 @@ def may_have_taken_effect(exc: BaseException) -> bool:
     """Whether a failed action may have been applied by its target: its outcome is uncertain.
 
     Only a definite answer to the last attempt says no: a 4xx (but a 409 on a retry, which may
-    mean the first request is still being processed), or a request that could not be built
-    the first time. A 5xx, a transport error, a failed publish, a timeout, an interruption or
-    a worker's own error may all come after the target applied the request; a response that
-    lacked a capture came with a 2xx, so the action took effect.
+    mean the first request is still being processed), or a request that could not be built,
+    or that the target policy refused, the first time. A 5xx, a transport error, a failed
+    publish, a timeout, an interruption or a worker's own error may all come after the target
+    applied the request; a response that lacked a capture came with a 2xx, so the action took
+    effect.
     """
     error, details = _application_error(exc)
     if error is None:
@@ -70,7 +74,7 @@ def may_have_taken_effect(exc: BaseException) -> bool:
         return False
     if error.type == CALL_FAILED:
         return status is None or status >= 500 or (status == IN_PROGRESS and attempt > 1)
-    if error.type == TEMPLATE_FAILED:
+    if error.type in (TEMPLATE_FAILED, TARGET_REFUSED):
         return bool(attempt > 1)  # nothing was sent this time; earlier attempts were
     return True
 

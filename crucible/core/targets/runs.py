@@ -39,9 +39,12 @@ RUN_CACHE_SIZE = 10_000
 MAX_PARENTS = 3
 
 
-def refused_error(refusal: TargetRefused) -> ApplicationError:
-    """What a refused activity fails with: final, and naming the target and the rule."""
-    return ApplicationError(refusal.summary, type=TARGET_REFUSED, non_retryable=True)
+def refused_error(refusal: TargetRefused, attempt: int = 1) -> ApplicationError:
+    """What a refused activity fails with: final, naming the target and the rule, and saying
+    which attempt was refused (earlier ones may have been sent)."""
+    return ApplicationError(
+        refusal.summary, {"attempt": attempt, "rule": refusal.rule}, type=TARGET_REFUSED, non_retryable=True
+    )
 
 
 class TargetPolicyInterceptor(Interceptor):
@@ -113,4 +116,4 @@ class _PolicyInbound(ActivityInboundInterceptor):
             refusal = refusal_in(exc)
             if refusal is None:
                 raise
-            raise refused_error(refusal) from None
+            raise refused_error(refusal, info.attempt) from None

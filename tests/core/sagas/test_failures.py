@@ -11,6 +11,7 @@ from crucible.core.sagas.failures import (
     CALL_FAILED,
     CALL_REJECTED,
     CAPTURE_FAILED,
+    TARGET_REFUSED,
     TEMPLATE_FAILED,
     described,
     interrupted,
@@ -51,6 +52,8 @@ def failed(type: str, *, status: int | None = None, attempt: int = 1) -> Activit
         (failed(CAPTURE_FAILED, status=201), True),  # it answered 2xx: it took effect
         (failed(TEMPLATE_FAILED), False),  # never sent
         (failed(TEMPLATE_FAILED, attempt=2), True),  # the first attempt was sent
+        (failed(TARGET_REFUSED), False),  # the target policy refused it: never sent
+        (failed(TARGET_REFUSED, attempt=3), True),
         (
             activity_error(
                 TimeoutError("timed out", type=TimeoutType.START_TO_CLOSE, last_heartbeat_details=[])

@@ -188,7 +188,9 @@ async def bench(args: argparse.Namespace) -> Results:
         async with running_qa_stack(workdir, targets={}, operations=0) as stack:
             client = await Client.connect(stack.temporal_address, namespace=NAMESPACE)
             results.rss_ready_mb = {name: rss_mb(stack.pid(name)) for name in ("worker", "api")}
-            async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as api:
+            async with httpx.AsyncClient(
+                base_url=stack.api_url, headers=stack.api_headers, timeout=30
+            ) as api:
                 for number in range(1, args.rounds + 1):
                     output = workdir / f"flagged-{number}.jsonl"
                     plain_first = number % 2 == 1

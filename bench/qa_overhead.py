@@ -208,7 +208,9 @@ class Bench:
         self.results.rss_ready_mb = {name: rss_mb(self.stack.pid(name)) for name in names}
         transport = AiohttpTransport()
         async with (
-            httpx.AsyncClient(base_url=self.stack.api_url, transport=transport, timeout=30) as api,
+            httpx.AsyncClient(
+                base_url=self.stack.api_url, headers=self.stack.api_headers, transport=transport, timeout=30
+            ) as api,
             new_session(opts.concurrency) as session,
         ):
             print(f"warming up: {opts.warmup} Crucible run(s) per target", flush=True)

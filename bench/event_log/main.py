@@ -157,7 +157,12 @@ class Bench:
         print(f"read path: {opts.read_rounds} rounds over {len(measured)} runs per contender", flush=True)
         async with contextlib.AsyncExitStack() as stack:
             http = await stack.enter_async_context(
-                httpx.AsyncClient(base_url=self.stack.api_url, transport=AiohttpTransport(), timeout=30)
+                httpx.AsyncClient(
+                    base_url=self.stack.api_url,
+                    headers=self.stack.api_headers,
+                    transport=AiohttpTransport(),
+                    timeout=30,
+                )
             )
             connections = [
                 await stack.enter_async_context(await psycopg.AsyncConnection.connect(self.stack.dsn))

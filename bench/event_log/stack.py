@@ -20,7 +20,9 @@ import httpx
 
 from bench.event_log.worker import READY_LINE
 from crucible.core import migrate
+from crucible.core.auth.bootstrap import bootstrap_dev
 from crucible.core.config import environment
+from crucible.core.db import create_engine
 from crucible.stack.process import ManagedProcess, ProcessSpec
 from crucible.stack.services import (
     EmbeddedPostgres,
@@ -53,6 +55,8 @@ class BenchStack:
     kafka_bootstrap: str
     api_url: str
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
+    #: The dev admin's API token, once the database is up: every API call signs in with it.
+    api_headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def dsn(self) -> str:
@@ -75,6 +79,12 @@ class BenchStack:
         await self._start(self.postgres.spec(log_path=self.workdir / "postgres.log", restart=False))
         await self.postgres.wait_ready(timeout=READY_TIMEOUT_S)
         await asyncio.to_thread(migrate.upgrade, self.postgres.url())
+        engine = create_engine(self.postgres.url())
+        try:
+            account = await bootstrap_dev(engine, self.workdir / "home")
+        finally:
+            await engine.dispose()
+        self.api_headers = {"Authorization": f"Bearer {account.token}"}
 
     async def start_kafka(self, port: int) -> None:
         await self._start(broker_spec(port=port, log_path=self.workdir / "kafka.log", restart=False))
@@ -108,6 +118,11 @@ class BenchStack:
             "CRUCIBLE_KAFKA_IDEMPOTENCE": "false",
             "CRUCIBLE_TASK_QUEUE": TASK_QUEUE,
             "CRUCIBLE_LOG_LEVEL": "WARNING",
+            # As `crucible dev` runs them: the API signs its own tokens, targets on loopback
+            # are allowed, and no team quota gets in the way of a benchmark's runs.
+            "CRUCIBLE_DEV_MODE": "true",
+            "CRUCIBLE_QUOTA_CONCURRENT_RUNS": "",
+            "CRUCIBLE_QUOTA_RUNS_PER_DAY": "",
         }
 
     def more_parts(self) -> list[Coroutine[Any, Any, None]]:

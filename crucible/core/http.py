@@ -55,13 +55,15 @@ def _session() -> aiohttp.ClientSession:
 
 
 class _Through(httpx.AsyncBaseTransport):
-    """Sends through another client's connection pool. Closing it leaves that client open."""
+    """Sends on another client's transport, so the two share its connections. Closing it leaves
+    that client open. (On its transport, not through the client: a second client's layer would
+    parse each request and response twice.)"""
 
     def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+        self._transport = client._transport
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self._client.send(request, stream=True, follow_redirects=False)
+        return await self._transport.handle_async_request(request)
 
     async def aclose(self) -> None:
         return None

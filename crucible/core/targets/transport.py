@@ -65,17 +65,17 @@ class CachingResolver:
 
     def __init__(self, resolver: Resolver = system_resolver, *, ttl_s: float = DEFAULT_DNS_CACHE_S) -> None:
         self._resolver = resolver
-        self._ttl_s = ttl_s
+        self.ttl_s = ttl_s
         self._cache: dict[tuple[str, int], tuple[float, Sequence[str]]] = {}
 
     async def __call__(self, host: str, port: int) -> Sequence[str]:
         key = (host.lower(), port)
         hit = self._cache.get(key)
         now = time.monotonic()
-        if hit is not None and now - hit[0] < self._ttl_s:
+        if hit is not None and now - hit[0] < self.ttl_s:
             return hit[1]
         addresses = await self._resolver(host, port)
-        if self._ttl_s > 0:
+        if self.ttl_s > 0:
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[key] = (now, tuple(addresses))
@@ -121,6 +121,9 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         self._inner = inner
         self._policy = policy
         self._resolver = resolver or CachingResolver()
+        # A target's verdict under a policy, reused as long as its addresses are: the check
+        # parses the host and classifies each address, a tenth of a millisecond per request.
+        self._verdicts: dict[tuple[Any, ...], tuple[float, TargetPolicy, CheckedTarget]] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         policy = _POLICY.get() or self._policy
@@ -130,7 +133,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
                 "no target policy is in force",
                 rule="policy",
             )
-        target = await policy.check_url(request.url, resolver=self._resolver)
+        target = await self._check(policy, request.url)
         # Another address is tried only when the connection failed, so nothing was sent, and
         # only when the body can be sent again.
         replayable = isinstance(request.stream, httpx.ByteStream)
@@ -145,6 +148,21 @@ class GuardedTransport(httpx.AsyncBaseTransport):
             response.request = request
             return response
         raise AssertionError("unreachable: a target has at least one address")
+
+    async def _check(self, policy: TargetPolicy, url: httpx.URL) -> CheckedTarget:
+        """``policy``'s verdict on ``url``'s target (its scheme, credentials, host and port)."""
+        ttl_s = self._resolver.ttl_s if isinstance(self._resolver, CachingResolver) else 0.0
+        key = (id(policy), url.scheme, url.userinfo, url.raw_host, url.port)
+        now = time.monotonic()
+        hit = self._verdicts.get(key)
+        if hit is not None and hit[1] is policy and now - hit[0] < ttl_s:
+            return hit[2]
+        target = await policy.check_url(url, resolver=self._resolver)
+        if ttl_s > 0:
+            if len(self._verdicts) > 10_000:
+                self._verdicts.clear()
+            self._verdicts[key] = (now, policy, target)
+        return target
 
     async def aclose(self) -> None:
         await self._inner.aclose()

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from crucible.api.qa_models import checked_headers
+from crucible.api.field_rules import checked_headers
 from crucible.core.batch.processors import PROCESSORS, validate_options
 from crucible.core.batch.records import detect_format
 from crucible.core.errors import FieldError, InvalidRequestError

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator
 
-from crucible.api.qa_models import checked_headers
+from crucible.api.field_rules import checked_headers
 from crucible.core.http import IDEMPOTENCY_HEADER
 from crucible.core.sagas.jsonpath import JsonPath, JsonPathError
 

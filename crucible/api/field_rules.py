@@ -26,6 +26,9 @@ _CREDENTIALS = r"([\x21\x22\x24-\x2e\x30-\x3e\x41-\x7e]*@)?"
 
 #: An absolute http(s) URL with a host, an optional port, path and query, and no fragment.
 HTTP_URL = rf"^https?://{_CREDENTIALS}{_HOST}(:{_PORT})?{_PATH_QUERY}$"
+#: An http(s) URL a run requests: no credentials (they go in headers, stored encrypted), a
+#: fragment allowed; ``{{name}}`` placeholders fit its path and query, never its host.
+REQUEST_URL = rf"^https?://{_HOST}(:{_PORT})?{_PATH_QUERY}(#[\x21-\x7e]*)?$"
 #: The same without a query: a base that operations' paths are appended to.
 HTTP_BASE_URL = rf"^https?://{_CREDENTIALS}{_HOST}(:{_PORT})?{_PATH}$"
 #: An HTTP header name (RFC 9110 token) and a value that fits on one line.
@@ -53,6 +56,18 @@ def matches(pattern: str, message: str) -> Callable[[str], str]:
 def published(pattern: str) -> Any:
     """``pattern`` in a field's JSON schema; :func:`matches` is its check."""
     return Field(json_schema_extra={"pattern": pattern})
+
+
+def given(name: str, json_type: str, *absent: str) -> dict[str, Any]:
+    """A schema for: ``name`` is given and not null, and each of ``absent`` is unset or null.
+
+    For the rules a model checks across fields ("give a or b, not both"), whose JSON schema
+    says them with ``anyOf`` over such branches.
+    """
+    return {
+        "required": [name],
+        "properties": {name: {"type": json_type}, **{other: {"type": "null"} for other in absent}},
+    }
 
 
 _HEADER_NAME = re.compile(HEADER_NAME)

@@ -21,16 +21,20 @@ _PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|
 _HOST = r"[A-Za-z0-9_-]{1,63}(\.[A-Za-z0-9_-]{1,63})*\.?"
 #: Printable ASCII but space, '#', '?' (a path), and the same with '?' (a path and its query).
 _PATH = r"(/[\x21\x22\x24-\x3e\x40-\x7e]*)?"
-_PATH_QUERY = r"(/[\x21\x22\x24-\x7e]*)?(\?[\x21\x22\x24-\x7e]*)?"
+PATH_QUERY = r"(/[\x21\x22\x24-\x7e]*)?(\?[\x21\x22\x24-\x7e]*)?"
 _CREDENTIALS = r"([\x21\x22\x24-\x2e\x30-\x3e\x41-\x7e]*@)?"
 
+#: http or https, in any case (``urllib.parse`` lowers it).
+SCHEME = r"[Hh][Tt][Tt][Pp][Ss]?://"
+#: A URL's start up to its path: scheme, optional credentials, host and port.
+URL_START = rf"{SCHEME}{_CREDENTIALS}{_HOST}(:{_PORT})?"
 #: An absolute http(s) URL with a host, an optional port, path and query, and no fragment.
-HTTP_URL = rf"^https?://{_CREDENTIALS}{_HOST}(:{_PORT})?{_PATH_QUERY}$"
+HTTP_URL = rf"^{URL_START}{PATH_QUERY}$"
 #: An http(s) URL a run requests: no credentials (they go in headers, stored encrypted), a
 #: fragment allowed; ``{{name}}`` placeholders fit its path and query, never its host.
-REQUEST_URL = rf"^https?://{_HOST}(:{_PORT})?{_PATH_QUERY}(#[\x21-\x7e]*)?$"
+REQUEST_URL = rf"^{SCHEME}{_HOST}(:{_PORT})?{PATH_QUERY}(#[\x21-\x7e]*)?$"
 #: The same without a query: a base that operations' paths are appended to.
-HTTP_BASE_URL = rf"^https?://{_CREDENTIALS}{_HOST}(:{_PORT})?{_PATH}$"
+HTTP_BASE_URL = rf"^{URL_START}{_PATH}$"
 #: An HTTP header name (RFC 9110 token) and a value that fits on one line.
 HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
 HEADER_VALUE = r"^[\x20-\x7e\t]*$"
@@ -39,6 +43,12 @@ HEADER_VALUE = r"^[\x20-\x7e\t]*$"
 def any_case(word: str) -> str:
     """``get`` as ``[Gg][Ee][Tt]``: JSON Schema's regexes have no case-insensitive flag."""
     return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+#: One of the methods a run's requests use, in any case (they are upper-cased).
+HTTP_METHOD_ANY_CASE = (
+    "^(" + "|".join(map(any_case, ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"))) + ")$"
+)
 
 
 def matches(pattern: str, message: str) -> Callable[[str], str]:

@@ -19,7 +19,10 @@ WebhookUrl = Annotated[
     str, AfterValidator(matches(HTTP_URL, "webhook_url must be an absolute http(s) URL")), published(HTTP_URL)
 ]
 #: The first step is not a validate step: that checks the previous step's result.
-_FIRST_NOT_VALIDATE: JsonDict = {"prefixItems": [{"properties": {"type": {"not": {"const": "validate"}}}}]}
+#: (Not prefixItems on the list itself: those would exempt the first step from ``items``.)
+_FIRST_NOT_VALIDATE: JsonDict = {
+    "not": {"prefixItems": [{"required": ["type"], "properties": {"type": {"const": "validate"}}}]}
+}
 
 Operator = Literal["==", "!=", "<", "<=", ">", ">=", "exists", "missing"]
 assert set(Operator.__args__) == {*OPERATORS, *PRESENCE}  # type: ignore[attr-defined]

@@ -40,6 +40,13 @@ HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
 HEADER_VALUE = r"^[\x20-\x7e\t]*$"
 
 
+#: The characters ``str.isspace`` calls whitespace (which ``str.strip`` removes), spelled out:
+#: ``\s`` means a slightly different set in Python and in ECMA regexes.
+PY_SPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+#: A text with something in it besides whitespace (``text.strip()`` is not empty).
+NOT_BLANK = rf"[^{PY_SPACE}]"
+
+
 def any_case(word: str) -> str:
     """``get`` as ``[Gg][Ee][Tt]``: JSON Schema's regexes have no case-insensitive flag."""
     return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)

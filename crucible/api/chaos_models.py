@@ -326,8 +326,6 @@ class ExperimentCreate(TimingModel):
 class ImportOverrides(TimingModel):
     """What an import may set that a Chaos Toolkit file does not say; each checked as on create."""
 
-    model_config = ConfigDict(extra="ignore")  # unknown keys are named by the route, all at once
-
     target: str | None = Field(None, min_length=1, max_length=500)
     duration_s: Seconds | None = None
     slos: list[SloModel] = Field(default_factory=list, max_length=50, description="Extra PromQL SLOs.")
@@ -347,8 +345,8 @@ class ExperimentImport(_Model):
     """A Chaos Toolkit experiment, with what Crucible needs that the file does not say."""
 
     experiment: dict[str, Any] | str = Field(description="The Chaos Toolkit experiment: JSON or YAML.")
-    overrides: dict[str, Any] = Field(
-        default_factory=dict,
+    overrides: ImportOverrides = Field(
+        default_factory=ImportOverrides,
         description="target, duration_s, monitoring_interval_s, baseline_window_s, recovery_timeout_s, "
         "preflight, schedule, steady_probes, slos (extra PromQL SLOs), created_by.",
     )

@@ -14,7 +14,6 @@ from typing import Annotated, Any
 import yaml
 from fastapi import APIRouter, Depends, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import ValidationError
 
 from crucible.api.access import NewInTeam, RunAccess
 from crucible.api.auth_deps import PrincipalDep
@@ -23,7 +22,6 @@ from crucible.api.chaos_models import (
     ExperimentCreate,
     ExperimentImport,
     ExperimentLinks,
-    ImportOverrides,
     ReviewAccepted,
     ReviewBody,
 )
@@ -39,7 +37,7 @@ from crucible.core.chaos.model import ExperimentInput, ExperimentSpec, ReviewSig
 from crucible.core.chaos.report import report_html, report_json, report_junit
 from crucible.core.chaos.store import ChaosStore
 from crucible.core.config import Settings
-from crucible.core.errors import ConflictError, FieldError, ForbiddenError, InvalidRequestError, NotFoundError
+from crucible.core.errors import ConflictError, ForbiddenError, InvalidRequestError, NotFoundError
 from crucible.core.runs import new_run_id
 from crucible.core.tables import Run
 from crucible.core.temporal import workflow_ui_url
@@ -134,19 +132,6 @@ def _document(body: ExperimentImport) -> Any:
         raise InvalidRequestError.one(("body", "experiment"), f"neither JSON nor YAML: {exc}") from None
 
 
-def _overrides(body: ExperimentImport) -> dict[str, Any]:
-    """The overrides, each checked as the create endpoint checks its field."""
-    unknown = sorted(set(body.overrides) - set(ImportOverrides.model_fields))
-    if unknown:
-        raise InvalidRequestError(
-            [FieldError(("body", "overrides", k), "cannot be overridden") for k in unknown]
-        )
-    try:
-        return ImportOverrides.model_validate(body.overrides).given()
-    except ValidationError as exc:
-        raise InvalidRequestError.one(("body", "overrides"), str(exc)) from None
-
-
 @router.post(
     "/import",
     status_code=status.HTTP_202_ACCEPTED,
@@ -162,7 +147,7 @@ async def import_experiment(
     store: ChaosStoreDep,
     http: HttpDep,
 ) -> ExperimentAccepted:
-    spec = from_chaostoolkit(_document(body), overrides=_overrides(body))
+    spec = from_chaostoolkit(_document(body), overrides=body.overrides.given())
     await check_spec(spec, settings, http)
     return await _start(spec, team, settings, starter, store)
 

@@ -326,6 +326,14 @@ class ExperimentCreate(TimingModel):
 class ImportOverrides(TimingModel):
     """What an import may set that a Chaos Toolkit file does not say; each checked as on create."""
 
+    # Other keys are kept so the route can name them all at once ("cannot be overridden");
+    # the schema says they are refused.
+    model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": False})
+
+    def unknown(self) -> list[str]:
+        """The keys given that are not overrides."""
+        return sorted(self.model_extra or {})
+
     target: str | None = Field(None, min_length=1, max_length=500)
     duration_s: Seconds | None = None
     slos: list[SloModel] = Field(default_factory=list, max_length=50, description="Extra PromQL SLOs.")

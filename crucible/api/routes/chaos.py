@@ -37,7 +37,7 @@ from crucible.core.chaos.model import ExperimentInput, ExperimentSpec, ReviewSig
 from crucible.core.chaos.report import report_html, report_json, report_junit
 from crucible.core.chaos.store import ChaosStore
 from crucible.core.config import Settings
-from crucible.core.errors import ConflictError, ForbiddenError, InvalidRequestError, NotFoundError
+from crucible.core.errors import ConflictError, FieldError, ForbiddenError, InvalidRequestError, NotFoundError
 from crucible.core.runs import new_run_id
 from crucible.core.tables import Run
 from crucible.core.temporal import workflow_ui_url
@@ -132,6 +132,13 @@ def _document(body: ExperimentImport) -> Any:
         raise InvalidRequestError.one(("body", "experiment"), f"neither JSON nor YAML: {exc}") from None
 
 
+def _overrides(body: ExperimentImport) -> dict[str, Any]:
+    if unknown := body.overrides.unknown():
+        errors = [FieldError(("body", "overrides", k), "cannot be overridden") for k in unknown]
+        raise InvalidRequestError(errors)
+    return body.overrides.given()
+
+
 @router.post(
     "/import",
     status_code=status.HTTP_202_ACCEPTED,
@@ -147,7 +154,7 @@ async def import_experiment(
     store: ChaosStoreDep,
     http: HttpDep,
 ) -> ExperimentAccepted:
-    spec = from_chaostoolkit(_document(body), overrides=body.overrides.given())
+    spec = from_chaostoolkit(_document(body), overrides=_overrides(body))
     await check_spec(spec, settings, http)
     return await _start(spec, team, settings, starter, store)
 

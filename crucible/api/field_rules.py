@@ -22,7 +22,9 @@ _HOST = r"[A-Za-z0-9_-]{1,63}(\.[A-Za-z0-9_-]{1,63})*\.?"
 #: Printable ASCII but space, '#', '?' (a path), and the same with '?' (a path and its query).
 _PATH = r"(/[\x21\x22\x24-\x3e\x40-\x7e]*)?"
 PATH_QUERY = r"(/[\x21\x22\x24-\x7e]*)?(\?[\x21\x22\x24-\x7e]*)?"
-_CREDENTIALS = r"([\x21\x22\x24-\x2e\x30-\x3e\x41-\x7e]*@)?"
+#: Credentials: printable ASCII but '/', '?', '#', '@' and the brackets (urlsplit reads a
+#: bracket in the netloc as an IPv6 address, and raises on one that is not).
+_CREDENTIALS = r"([\x21\x22\x24-\x2e\x30-\x3e\x41-\x5a\x5c\x5e-\x7e]*@)?"
 
 #: http or https, in any case (``urllib.parse`` lowers it).
 SCHEME = r"[Hh][Tt][Tt][Pp][Ss]?://"

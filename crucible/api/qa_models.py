@@ -38,6 +38,15 @@ KNOWN_FAILURE = (
 )
 HTTP_METHOD = rf"^{_METHOD}$"
 
+_HTTP_METHOD = re.compile(HTTP_METHOD)
+
+
+def _method(method: str) -> str:
+    if not _HTTP_METHOD.fullmatch(method):
+        raise ValueError(f"unknown HTTP method {method!r}; one of {[m.upper() for m in METHODS]}")
+    return method
+
+
 KnownFailure = Annotated[
     str,
     AfterValidator(
@@ -47,7 +56,7 @@ KnownFailure = Annotated[
 ]
 MethodName = Annotated[
     str,
-    AfterValidator(matches(HTTP_METHOD, f"an HTTP method: one of {[m.upper() for m in METHODS]}")),
+    AfterValidator(_method),
     published(HTTP_METHOD),
 ]
 BaseUrl = Annotated[

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from crucible.activities.chaos_process import SIGNALS as PROCESS_SIGNALS
+from crucible.api.field_rules import NOT_BLANK, PY_SPACE, any_case, given
 from crucible.api.request_models import HttpMethod, RequestUrl, SmallJson
 from crucible.core.chaos.model import (
     OPERATORS,
@@ -61,7 +63,29 @@ class ProcessCallModel(_Model):
         return ProcessCall(list(self.command), self.timeout_s, list(self.expected_exit))
 
 
+#: _complete's rules: what each kind of SLO needs (a missing kind is prometheus).
+_SLO_KINDS: dict[str, Any] = {
+    "anyOf": [
+        {
+            "required": ["query", "threshold"],
+            "properties": {
+                "kind": {"const": "prometheus"},
+                "query": {"type": "string", "minLength": 1},
+                "threshold": {"type": "number"},
+            },
+        },
+        {"required": ["kind", "http"], "properties": {"kind": {"const": "http"}, "http": {"type": "object"}}},
+        {
+            "required": ["kind", "process"],
+            "properties": {"kind": {"const": "process"}, "process": {"type": "object"}},
+        },
+    ]
+}
+
+
 class SloModel(_Model):
+    model_config = ConfigDict(json_schema_extra=_SLO_KINDS)
+
     name: Name
     kind: Literal["prometheus", "http", "process"] = "prometheus"
     query: str | None = Field(
@@ -110,6 +134,10 @@ class SteadyProbeModel(HttpCallModel):
 
 
 class ActionModel(_Model):
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [given("http", "object", "process"), given("process", "object", "http")]}
+    )
+
     name: Name
     http: HttpCallModel | None = None
     process: ProcessCallModel | None = None
@@ -132,7 +160,81 @@ class ActionModel(_Model):
         )
 
 
+_SIGNAL = (
+    rf"^[{PY_SPACE}]*([Ss][Ii][Gg])?("
+    + "|".join(any_case(s.removeprefix("SIG")) for s in PROCESS_SIGNALS)
+    + rf")[{PY_SPACE}]*$"
+)
+#: What process_params_from_dict checks (chaos_process), as a schema.
+_PROCESS_PARAMS: dict[str, Any] = {
+    "type": "object",
+    "required": ["match"],
+    "properties": {
+        "match": {"type": "string", "pattern": NOT_BLANK},
+        "signal": {"type": "string", "pattern": _SIGNAL},
+        "restart": {"type": "boolean"},
+        "restart_grace_s": {"type": "number", "minimum": 0},
+        "max_processes": {"type": "integer", "minimum": 1},
+        "ready_timeout_s": {"type": "number", "minimum": 0},
+    },
+    "additionalProperties": False,
+}
+#: What pod_params_from_dict checks (chaos_kubernetes), as a schema.
+_POD_PARAMS: dict[str, Any] = {
+    "type": "object",
+    "required": ["label_selector"],
+    "properties": {
+        "label_selector": {"type": "string", "pattern": NOT_BLANK},
+        "namespace": {"type": "string", "pattern": NOT_BLANK},
+        "count": {"type": "integer", "minimum": 1},
+        "grace_period_s": {"type": "integer", "minimum": 0},
+        "ready_timeout_s": {"type": "number", "minimum": 0},
+    },
+    "additionalProperties": False,
+}
+#: What _actions and chaos_spec's _proxy_params say of each provider, and its params' checks.
+_PROVIDERS: dict[str, Any] = {
+    "anyOf": [
+        {
+            "required": ["params"],
+            "properties": {
+                "provider": {"const": "proxy"},
+                "params": {
+                    "required": ["proxy", "fault"],
+                    "properties": {"proxy": {"type": "string", "minLength": 1}, "fault": {"type": "object"}},
+                    "additionalProperties": False,
+                    "patternProperties": {"^control_url$": {}},
+                },
+                "method": {"maxItems": 0},
+                "rollbacks": {"maxItems": 0},
+            },
+        },
+        {
+            "required": ["params"],
+            "properties": {
+                "provider": {"const": "process"},
+                "params": _PROCESS_PARAMS,
+                "method": {"maxItems": 0},
+                "rollbacks": {"maxItems": 0},
+            },
+        },
+        {
+            "required": ["params"],
+            "properties": {
+                "provider": {"const": "kubernetes"},
+                "params": _POD_PARAMS,
+                "method": {"maxItems": 0},
+                "rollbacks": {"maxItems": 0},
+            },
+        },
+        {"required": ["method"], "properties": {"provider": {"const": "actions"}, "method": {"minItems": 1}}},
+    ]
+}
+
+
 class FaultModel(_Model):
+    model_config = ConfigDict(json_schema_extra=_PROVIDERS)
+
     provider: Literal["proxy", "process", "kubernetes", "actions"]
     params: dict[str, Any] = Field(
         default_factory=dict,
@@ -224,7 +326,13 @@ class ExperimentCreate(TimingModel):
 class ImportOverrides(TimingModel):
     """What an import may set that a Chaos Toolkit file does not say; each checked as on create."""
 
-    model_config = ConfigDict(extra="ignore")  # unknown keys are named by the route, all at once
+    # Other keys are kept so the route can name them all at once ("cannot be overridden");
+    # the schema says they are refused.
+    model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": False})
+
+    def unknown(self) -> list[str]:
+        """The keys given that are not overrides."""
+        return sorted(self.model_extra or {})
 
     target: str | None = Field(None, min_length=1, max_length=500)
     duration_s: Seconds | None = None
@@ -245,8 +353,8 @@ class ExperimentImport(_Model):
     """A Chaos Toolkit experiment, with what Crucible needs that the file does not say."""
 
     experiment: dict[str, Any] | str = Field(description="The Chaos Toolkit experiment: JSON or YAML.")
-    overrides: dict[str, Any] = Field(
-        default_factory=dict,
+    overrides: ImportOverrides = Field(
+        default_factory=ImportOverrides,
         description="target, duration_s, monitoring_interval_s, baseline_window_s, recovery_timeout_s, "
         "preflight, schedule, steady_probes, slos (extra PromQL SLOs), created_by.",
     )

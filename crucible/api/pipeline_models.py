@@ -4,15 +4,25 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic.config import JsonDict
 
 from crucible.api.batch_models import BatchJobCreate
-from crucible.core.errors import FieldError
+from crucible.api.field_rules import HTTP_URL, matches, published
+from crucible.core.errors import FieldError, ForbiddenError, InvalidRequestError
 from crucible.core.paths import PathPolicy
 from crucible.core.pipelines.models import OPERATORS, PRESENCE
 from crucible.core.tables import PipelineRow
+
+WebhookUrl = Annotated[
+    str, AfterValidator(matches(HTTP_URL, "webhook_url must be an absolute http(s) URL")), published(HTTP_URL)
+]
+#: The first step is not a validate step: that checks the previous step's result.
+#: (Not prefixItems on the list itself: those would exempt the first step from ``items``.)
+_FIRST_NOT_VALIDATE: JsonDict = {
+    "not": {"prefixItems": [{"required": ["type"], "properties": {"type": {"const": "validate"}}}]}
+}
 
 Operator = Literal["==", "!=", "<", "<=", ">", ">=", "exists", "missing"]
 assert set(Operator.__args__) == {*OPERATORS, *PRESENCE}  # type: ignore[attr-defined]
@@ -48,19 +58,11 @@ class ValidateStep(_Step):
 
 class NotifyStep(_Step):
     type: Literal["notify"]
-    webhook_url: str = Field(
+    webhook_url: WebhookUrl = Field(
         max_length=2048,
         description="An incoming webhook (Slack's format). Stored encrypted: it holds a token.",
     )
     text: str | None = Field(None, max_length=3000, description="The message's headline.")
-
-    @field_validator("webhook_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("webhook_url must be an absolute http(s) URL")
-        return value
 
 
 Step = Annotated[BatchStep | ValidateStep | NotifyStep, Field(discriminator="type")]
@@ -72,7 +74,7 @@ class PipelineCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=120)
-    steps: list[Step] = Field(min_length=1, max_length=20)
+    steps: list[Step] = Field(min_length=1, max_length=20, json_schema_extra=_FIRST_NOT_VALIDATE)
 
     @model_validator(mode="after")
     def _order(self) -> PipelineCreate:
@@ -80,13 +82,29 @@ class PipelineCreate(BaseModel):
             raise ValueError("steps: a validate step checks the previous step's result; it cannot come first")
         return self
 
-    def errors(self, paths: PathPolicy) -> list[FieldError]:
+    def errors(self) -> list[FieldError]:
         """Its batch steps' errors that the model alone cannot see (see ``BatchJobCreate.errors``)."""
         errors: list[FieldError] = []
         for index, step in enumerate(self.steps):
             if isinstance(step, BatchStep):
-                errors += step.job.errors(paths, "body", "steps", index, "job")
+                errors += step.job.errors("body", "steps", index, "job")
         return errors
+
+    def path_problems(self, paths: PathPolicy) -> list[str]:
+        """Input and output paths of its batch steps that batch jobs may not use."""
+        return [
+            f"steps[{index}].job.{problem}"
+            for index, step in enumerate(self.steps)
+            if isinstance(step, BatchStep)
+            for problem in step.job.path_problems(paths)
+        ]
+
+    def check(self, paths: PathPolicy) -> None:
+        """422 for its batch steps' options; then 403 for paths batch jobs may not use."""
+        if errors := self.errors():
+            raise InvalidRequestError(errors)
+        if problems := self.path_problems(paths):
+            raise ForbiddenError("; ".join(problems))
 
 
 class PipelineLinks(BaseModel):

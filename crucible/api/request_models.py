@@ -14,41 +14,29 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 
-from crucible.api.qa_models import checked_headers
+from crucible.api.field_rules import (
+    HEADER_NAME,
+    HEADERS_SCHEMA,
+    REQUEST_URL,
+    any_case,
+    checked_headers,
+    published,
+)
 from crucible.core.http import IDEMPOTENCY_HEADER
-from crucible.core.sagas.jsonpath import JsonPath, JsonPathError
+from crucible.core.sagas.jsonpath import JSON_PATH, JsonPath, JsonPathError
 
 #: A body or message value larger than this (as JSON) is refused: it would sit in workflow history.
 MAX_JSON_CHARS = 64 * 1024
 MAX_URL_CHARS = 4096
-_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+TOPIC = r"^[A-Za-z0-9._-]{1,249}$"
+_TOPIC = re.compile(TOPIC)
 TOPIC_RULE = "1 to 249 letters, digits, '.', '_' or '-'"
 
 
 def _upper(method: Any) -> Any:
     return method.upper() if isinstance(method, str) else method
-
-
-def _url_check(example: str, *, templated: bool) -> Callable[[str], str]:
-    def check(url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"give an http or https URL, like {example}")
-        if templated and "{{" in parts.netloc:
-            raise ValueError("write the URL's host out; placeholders go in its path and query")
-        if "@" in parts.netloc:
-            raise ValueError("put credentials in headers, which are stored encrypted, not in the URL")
-        if not parts.hostname:
-            raise ValueError(f"the URL has no host; give one, like {example}")
-        try:
-            _ = parts.port
-        except ValueError:
-            raise ValueError("the URL has an invalid port (1 to 65535)") from None
-        return url
-
-    return check
 
 
 def checked_request_headers(headers: dict[str, str]) -> dict[str, str]:
@@ -65,7 +53,7 @@ def small_json(value: Any) -> Any:
 
 
 def checked_topic(topic: str) -> str:
-    if not _TOPIC.match(topic):
+    if not _TOPIC.fullmatch(topic):
         raise ValueError(f"a Kafka topic name: {TOPIC_RULE}")
     return topic
 
@@ -78,16 +66,59 @@ def checked_json_path(path: str) -> str:
     return path
 
 
+_REQUEST_URL = re.compile(REQUEST_URL)
+
+
+def _url_check(example: str, *, templated: bool) -> Callable[[str], str]:
+    """REQUEST_URL decides; what is wrong with a URL it refuses is only worked out for the message."""
+
+    def check(url: str) -> str:
+        if _REQUEST_URL.fullmatch(url):
+            return url
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if parts.scheme not in ("http", "https") or not netloc:
+            raise ValueError(f"give an http or https URL, like {example}")
+        if templated and "{{" in netloc:
+            raise ValueError("write the URL's host out; placeholders go in its path and query")
+        if "@" in netloc:
+            raise ValueError("put credentials in headers, which are stored encrypted, not in the URL")
+        port = netloc.rpartition(":")[2] if not netloc.endswith("]") else ""
+        if ":" in netloc and not (port.isascii() and port.isdigit() and int(port) <= 65535):
+            raise ValueError("the URL has an invalid port (1 to 65535)")
+        raise ValueError(
+            "give an http or https URL of printable ASCII characters, with a host of letters, digits, "
+            f"'-', '_' and dots, like {example}"
+        )
+
+    return check
+
+
+_REQUEST_HEADERS_SCHEMA = {
+    **HEADERS_SCHEMA,
+    "propertyNames": {"pattern": HEADER_NAME, "not": {"pattern": f"^{any_case(IDEMPOTENCY_HEADER)}$"}},
+}
+
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+#: One of ``_METHODS``, in any case (it is upper-cased), as its schema says.
 HttpMethod = Annotated[
-    Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"], BeforeValidator(_upper)
+    Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+    BeforeValidator(_upper),
+    WithJsonSchema({"type": "string", "pattern": "^(" + "|".join(map(any_case, _METHODS)) + ")$"}),
 ]
 #: An http(s) URL with a host, a valid port and no credentials.
-RequestUrl = Annotated[str, AfterValidator(_url_check("http://orders.internal/orders", templated=False))]
+RequestUrl = Annotated[
+    str, AfterValidator(_url_check("http://orders.internal/orders", templated=False)), published(REQUEST_URL)
+]
 #: The same, with ``{{name}}`` placeholders allowed in its path and query, not its host.
 TemplatedUrl = Annotated[
-    str, AfterValidator(_url_check("http://orders.internal/orders/{{order_id}}", templated=True))
+    str,
+    AfterValidator(_url_check("http://orders.internal/orders/{{order_id}}", templated=True)),
+    published(REQUEST_URL),
 ]
-RequestHeaders = Annotated[dict[str, str], AfterValidator(checked_request_headers)]
+RequestHeaders = Annotated[
+    dict[str, str], AfterValidator(checked_request_headers), WithJsonSchema(_REQUEST_HEADERS_SCHEMA)
+]
 SmallJson = Annotated[Any, AfterValidator(small_json)]
-TopicName = Annotated[str, AfterValidator(checked_topic)]
-JsonPathText = Annotated[str, AfterValidator(checked_json_path)]
+TopicName = Annotated[str, AfterValidator(checked_topic), published(TOPIC)]
+JsonPathText = Annotated[str, AfterValidator(checked_json_path), published(JSON_PATH)]

@@ -9,10 +9,11 @@ earlier step captures (a compensation or verify request of step N may use step N
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
+from crucible.api.field_rules import given
 from crucible.api.request_models import (
     MAX_URL_CHARS,
     HttpMethod,
@@ -23,6 +24,7 @@ from crucible.api.request_models import (
     checked_json_path,
 )
 from crucible.core.errors import FieldError, InvalidRequestError
+from crucible.core.sagas.jsonpath import JSON_PATH
 from crucible.core.sagas.templates import NAME, RUN_ID, Where, placeholders
 
 
@@ -48,10 +50,21 @@ class KafkaMessageModel(BaseModel):
     value: SmallJson = Field(description="A JSON template, published as JSON.")
 
 
+_HTTP = given("http", "object", "kafka")
+_KAFKA = given("kafka", "object", "http")
+#: A capture's name: an identifier, not ``run_id`` (its schema: ``propertyNames``).
+CAPTURE_NAME = f"^{NAME.pattern}$"
+_CAPTURES_SCHEMA = {
+    "type": "object",
+    "propertyNames": {"pattern": CAPTURE_NAME, "not": {"const": RUN_ID}},
+    "additionalProperties": {"type": "string", "pattern": JSON_PATH},
+}
+
+
 class CallModel(BaseModel):
     """An HTTP request or a Kafka publish: one of ``http`` and ``kafka``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [_HTTP, _KAFKA]})
 
     http: HttpRequestModel | None = None
     kafka: KafkaMessageModel | None = None
@@ -75,7 +88,17 @@ class CallModel(BaseModel):
 
 
 class ActionModel(CallModel):
-    capture: dict[str, str] = Field(
+    # One of http or kafka, and captures only from an HTTP response.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                _HTTP,
+                {**_KAFKA, "properties": {**_KAFKA["properties"], "capture": {"maxProperties": 0}}},
+            ]
+        }
+    )
+
+    capture: Annotated[dict[str, str], WithJsonSchema(_CAPTURES_SCHEMA)] = Field(
         default_factory=dict,
         description='Variable name to a JSONPath into the JSON response: `{"order_id": "$.id"}`.',
     )
@@ -101,7 +124,9 @@ class ExpectModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: int | None = Field(None, ge=100, le=599, description="Unset: any 2xx.")
-    json_: dict[str, Any] = Field(
+    json_: Annotated[
+        dict[str, Any], WithJsonSchema({"type": "object", "propertyNames": {"pattern": JSON_PATH}})
+    ] = Field(
         default_factory=dict,
         alias="json",
         description='JSONPath to the value found there: `{"$.status": "CANCELLED"}`.',
@@ -116,6 +141,8 @@ class ExpectModel(BaseModel):
 
 
 class VerifyModel(CallModel):
+    model_config = ConfigDict(json_schema_extra={"anyOf": [_HTTP]})
+
     expect: ExpectModel = Field(default_factory=ExpectModel)
 
     @model_validator(mode="after")

@@ -9,11 +9,12 @@ that fits it.
 
 from __future__ import annotations
 
-import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic.config import JsonDict
 
+from crucible.api.field_rules import given, matches, published
 from crucible.api.request_models import (
     MAX_URL_CHARS,
     HttpMethod,
@@ -26,7 +27,16 @@ from crucible.api.request_models import (
 from crucible.core.errors import FieldError, InvalidRequestError
 from crucible.core.saga_tests.processes import pid_max
 
-_EVENT_TYPE = re.compile(r"^\S(?:.*\S)?$")
+#: 1 to 200 characters, no control characters, not starting or ending in a space.
+EVENT_TYPE = r"^[^\x00-\x20\x7f]([^\x00-\x1f\x7f]*[^\x00-\x20\x7f])?$"
+EventType = Annotated[
+    str,
+    Field(max_length=200),
+    AfterValidator(matches(EVENT_TYPE, "an event type has no control characters and no space at either end")),
+    published(EVENT_TYPE),
+]
+_UNIQUE: JsonDict = {"uniqueItems": True}
+
 
 Signal = Literal[
     "SIGSTOP", "SIGCONT", "SIGTERM", "SIGKILL", "SIGINT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGTSTP"
@@ -49,6 +59,23 @@ class RollbackModel(_RequestParts):
     """How to undo the fault: a request (method, url, headers, body), a ``signal`` to the
     faulted process, or both."""
 
+    # _fault_errors' rules on a rollback: a url or a signal; headers and a body need the url.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["url"], "properties": {"url": {"type": "string"}}},
+                {
+                    "required": ["signal"],
+                    "properties": {
+                        "signal": {"type": "string"},
+                        "headers": {"maxProperties": 0},
+                        "body": {"type": "null"},
+                    },
+                },
+            ]
+        }
+    )
+
     url: RequestUrl | None = Field(
         None, max_length=MAX_URL_CHARS, description="An http(s) URL; unset: no request."
     )
@@ -62,6 +89,7 @@ class ProcessModel(BaseModel):
 
     pid: int = Field(
         gt=1,
+        json_schema_extra={"maximum": pid_max()},
         description="A process on the worker's machine whose command line holds one of the worker's "
         "CRUCIBLE_FAULT_PROCESSES markers.",
     )
@@ -79,7 +107,21 @@ class ProcessModel(BaseModel):
 class FaultModel(BaseModel):
     """A fault: a request (the demo shop's ``POST /admin/faults``, say) and/or a signal to a process."""
 
-    model_config = ConfigDict(extra="forbid")
+    # _fault_errors' rules on a fault: http, process or both; a rollback's signal needs the process.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "allOf": [
+                {"anyOf": [given("http", "object"), given("process", "object")]},
+                {
+                    "anyOf": [
+                        {"properties": {"rollback": {"properties": {"signal": {"type": "null"}}}}},
+                        given("process", "object"),
+                    ]
+                },
+            ]
+        },
+    )
 
     when: Literal["before", "after"] = Field(
         "before", description="Inject it before the trigger, or right after it."
@@ -95,9 +137,20 @@ class FaultModel(BaseModel):
 class SagaTestCreate(BaseModel):
     """A saga test: watch Kafka topics, trigger a business flow, assert the events it causes."""
 
-    model_config = ConfigDict(extra="forbid")
+    # errors()' rule on the correlation id: given, or captured from the response, not both.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {**given("correlation_id", "string", "correlation_from")},
+                {**given("correlation_from", "string", "correlation_id")},
+            ]
+        },
+    )
 
-    topics: list[TopicName] = Field(min_length=1, max_length=20, description="Read from their current end.")
+    topics: list[TopicName] = Field(
+        min_length=1, max_length=20, description="Read from their current end.", json_schema_extra=_UNIQUE
+    )
     trigger: RequestModel
     correlation_id: str | None = Field(None, min_length=1, max_length=200)
     correlation_from: JsonPathText | None = Field(
@@ -110,12 +163,17 @@ class SagaTestCreate(BaseModel):
     time_path: JsonPathText | None = Field(
         "$.at", description="Where an event's value holds its time (ISO 8601); else its Kafka timestamp."
     )
-    expected_events: list[str] = Field(min_length=1, max_length=50, description="In the expected order.")
+    expected_events: list[EventType] = Field(
+        min_length=1, max_length=50, description="In the expected order.", json_schema_extra=_UNIQUE
+    )
     failure_event: str | None = Field(
         None, description="Unset: the first expected event that sounds like a failure (`PaymentFailed`)."
     )
-    compensation_events: list[str] | None = Field(
-        None, max_length=50, description="Unset: the expected events after the failure event."
+    compensation_events: list[EventType] | None = Field(
+        None,
+        max_length=50,
+        description="Unset: the expected events after the failure event.",
+        json_schema_extra=_UNIQUE,
     )
     recovery_within_s: float | None = Field(
         60.0, gt=0, le=86_400, description="From the failure event to the last compensation event."
@@ -129,10 +187,11 @@ class SagaTestCreate(BaseModel):
         description="Where an event's value holds its id: one id twice is one event delivered twice. "
         "Messages without one are told apart by their value.",
     )
-    allow_repeated_types: list[str] = Field(
+    allow_repeated_types: list[EventType] = Field(
         default_factory=list,
         max_length=50,
         description="Types that may be seen in more than one event (a retried step, say).",
+        json_schema_extra=_UNIQUE,
     )
 
     @field_validator("topics")
@@ -145,12 +204,7 @@ class SagaTestCreate(BaseModel):
     @field_validator("expected_events", "compensation_events", "allow_repeated_types")
     @classmethod
     def _types(cls, types: list[str] | None) -> list[str] | None:
-        if types is None:
-            return None
-        bad = [t for t in types if len(t) > 200 or not _EVENT_TYPE.match(t)]
-        if bad:
-            raise ValueError(f"event types are 1 to 200 characters, not starting or ending in space: {bad}")
-        if len(set(types)) != len(types):
+        if types is not None and len(set(types)) != len(types):
             raise ValueError("list each event type once")
         return types
 

@@ -204,8 +204,7 @@ async def test_bad_input_is_422_naming_every_field(api: httpx.AsyncClient, demo:
     replay = qa_schedule(demo, cron=YEARLY)
     replay["target"]["run"] = {"base_url": demo, "replay_of": f"qa-{uuid.uuid4().hex}"}
     response = await api.post("/api/v1/schedules", json=replay)
-    assert response.status_code == 422
-    assert [e["loc"] for e in response.json()["detail"]] == [["body", "target", "run", "replay_of"]]
+    assert response.status_code == 404 and "not found" in response.json()["detail"]
 
     for name in ("!!!", "crucible-retention", ""):
         response = await api.post("/api/v1/schedules", json={**qa_schedule(demo, cron=YEARLY), "name": name})

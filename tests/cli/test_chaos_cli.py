@@ -84,8 +84,9 @@ async def test_import_names_the_option_of_a_refused_override(cli: Cli, tmp_path:
     assert bad_key.exit_code == 2, bad_key.output
     assert "--override colour (overrides.colour): cannot be overridden" in bad_key.output
     bad_value = await cli("chaos", "import", "--file", path, "--interval", "0.1")
-    assert bad_value.exit_code == 2 and "\n  overrides: " in bad_value.output, bad_value.output
-    assert "monitoring_interval_s" in bad_value.output
+    # Each override is checked at its own field, so the option that gave it is named.
+    assert bad_value.exit_code == 2, bad_value.output
+    assert "--interval (overrides.monitoring_interval_s)" in bad_value.output
     unsupported = await cli("chaos", "import", "--file", path, "--target", "shop", "--duration", "5")
     assert unsupported.exit_code == 2, unsupported.output
     assert "--file (experiment.controls): controls are not supported" in unsupported.output

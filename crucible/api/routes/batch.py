@@ -109,7 +109,8 @@ def accepted(run_id: str, settings: Settings, *, resumed_from: str | None = None
     response_model=BatchJobAccepted,
     summary="Start a batch job over a CSV or JSON Lines file",
     responses={
-        422: {"description": "The request or the processor's options are invalid; every error listed"}
+        403: {"description": "The input or output is outside the folders batch jobs may use"},
+        422: {"description": "The request or the processor's options are invalid; every error listed"},
     },
 )
 async def create_batch_job(

@@ -14,7 +14,6 @@ from typing import Annotated, Any
 import yaml
 from fastapi import APIRouter, Depends, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import ValidationError
 
 from crucible.api.access import NewInTeam, RunAccess
 from crucible.api.auth_deps import PrincipalDep
@@ -23,7 +22,6 @@ from crucible.api.chaos_models import (
     ExperimentCreate,
     ExperimentImport,
     ExperimentLinks,
-    ImportOverrides,
     ReviewAccepted,
     ReviewBody,
 )
@@ -135,16 +133,10 @@ def _document(body: ExperimentImport) -> Any:
 
 
 def _overrides(body: ExperimentImport) -> dict[str, Any]:
-    """The overrides, each checked as the create endpoint checks its field."""
-    unknown = sorted(set(body.overrides) - set(ImportOverrides.model_fields))
-    if unknown:
-        raise InvalidRequestError(
-            [FieldError(("body", "overrides", k), "cannot be overridden") for k in unknown]
-        )
-    try:
-        return ImportOverrides.model_validate(body.overrides).given()
-    except ValidationError as exc:
-        raise InvalidRequestError.one(("body", "overrides"), str(exc)) from None
+    if unknown := body.overrides.unknown():
+        errors = [FieldError(("body", "overrides", k), "cannot be overridden") for k in unknown]
+        raise InvalidRequestError(errors)
+    return body.overrides.given()
 
 
 @router.post(

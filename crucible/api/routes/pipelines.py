@@ -27,7 +27,7 @@ from crucible.api.routes.batch import batch_request
 from crucible.api.routes.runs import API_PREFIX
 from crucible.api.starts import StarterDep
 from crucible.core.config import Settings
-from crucible.core.errors import InvalidRequestError, NotFoundError
+from crucible.core.errors import NotFoundError
 from crucible.core.pipelines.models import Assertion, PipelineDefinition, PipelineRunInput, PipelineStep
 from crucible.core.secrets import SecretStore
 from crucible.core.temporal import workflow_ui_url
@@ -75,14 +75,15 @@ def pipeline_input(settings: Settings, pipeline_id: str) -> PipelineRunInput:
     status_code=status.HTTP_201_CREATED,
     response_model=PipelinePublic,
     summary="Define a pipeline of batch, validate and notify steps",
-    responses={422: {"description": "A step is invalid; every error is listed"}},
+    responses={
+        403: {"description": "A batch step's input or output is outside the folders batch jobs may use"},
+        422: {"description": "A step is invalid; every error is listed"},
+    },
 )
 async def create_pipeline(
     body: PipelineCreate, team: NewInTeam, store: PipelineStoreDep, secrets: SecretsDep, settings: SettingsDep
 ) -> PipelinePublic:
-    errors = body.errors(settings.batch_paths)
-    if errors:
-        raise InvalidRequestError(errors)
+    body.check(settings.batch_paths)
     definition = PipelineDefinition(new_pipeline_id(body.name), body.name, await _steps(body, secrets))
     row = await store.create(definition, org_id=team.org_id, team_id=team.team_id)
     log.info("defined pipeline %s (%s) with %d steps", row.pipeline_id, row.name, len(row.steps))

@@ -17,7 +17,7 @@ from crucible.api.service import RunService
 from crucible.api.starts import StarterDep
 from crucible.core.auth import Membership
 from crucible.core.config import Settings
-from crucible.core.errors import FieldError, InvalidRequestError, RunNotFoundError
+from crucible.core.errors import ConflictError, ForbiddenError, NotFoundError, RunNotFoundError
 from crucible.core.qa.evaluate import evaluate
 from crucible.core.qa.models import QaFilters, QaPackageRunInput
 from crucible.core.qa.report import report_html, report_json, report_junit
@@ -51,17 +51,15 @@ async def store_qa_request(
     A run replays only a run of its own ``team``, and calls only what its organisation's
     target policy allows.
     """
-    if body.generator == "llm" and not settings.llm_base_url:
-        raise InvalidRequestError.one(
-            ("body", "generator"), "no LLM endpoint is configured on this server (CRUCIBLE_LLM_BASE_URL)"
-        )
+    if body.generator == "llm" and not settings.llm_base_url:  # the server's state, not the request's shape
+        raise ConflictError("no LLM endpoint is configured on this server (CRUCIBLE_LLM_BASE_URL)")
     spec = body.spec if isinstance(body.spec, dict) else None
     if body.replay_of is not None:
         source = await store.get(body.replay_of, team_id=team.team_id)
-        if source is None or source.spec is None:
-            raise InvalidRequestError.one(
-                ("body", "replay_of"), f"{body.replay_of!r} is not a QA run with a spec"
-            )
+        if source is None:
+            raise NotFoundError("QA run", body.replay_of)
+        if source.spec is None:
+            raise ConflictError(f"QA run {body.replay_of!r} has no spec to replay")
         if spec is None and body.spec_url is None:
             spec = source.spec
     await _check_targets(body, team.org_id, store, settings)
@@ -100,9 +98,9 @@ async def store_qa_request(
 
 
 async def _check_targets(body: QaRunCreate, org_id: str, store: QaStore, settings: Settings) -> None:
-    """A base_url or spec_url the organisation's target policy refuses is a 422 now, not a
-    failed run. A name that does not resolve here is left to the workers, which may see
-    other names (a cluster's services)."""
+    """A base_url or spec_url the organisation's target policy refuses is a 403 now, not a
+    failed run (the URL is well formed; the caller may not call it). A name that does not
+    resolve here is left to the workers, which may see other names (a cluster's services)."""
     errors = []
     for field, url in (("base_url", body.base_url), ("spec_url", body.spec_url)):
         if url is None:
@@ -111,9 +109,9 @@ async def _check_targets(body: QaRunCreate, org_id: str, store: QaStore, setting
             await check_target_url(store.engine, settings, org_id, url)
         except TargetRefused as exc:
             if exc.rule != "resolution":
-                errors.append(FieldError(("body", field), exc.summary))
+                errors.append(f"{field}: {exc.summary}")
     if errors:
-        raise InvalidRequestError(errors)
+        raise ForbiddenError("; ".join(errors))
 
 
 @router.post(
@@ -121,7 +119,12 @@ async def _check_targets(body: QaRunCreate, org_id: str, store: QaStore, setting
     status_code=status.HTTP_202_ACCEPTED,
     response_model=QaRunAccepted,
     summary="Start a QA package run against a live service",
-    responses={422: {"description": "The request or its inline spec is invalid; every error is listed"}},
+    responses={
+        403: {"description": "The organisation's target policy refuses base_url or spec_url"},
+        404: {"description": "replay_of names no QA run of the team"},
+        409: {"description": "replay_of's run has no spec, or no LLM endpoint is configured"},
+        422: {"description": "The request or its inline spec is invalid; every error is listed"},
+    },
 )
 async def create_qa_run(
     body: QaRunCreate,

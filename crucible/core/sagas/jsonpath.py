@@ -11,11 +11,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+# ASCII classes, not \s or \d, so that JSON_PATH means the same in JSON Schema's regexes.
 _STEP = re.compile(
-    r"""\.(?P<field>[^.\[\]\s'"]+)"""
-    r"""|\[(?P<index>-?\d+)\]"""
-    r"""|\[(?P<quote>['"])(?P<quoted>(?:(?!(?P=quote)).)+)(?P=quote)\]"""
+    r"""\.(?P<field>[^.\[\]\x00-\x20\x7f'"]+)"""
+    r"""|\[(?P<index>-?[0-9]+)\]"""
+    r"""|\[(?P<quote>['"])(?P<quoted>(?:(?!(?P=quote))[^\n])+)(?P=quote)\]"""
 )
+#: A whole path that :meth:`JsonPath.parse` reads, as one regular expression (for a JSON schema).
+JSON_PATH = r"""^\$(\.[^.\[\]\x00-\x20\x7f'"]+|\[-?[0-9]+\]|\['[^'\n]+'\]|\["[^"\n]+"\])*$"""
 
 
 class JsonPathError(ValueError):

@@ -36,9 +36,9 @@ async def signed_in(accounts: AccountStore, account: Account, api_server: ApiSer
     )
 
 
-async def secret_count(store: RunStore) -> int:
+async def count(store: RunStore, table: str) -> int:
     async with store.engine.connect() as conn:
-        return int((await conn.execute(text("SELECT count(*) FROM secrets"))).scalar_one())
+        return int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
 
 
 async def test_a_team_over_its_quotas_gets_429_with_retry_after(
@@ -54,7 +54,7 @@ async def test_a_team_over_its_quotas_gets_429_with_retry_after(
         assert refused.headers["Retry-After"] == str(CONCURRENT_RETRY_S)
         assert "1 runs going, its quota of concurrent runs" in refused.json()["detail"]
         # A refused run takes the secrets its request sealed with it.
-        before = await secret_count(store)
+        before = await count(store, "secrets")
         job = {
             "input": str(tmp_path / "rows.jsonl"),
             "output": str(tmp_path / "out.jsonl"),
@@ -63,7 +63,11 @@ async def test_a_team_over_its_quotas_gets_429_with_retry_after(
             "headers": {"Authorization": "Bearer not-kept"},
         }
         assert (await api.post("/api/v1/batch-jobs", json=job)).status_code == 429
-        assert await secret_count(store) == before
+        assert await count(store, "secrets") == before
+        # …and a refused experiment leaves no definition behind.
+        experiments = await count(store, "chaos_experiments")
+        assert (await api.post("/api/v1/chaos-experiments", json=WAITING_EXPERIMENT)).status_code == 429
+        assert await count(store, "chaos_experiments") == experiments
 
         run_id = waiting.json()["run_id"]
         assert (await api.post(f"/api/v1/runs/{run_id}/cancel")).status_code == 202

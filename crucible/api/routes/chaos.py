@@ -82,7 +82,11 @@ async def _start(
     arg = ExperimentInput(
         spec, auto_approve=settings.chaos_auto_approve, heartbeat_timeout_s=settings.saga_heartbeat_timeout_s
     )
-    await starter.start(ChaosExperimentWorkflow.run, arg, kind=KIND, owner=team, run_id=run_id)
+    try:
+        await starter.start(ChaosExperimentWorkflow.run, arg, kind=KIND, owner=team, run_id=run_id)
+    except BaseException:
+        await store.forget_experiment(run_id)  # no run started: leave no definition behind
+        raise
     log.info("created chaos experiment %s (%s, %s fault)", run_id, spec.name, spec.fault.provider)
     base = f"{API_PREFIX}/runs/{run_id}"
     own = f"{API_PREFIX}/chaos-experiments/{run_id}"

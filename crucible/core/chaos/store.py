@@ -56,6 +56,11 @@ class ChaosStore:
         async with self.engine.begin() as conn:
             await conn.execute(insert(EXPERIMENTS).values(row).on_conflict_do_nothing())
 
+    async def forget_experiment(self, run_id: str) -> None:
+        """Delete the definition of an experiment whose run did not start."""
+        async with self.engine.begin() as conn:
+            await conn.execute(EXPERIMENTS.delete().where(EXPERIMENTS.c.run_id == run_id))
+
     async def experiment(self, run_id: str) -> dict[str, Any] | None:
         """The experiment's definition as stored, or None."""
         async with self.engine.connect() as conn:

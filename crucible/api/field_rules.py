@@ -17,8 +17,17 @@ from pydantic import AfterValidator, Field, WithJsonSchema
 
 #: A port from 0 to 65535, the range ``urllib.parse`` accepts.
 _PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
-#: A host name or IPv4 address: dot-separated labels of letters, digits, '-' and '_', none empty.
-_HOST = r"[A-Za-z0-9_-]{1,63}(\.[A-Za-z0-9_-]{1,63})*\.?"
+#: An IPv6 address in brackets, in every form ``ipaddress`` reads but those with an embedded
+#: IPv4 address or a zone.
+_H = "[0-9A-Fa-f]{1,4}"
+_IPV6 = (
+    rf"\[(({_H}:){{7}}{_H}|({_H}:){{1,7}}:|({_H}:){{1,6}}:{_H}|({_H}:){{1,5}}(:{_H}){{1,2}}"
+    rf"|({_H}:){{1,4}}(:{_H}){{1,3}}|({_H}:){{1,3}}(:{_H}){{1,4}}|({_H}:){{1,2}}(:{_H}){{1,5}}"
+    rf"|{_H}:(:{_H}){{1,6}}|:((:{_H}){{1,7}}|:))\]"
+)
+#: A host name or IPv4 address (dot-separated labels of letters, digits, '-' and '_', none
+#: empty), or an IPv6 address in brackets.
+_HOST = rf"([A-Za-z0-9_-]{{1,63}}(\.[A-Za-z0-9_-]{{1,63}})*\.?|{_IPV6})"
 #: Printable ASCII but space, '#', '?' (a path), and the same with '?' (a path and its query).
 _PATH = r"(/[\x21\x22\x24-\x3e\x40-\x7e]*)?"
 PATH_QUERY = r"(/[\x21\x22\x24-\x7e]*)?(\?[\x21\x22\x24-\x7e]*)?"

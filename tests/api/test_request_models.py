@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from crucible.api.qa_models import QaRunCreate
 from crucible.api.saga_models import SagaCreate
 from crucible.api.saga_test_models import SagaTestCreate
 
@@ -82,3 +83,11 @@ def test_only_saga_urls_take_placeholders_and_never_in_the_host() -> None:
     found = errors(SagaCreate, saga({"url": "http://{{host}}/orders"}))
     assert "placeholders go in its path and query" in found[(*SAGA_HTTP, "url")]
     assert SagaCreate.model_validate(saga({"url": "http://shop:8080/orders/{{run_id}}"}))
+
+
+def test_target_urls_may_name_an_ipv6_address() -> None:
+    for url in ("http://[::1]:8080", "https://[2001:db8::1]/v1", "http://[::]/"):
+        assert QaRunCreate(base_url=url, spec_url=f"{url}/openapi.json").base_url == url
+    for url in ("http://[::g]/", "http://[1::2::3]/", "http://[::1"):
+        with pytest.raises(ValidationError):
+            QaRunCreate(base_url=url, spec_url="http://example.com/openapi.json")

@@ -45,6 +45,7 @@ from crucible.core.quotas import Limits, QuotaStore
 from crucible.core.reconcile import RunReconciler
 from crucible.core.secrets import SecretStore, secret_box
 from crucible.core.store import RunStore
+from crucible.core.targets.orgs import OrgTargetPolicies
 from crucible.core.temporal import connect
 
 DESCRIPTION = """\
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.temporal = await connect(resolved, lazy=True)
         app.state.reconciler = RunReconciler(app.state.store, app.state.temporal, publisher)
         app.state.refresh_limiter = RefreshLimiter()
+        app.state.target_policies = OrgTargetPolicies(engine, resolved, ttl_s=0)
         app.state.quotas = QuotaStore(
             engine, Limits(resolved.quota_concurrent_runs, resolved.quota_runs_per_day)
         )

@@ -15,6 +15,7 @@ from crucible.core.pipelines.store import PipelineStore
 from crucible.core.qa.store import QaStore
 from crucible.core.secrets import SecretStore
 from crucible.core.store import RunStore
+from crucible.core.targets.orgs import OrgTargetPolicies
 
 
 def get_settings(request: Request) -> Settings:
@@ -71,6 +72,12 @@ def get_secrets(request: Request) -> RequestSecrets:
     return RequestSecrets(request.app.state.secrets)
 
 
+def get_target_policies(request: Request) -> OrgTargetPolicies:
+    """Organisations' target policies, read fresh each time (a change applies at once)."""
+    policies: OrgTargetPolicies = request.app.state.target_policies
+    return policies
+
+
 def get_temporal(request: Request) -> Client:
     client: Client = request.app.state.temporal
     return client
@@ -90,3 +97,4 @@ PipelineStoreDep = Annotated[PipelineStore, Depends(get_pipeline_store)]
 RunServiceDep = Annotated[RunService, Depends(get_run_service)]
 ChaosStoreDep = Annotated[ChaosStore, Depends(get_chaos_store)]
 HttpDep = Annotated[httpx.AsyncClient, Depends(get_http)]
+TargetPoliciesDep = Annotated[OrgTargetPolicies, Depends(get_target_policies)]

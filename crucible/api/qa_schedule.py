@@ -14,7 +14,7 @@ from typing import Any, Literal
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from crucible.api.deps import get_qa_store, get_secrets, get_settings
+from crucible.api.deps import get_qa_store, get_secrets, get_settings, get_target_policies
 from crucible.api.qa_models import QaRunCreate
 from crucible.api.routes.qa import store_qa_request
 from crucible.api.schedule_targets import ScheduledStart, register_schedule_target
@@ -47,6 +47,7 @@ async def build_qa(body: QaScheduleTarget, request: Request, team: Membership) -
             store=get_qa_store(request),
             secrets=get_secrets(request),
             settings=settings,
+            policies=get_target_policies(request),
         )
     except InvalidRequestError as exc:  # its fields are under target.run here
         moved = [FieldError(("body", "target", "run", *e.loc[1:]), e.msg, e.type) for e in exc.errors]

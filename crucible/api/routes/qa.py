@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from crucible.api.access import NewInTeam
-from crucible.api.deps import QaStoreDep, SecretsDep, SettingsDep
+from crucible.api.deps import QaStoreDep, SecretsDep, SettingsDep, TargetPoliciesDep
 from crucible.api.kinds import register_kind
 from crucible.api.qa_models import QaRunAccepted, QaRunCreate, QaRunLinks
 from crucible.api.routes.runs import API_PREFIX
@@ -26,7 +26,8 @@ from crucible.core.runs import new_run_id
 from crucible.core.secrets import SecretStore
 from crucible.core.tables import Run
 from crucible.core.targets import TargetRefused
-from crucible.core.targets.orgs import check_target_url
+from crucible.core.targets.orgs import OrgTargetPolicies
+from crucible.core.targets.policy import TargetPolicy
 from crucible.core.temporal import workflow_ui_url
 from crucible.workflows.qa_package import KIND, QaPackageRunWorkflow
 
@@ -44,6 +45,7 @@ async def store_qa_request(
     store: QaStore,
     secrets: SecretStore,
     settings: Settings,
+    policies: OrgTargetPolicies,
 ) -> QaPackageRunInput:
     """Check what ``body`` asks for, seal its headers, store the request under ``key``; the run's input.
 
@@ -62,7 +64,7 @@ async def store_qa_request(
             raise ConflictError(f"QA run {body.replay_of!r} has no spec to replay")
         if spec is None and body.spec_url is None:
             spec = source.spec
-    await _check_targets(body, team.org_id, store, settings)
+    await _check_targets(body, await policies.policy_for(team.org_id))
     headers_secret = None
     if body.headers:
         headers_secret = await secrets.put(body.headers, prefix="headers")
@@ -97,7 +99,7 @@ async def store_qa_request(
     )
 
 
-async def _check_targets(body: QaRunCreate, org_id: str, store: QaStore, settings: Settings) -> None:
+async def _check_targets(body: QaRunCreate, policy: TargetPolicy) -> None:
     """A base_url or spec_url the organisation's target policy refuses is a 403 now, not a
     failed run (the URL is well formed; the caller may not call it). A name that does not
     resolve here is left to the workers, which may see other names (a cluster's services)."""
@@ -106,7 +108,7 @@ async def _check_targets(body: QaRunCreate, org_id: str, store: QaStore, setting
         if url is None:
             continue
         try:
-            await check_target_url(store.engine, settings, org_id, url)
+            await policy.check_url(url)
         except TargetRefused as exc:
             if exc.rule != "resolution":
                 errors.append(f"{field}: {exc.summary}")
@@ -133,9 +135,12 @@ async def create_qa_run(
     secrets: SecretsDep,
     starter: StarterDep,
     settings: SettingsDep,
+    policies: TargetPoliciesDep,
 ) -> QaRunAccepted:
     run_id = new_run_id(KIND)
-    arg = await store_qa_request(body, key=run_id, team=team, store=store, secrets=secrets, settings=settings)
+    arg = await store_qa_request(
+        body, key=run_id, team=team, store=store, secrets=secrets, settings=settings, policies=policies
+    )
     try:
         await starter.start(QaPackageRunWorkflow.run, arg, kind=KIND, owner=team, run_id=run_id)
     except BaseException:

@@ -136,12 +136,3 @@ class OrgTargetPolicies:
             include_defaults=lists.include_defaults,
             stack=stack_endpoints(self.settings),
         )
-
-
-async def check_target_url(engine: AsyncEngine, settings: Settings, org_id: str, url: str) -> CheckedTarget:
-    """Check a URL a request names against its organisation's policy, before a run is started.
-
-    For the API: a refused ``base_url`` or ``spec_url`` is a 422 at once rather than a failed
-    run. Raises :class:`~crucible.core.targets.policy.TargetRefused`.
-    """
-    return await OrgTargetPolicies(engine, settings, ttl_s=0).check(org_id, url)

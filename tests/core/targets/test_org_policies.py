@@ -27,7 +27,7 @@ from crucible.core.qa.store import QaStore
 from crucible.core.runs import DEFAULT_ORG, new_run_id
 from crucible.core.store import RunStore, fetch_all_events
 from crucible.core.targets import TargetPolicy, TargetRefused
-from crucible.core.targets.orgs import OrgTargetPolicies, check_target_url
+from crucible.core.targets.orgs import OrgTargetPolicies
 from crucible.core.targets.runs import TargetPolicyInterceptor
 from crucible.core.temporal import start_run
 from crucible.workflows.qa_package import KIND, QaPackageRunWorkflow
@@ -206,7 +206,7 @@ async def test_an_orgs_lists_replace_the_installations_and_a_wrong_entry_is_refu
     assert await policies.policy_for(org) == policy  # the wrong one was not stored
 
     with pytest.raises(TargetRefused) as refused:
-        await check_target_url(store.engine, settings, org, "http://127.0.0.1:8080/")
+        await OrgTargetPolicies(store.engine, settings, ttl_s=0).check(org, "http://127.0.0.1:8080/")
     assert refused.value.rule == "port"
     await policies.clear_policy(org)
     assert await policies.lists_of(org) is None

@@ -33,6 +33,7 @@ from crucible.stack.prometheus import INSTALL_HINT as PROMETHEUS_INSTALL_HINT
 from crucible.stack.prometheus import ScrapeJob, prometheus_binary
 from crucible.stack.services import temporal_cli
 from crucible.worker import WorkerDeps, build_batch_worker, build_worker
+from tests.support import schemathesis_run
 from tests.support.probe import PROBE_KIND, ProbeWorkflow
 from tests.support.prometheus import PrometheusServer
 from tests.support.servers import ApiServer, KafkaBroker, PostgresServer
@@ -223,7 +224,16 @@ async def api(api_server: ApiServer, auth_headers: dict[str, str]) -> AsyncItera
         yield http
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # The Schemathesis run takes minutes: it starts now and goes on beside the other tests.
+    if any(item.name == schemathesis_run.TEST_NAME for item in session.items):
+        folder = session.config._tmp_path_factory.mktemp("schemathesis")  # type: ignore[attr-defined]
+        session.config.stash[schemathesis_run.RUN] = schemathesis_run.BackgroundRun(folder)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if schemathesis_run.RUN in session.config.stash:
+        session.config.stash[schemathesis_run.RUN].stop()
     session.config.stash[_EXIT_STATUS] = int(exitstatus)
 
 

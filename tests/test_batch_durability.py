@@ -49,7 +49,12 @@ async def test_a_batch_job_survives_kill_9_of_its_worker(
     job = BatchJobRequest(
         input=str(source), processor="anomaly-detection", output=str(output), chunk_size=CHUNK
     )
-    arg = batch_input(settings.model_copy(update={"task_queue": task_queue}), job, job_id=run_id)
+    # One segment for the whole job, so the kill always lands inside it: with segments of a
+    # few seconds, one could end between the look at its progress and the kill, and the
+    # next start on the new worker as a first attempt, with nothing to resume.
+    arg = batch_input(
+        settings.model_copy(update={"task_queue": task_queue, "batch_segment_s": 600.0}), job, job_id=run_id
+    )
     kill_at = random.Random().randint(3, CHUNKS // 2)
     first = await start_worker(env, "worker", module="crucible")
     second: Child | None = None
@@ -57,16 +62,10 @@ async def test_a_batch_job_survives_kill_9_of_its_worker(
         handle = await start_run(
             client, BatchJobWorkflow.run, arg, kind=KIND, task_queue=task_queue, run_id=run_id
         )
-        # Kill it inside a segment: once its part files show a chunk finished past the last
-        # checkpoint the run recorded, at chunk `kill_at` or later.
+        # Kill it inside the segment, once its part files show chunk `kill_at` finished.
         parts = tmp_path / "home" / "batch" / run_id / "parts"
         async with asyncio.timeout(90):
-            while True:
-                progress = [e.data for e in await fetch_all_events(store, run_id) if e.type == "PROGRESS"]
-                recorded = progress[-1]["chunks_done"] if progress else 0
-                finished = len(list(parts.glob("*.jsonl")))
-                if finished >= kill_at and finished > recorded:
-                    break
+            while len(list(parts.glob("*.jsonl"))) < kill_at:
                 await asyncio.sleep(0.01)
         await first.kill()  # SIGKILL inside a segment: the activity in flight dies with it
         second = await start_worker(env, "worker", module="crucible")
@@ -86,10 +85,12 @@ async def test_a_batch_job_survives_kill_9_of_its_worker(
     assert resumed, "the events show where the job resumed"
     assert all(r["attempt"] >= 2 for r in resumed)
     progress = [e.data for e in events if e.type == "PROGRESS"]
-    # Chunks the dead worker finished after its last recorded segment are read back from disk;
-    # only the chunk it was in the middle of is processed again, and that one had no output yet.
+    # The new attempt starts at the dead one's last heartbeat. The chunks the dead worker
+    # finished after it are read back from disk; only the chunk it was in the middle of is
+    # processed again, and that one had no output yet.
     completed = sum(p["processed"] + p["found_on_disk"] for p in progress)
-    assert completed == CHUNKS, f"{completed - CHUNKS} finished chunks were processed again"
+    left = CHUNKS - resumed[0]["chunk"]
+    assert completed == left, f"{completed - left} finished chunks were processed again"
 
 
 async def test_after_kill_9_at_most_the_chunk_in_flight_is_sent_again(

@@ -37,6 +37,7 @@ from kubernetes.config.config_exception import ConfigException
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from crucible.core.chaos.faults import number_error
 from crucible.core.errors import FieldError, InvalidRequestError
 
 KUBERNETES_ACCESS_DENIED = "KubernetesAccessDenied"
@@ -108,14 +109,10 @@ def pod_params_from_dict(
 
     def number(name: str, default: float, minimum: float, *, integer: bool) -> Any:
         value = data.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
-            errors.append(
-                FieldError((*loc, name), f"must be {'an integer' if integer else 'a number'}", "type_error")
-            )
-        elif value < minimum:
-            errors.append(FieldError((*loc, name), f"must be at least {minimum:g}"))
-        else:
+        error = number_error((*loc, name), value, minimum=minimum, integer=integer)
+        if error is None:
             return value
+        errors.append(error)
         return default
 
     params = PodDeleteParams(

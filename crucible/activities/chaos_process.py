@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from crucible.core.chaos.faults import number_error
 from crucible.core.chaos.processes import (
     UNCATCHABLE,
     Ledger,
@@ -150,12 +151,10 @@ def process_params_from_dict(
 
     def number(name: str, default: float, *, minimum: float, integer: bool = False) -> Any:
         value = data.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
-            wrong(name, f"must be {'an integer' if integer else 'a number'}", "type_error")
-        elif value < minimum:
-            wrong(name, f"must be at least {minimum:g}")
-        else:
+        error = number_error((*loc, name), value, minimum=minimum, integer=integer)
+        if error is None:
             return value
+        errors.append(error)
         return default
 
     unknown = (name for name in data if name not in _FIELDS)

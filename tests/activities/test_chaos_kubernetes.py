@@ -174,6 +174,8 @@ def test_params_from_a_dict() -> None:
     assert pod_params_from_dict({"label_selector": " app=web ", "count": 2}) == PodDeleteParams(
         "app=web", count=2
     )
+    # JSON has one kind of number: a whole 2.0 is the integer 2.
+    assert pod_params_from_dict({"label_selector": "app=web", "count": 2.0}).count == 2
     with pytest.raises(InvalidRequestError) as caught:
         pod_params_from_dict(
             {"namespace": "", "count": 0, "grace_period_s": 1.5, "ready_timeout_s": True, "x": 1}

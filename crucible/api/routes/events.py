@@ -16,7 +16,6 @@ from crucible.api.deps import RunServiceDep, SettingsDep
 from crucible.api.models import EventList, EventPublic
 from crucible.api.routes.runs import API_PREFIX
 from crucible.api.service import RunService
-from crucible.core.errors import InvalidRequestError
 from crucible.core.tables import Run
 
 log = logging.getLogger(__name__)
@@ -47,15 +46,10 @@ async def list_events(
     )
 
 
-def _resume_point(last_event_id: str | None, after: int) -> int:
-    if last_event_id is None or not last_event_id.strip():
+def _resume_point(last_event_id: str, after: int) -> int:
+    if not last_event_id.strip():
         return after
-    try:
-        return min(max(int(last_event_id), 0), MAX_SEQ)
-    except ValueError as exc:
-        raise InvalidRequestError.one(
-            ("header", "Last-Event-ID"), "must be the seq of an event (an integer)"
-        ) from exc
+    return min(max(int(last_event_id), 0), MAX_SEQ)
 
 
 @router.get(
@@ -70,7 +64,14 @@ async def stream_events(
     runs: RunServiceDep,
     settings: SettingsDep,
     after: Annotated[int, Query(ge=0, le=MAX_SEQ, description="Start after this seq.")] = 0,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id: Annotated[
+        str,
+        Header(
+            alias="Last-Event-ID",
+            pattern=r"^\s*(-?[0-9]+)?\s*$",
+            description="The seq of the last event the client has: the stream starts after it.",
+        ),
+    ] = "",
 ) -> EventSourceResponse:
     start = _resume_point(last_event_id, after)
     return EventSourceResponse(_follow(run, start, runs, settings.sse_poll_interval_s), ping=PING_S)

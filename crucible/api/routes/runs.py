@@ -12,7 +12,6 @@ from crucible.api.auth_deps import PrincipalDep
 from crucible.api.deps import RunServiceDep, SettingsDep, StoreDep
 from crucible.api.models import Accepted, CursorQuery, RunList, RunPublic
 from crucible.core.config import Settings
-from crucible.core.errors import InvalidRequestError
 from crucible.core.runs import RunStatus
 from crucible.core.tables import Run
 from crucible.core.temporal import workflow_ui_url
@@ -82,11 +81,12 @@ _SIGNAL_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 )
 async def signal_run(
     run: RunnerRun,
-    name: Annotated[str, Path(description="The signal's name.", max_length=64)],
+    name: Annotated[
+        str,
+        Path(description="The signal's name, lower_snake_case.", max_length=64, pattern=_SIGNAL_NAME.pattern),
+    ],
     runs: RunServiceDep,
     body: Annotated[dict[str, Any] | None, Body(description="The signal's argument.")] = None,
 ) -> Accepted:
-    if not _SIGNAL_NAME.match(name):
-        raise InvalidRequestError.one(("path", "name"), "signal names are lower_snake_case")
     await runs.signal(run, name, body)
     return Accepted(run_id=run.run_id, detail=f"signal {name!r} sent")

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from crucible.core.errors import InvalidRequestError
+from crucible.core.errors import FieldError, InvalidRequestError
 
 Direction = Literal["upstream", "downstream"]
 DIRECTIONS: tuple[Direction, ...] = ("upstream", "downstream")
@@ -35,6 +35,22 @@ def _check_number(value: float, field: str, *, low: float, high: float = math.in
         field,
         f"must be a number from {low} to {high}, got {value!r}",
     )
+
+
+def number_error(
+    loc: tuple[str | int, ...], value: Any, *, minimum: float, integer: bool
+) -> FieldError | None:
+    """What is wrong with ``value`` as a fault's numeric parameter at ``loc``, or None.
+
+    An integer parameter takes a float with no fraction too (``3.0``), as JSON writers may
+    send one.
+    """
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not (whole if integer else isinstance(value, int | float)):
+        return FieldError(loc, f"must be {'an integer' if integer else 'a number'}", "type_error")
+    if not value >= minimum:
+        return FieldError(loc, f"must be at least {minimum:g}")
+    return None
 
 
 def _check_common(fault: Any) -> None:

@@ -41,6 +41,7 @@ from crucible.activities.events import EventActivities
 from crucible.activities.http import QaHttpActivities
 from crucible.activities.kafka_watch import KafkaWatchActivities
 from crucible.activities.pipelines import PipelineActivities
+from crucible.activities.quotas import QuotaActivities
 from crucible.activities.retention import RetentionActivities
 from crucible.activities.saga import SagaActivities
 from crucible.activities.saga_test import SagaTestActivities
@@ -56,6 +57,7 @@ from crucible.core.kafka import EventPublisher
 from crucible.core.logs import configure_logging
 from crucible.core.pipelines.store import PipelineStore
 from crucible.core.qa.store import QaStore
+from crucible.core.quotas import QuotaStore
 from crucible.core.reconcile import RunReconciler
 from crucible.core.saga_tests.processes import markers_of
 from crucible.core.sagas.publisher import MessagePublisher
@@ -66,6 +68,7 @@ from crucible.core.targets import CachingResolver
 from crucible.core.targets.orgs import OrgTargetPolicies
 from crucible.core.targets.runs import TargetPolicyInterceptor
 from crucible.core.temporal import connect, ensure_search_attributes
+from crucible.workflows.admission import ScheduledAdmission
 from crucible.workflows.batch_job import BatchJobWorkflow
 from crucible.workflows.chaos_experiment import ChaosExperimentWorkflow
 from crucible.workflows.pipeline import PipelineRunWorkflow, PipelineStepWorkflow
@@ -151,6 +154,7 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
         saga = SagaActivities(secrets, targets, deps.messages or MessagePublisher.like(deps.publisher))
         saga_test = SagaTestActivities(secrets, targets, fault_processes=markers_of(settings.fault_processes))
         kafka_watch = KafkaWatchActivities(settings.effective_kafka_bootstrap_servers)
+        quotas = QuotaActivities(QuotaStore.configured(deps.store.engine, settings))
         activities += chaos_activities(deps.store, settings, deps.http, targets)
         activities += [
             pipelines.load_pipeline,
@@ -168,6 +172,7 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
             saga_test.send_fault_request,
             kafka_watch.mark_topic_ends,
             kafka_watch.collect_correlated_events,
+            quotas.admit_scheduled_run,
         ]
     return activities
 
@@ -251,7 +256,11 @@ def build_worker(
         workflows=[*WORKFLOWS, *workflows],
         activities=[*build_activities(deps), *activities],
         graceful_shutdown_timeout=shutdown_grace,
-        interceptors=policy_interceptors(client, deps),
+        interceptors=[
+            *policy_interceptors(client, deps),
+            # Admission runs an activity registered only with the settings (build_activities).
+            *([ScheduledAdmission()] if deps.settings is not None and deps.http is not None else []),
+        ],
     )
 
 

@@ -41,7 +41,7 @@ from crucible.core.db import create_engine
 from crucible.core.kafka import EventPublisher
 from crucible.core.pipelines.store import PipelineStore
 from crucible.core.qa.store import QaStore
-from crucible.core.quotas import Limits, QuotaStore
+from crucible.core.quotas import QuotaStore
 from crucible.core.reconcile import RunReconciler
 from crucible.core.secrets import SecretStore, secret_box
 from crucible.core.store import RunStore
@@ -80,9 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.reconciler = RunReconciler(app.state.store, app.state.temporal, publisher)
         app.state.refresh_limiter = RefreshLimiter()
         app.state.target_policies = OrgTargetPolicies(engine, resolved, ttl_s=0)
-        app.state.quotas = QuotaStore(
-            engine, Limits(resolved.quota_concurrent_runs, resolved.quota_runs_per_day)
-        )
+        app.state.quotas = QuotaStore.configured(engine, resolved)
         app.state.auth = AuthService.from_settings(AccountStore(engine), resolved, ring=ring)
         await app.state.auth.warm_up()
         try:

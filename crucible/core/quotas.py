@@ -5,6 +5,9 @@ its running runs and the runs it started in the last 24 hours are counted, and t
 recorded as admitted. The transaction commits once Temporal has the run, so a start that
 fails leaves no admission, and two requests at once cannot both take the last place.
 
+A Temporal Schedule starts its runs itself: each is admitted the same way by its first
+activity (:mod:`crucible.workflows.admission`), once, and fails there if it is over a quota.
+
 A run counts as running from its admission until its row says it has ended. A team's
 limits are its ``team_quotas`` row (where a NULL is "no limit"); a team without one has
 the server's defaults (``CRUCIBLE_QUOTA_CONCURRENT_RUNS``, ``CRUCIBLE_QUOTA_RUNS_PER_DAY``).
@@ -22,6 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from crucible.core.config import Settings
 from crucible.core.errors import QuotaExceededError
 from crucible.core.runs import RunStatus
 from crucible.core.tables import RunAdmissionRow, TeamQuotaRow
@@ -50,6 +54,7 @@ _PRUNE = text(
       AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = a.run_id AND r.status = :running)
     """
 )
+_ADMITTED = text("SELECT 1 FROM run_admissions WHERE run_id = :run_id")
 _TODAY = text(
     "SELECT count(*), min(admitted_at) FROM run_admissions WHERE team_id = :team_id AND admitted_at > :since"
 )
@@ -67,6 +72,11 @@ class QuotaStore:
     def __init__(self, engine: AsyncEngine, defaults: Limits) -> None:
         self.engine = engine
         self.defaults = defaults
+
+    @classmethod
+    def configured(cls, engine: AsyncEngine, settings: Settings) -> QuotaStore:
+        """A store whose defaults are the server's settings."""
+        return cls(engine, Limits(settings.quota_concurrent_runs, settings.quota_runs_per_day))
 
     async def set_limits(self, team_id: str, limits: Limits) -> None:
         """Give ``team_id`` its own quotas (None: no limit), in place of the defaults."""
@@ -97,39 +107,53 @@ class QuotaStore:
         Raises:
             QuotaExceededError: the team is at one of its quotas; says when to try again.
         """
-        now = datetime.now(UTC)
         async with self.engine.begin() as conn:
-            await conn.execute(_LOCK, {"team_id": team_id})
-            limits = await self._limits(conn, team_id)
-            if limits.concurrent_runs is not None:
-                running = (
-                    await conn.execute(
-                        _RUNNING,
-                        {"team_id": team_id, "running": RunStatus.RUNNING.value, "stale": now - STALE_AFTER},
-                    )
-                ).scalar_one()
-                if running >= limits.concurrent_runs:
-                    raise QuotaExceededError(
-                        f"team {team_id!r} has {running} runs going, its quota of concurrent runs; "
-                        "start this one when one of them ends",
-                        retry_after_s=CONCURRENT_RETRY_S,
-                    )
-            if limits.runs_per_day is not None:
-                started, oldest = (await conn.execute(_TODAY, {"team_id": team_id, "since": now - DAY})).one()
-                if started >= limits.runs_per_day:
-                    wait = (oldest + DAY - now).total_seconds() if oldest is not None else DAY.total_seconds()
-                    raise QuotaExceededError(
-                        f"team {team_id!r} has started {started} runs in the last 24 hours, its daily quota",
-                        retry_after_s=max(1, math.ceil(wait)),
-                    )
-            # Admissions older than a week count only while their run goes on.
-            await conn.execute(
-                _PRUNE, {"team_id": team_id, "stale": now - STALE_AFTER, "running": RunStatus.RUNNING.value}
-            )
-            # A run id admitted before (a second resume of one job) is refused when it starts.
-            await conn.execute(
-                insert(ADMISSIONS)
-                .values(run_id=run_id, team_id=team_id, admitted_at=now)
-                .on_conflict_do_nothing()
-            )
+            await self._admit(conn, run_id, team_id)
             yield
+
+    async def admit_started(self, run_id: str, team_id: str) -> None:
+        """Admit a run that has started already (a schedule's), unless it was admitted before.
+
+        Raises:
+            QuotaExceededError: the team is at one of its quotas; says when to try again.
+        """
+        async with self.engine.begin() as conn:
+            await self._admit(conn, run_id, team_id, once=True)
+
+    async def _admit(self, conn: AsyncConnection, run_id: str, team_id: str, *, once: bool = False) -> None:
+        now = datetime.now(UTC)
+        await conn.execute(_LOCK, {"team_id": team_id})
+        if once and (await conn.execute(_ADMITTED, {"run_id": run_id})).first() is not None:
+            return
+        limits = await self._limits(conn, team_id)
+        if limits.concurrent_runs is not None:
+            running = (
+                await conn.execute(
+                    _RUNNING,
+                    {"team_id": team_id, "running": RunStatus.RUNNING.value, "stale": now - STALE_AFTER},
+                )
+            ).scalar_one()
+            if running >= limits.concurrent_runs:
+                raise QuotaExceededError(
+                    f"team {team_id!r} has {running} runs going, its quota of concurrent runs; "
+                    "start this one when one of them ends",
+                    retry_after_s=CONCURRENT_RETRY_S,
+                )
+        if limits.runs_per_day is not None:
+            started, oldest = (await conn.execute(_TODAY, {"team_id": team_id, "since": now - DAY})).one()
+            if started >= limits.runs_per_day:
+                wait = (oldest + DAY - now).total_seconds() if oldest is not None else DAY.total_seconds()
+                raise QuotaExceededError(
+                    f"team {team_id!r} has started {started} runs in the last 24 hours, its daily quota",
+                    retry_after_s=max(1, math.ceil(wait)),
+                )
+        # Admissions older than a week count only while their run goes on.
+        await conn.execute(
+            _PRUNE, {"team_id": team_id, "stale": now - STALE_AFTER, "running": RunStatus.RUNNING.value}
+        )
+        # A run id admitted before (a second resume of one job) is refused when it starts.
+        await conn.execute(
+            insert(ADMISSIONS)
+            .values(run_id=run_id, team_id=team_id, admitted_at=now)
+            .on_conflict_do_nothing()
+        )

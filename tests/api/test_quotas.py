@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import text
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Replayer
 
 from crucible.core.auth import ALL_SCOPES, AccountStore, Role
 from crucible.core.errors import QuotaExceededError
 from crucible.core.quotas import CONCURRENT_RETRY_S, Limits, QuotaStore
 from crucible.core.store import RunStore
+from crucible.worker import WORKFLOWS
+from crucible.workflows.admission import ScheduledAdmission
 from tests.core.auth.accounts import Account, make_account
 from tests.support.bodies import QUICK_QA, WAITING_EXPERIMENT
 from tests.support.qa import wait_closed
@@ -103,3 +109,57 @@ async def test_the_server_defaults_apply_to_a_team_without_quotas_of_its_own(
     for n in range(3):
         async with quotas.admit(f"qa-quota-none-{n}", account.team_id):
             pass
+
+
+async def test_the_runs_a_schedule_starts_are_held_to_the_teams_quota(
+    store: RunStore, accounts: AccountStore, api_server: ApiServer, client: Client
+) -> None:
+    account = await make_account(accounts, role=Role.runner)
+    await QuotaStore(store.engine, Limits(None, None)).set_limits(account.team_id, Limits(None, 1))
+    async with await signed_in(accounts, account, api_server) as api:
+        created = await api.post(
+            "/api/v1/schedules",
+            json={
+                "name": f"quota {uuid.uuid4().hex[:6]}",
+                "target": {"kind": "qa", "run": QUICK_QA},
+                "interval_s": 1,
+                "overlap": "allow_all",
+            },
+        )
+        assert created.status_code == 201, created.text
+        schedule = client.get_schedule_handle(created.json()["schedule_id"])
+        try:
+            async with asyncio.timeout(30):
+                while len(actions := (await schedule.describe()).info.recent_actions) < 3:
+                    await asyncio.sleep(0.3)
+        finally:
+            await schedule.delete()
+    outcomes: dict[str, str] = {}
+    for action in actions:
+        run_id = action.action.workflow_id  # type: ignore[attr-defined]
+        try:
+            await client.get_workflow_handle(run_id).result()
+            outcomes[run_id] = "admitted"
+        except WorkflowFailureError as failed:
+            assert isinstance(failed.cause, ApplicationError), failed.cause
+            assert failed.cause.type == "QuotaExceeded" and "its daily quota" in failed.cause.message
+            outcomes[run_id] = "refused"
+    # The first run the schedule started took the day's one place; the others were refused
+    # before their first step, and left no run behind.
+    assert sorted(outcomes.values()) == ["admitted"] + ["refused"] * (len(outcomes) - 1), outcomes
+    async with store.engine.connect() as conn:
+        admitted = (
+            await conn.execute(
+                text("SELECT run_id FROM run_admissions WHERE team_id = :team"), {"team": account.team_id}
+            )
+        ).scalars()
+        assert [outcomes[run_id] for run_id in admitted] == ["admitted"]
+    refused = [run_id for run_id, outcome in outcomes.items() if outcome == "refused"]
+    assert [await store.get_run(run_id) for run_id in refused] == [None] * len(refused)
+    # Both paths replay: the admission is part of a scheduled run's history.
+    replayer = Replayer(
+        workflows=WORKFLOWS, interceptors=[ScheduledAdmission()], data_converter=client.data_converter
+    )
+    for run_id in outcomes:
+        history = await client.get_workflow_handle(run_id).fetch_history()
+        assert (await replayer.replay_workflow(history)).replay_failure is None

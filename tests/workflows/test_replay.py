@@ -8,6 +8,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from crucible.workflows.admission import ScheduledAdmission
 from crucible.workflows.batch_job import BatchJobWorkflow
 from crucible.workflows.chaos_experiment import ChaosExperimentWorkflow
 from crucible.workflows.pipeline import PipelineRunWorkflow, PipelineStepWorkflow
@@ -60,5 +61,6 @@ async def test_history_replays(path: Path) -> None:
         SagaTestWorkflow,
         ChaosExperimentWorkflow,
     ]
-    result = await Replayer(workflows=workflows).replay_workflow(history)
+    # With the worker's workflow interceptor, which the histories were recorded under.
+    result = await Replayer(workflows=workflows, interceptors=[ScheduledAdmission()]).replay_workflow(history)
     assert result.replay_failure is None

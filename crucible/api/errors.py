@@ -25,11 +25,11 @@ from crucible.core.errors import (
     ForbiddenError,
     InvalidRequestError,
     NotFoundError,
-    QuotaExceededError,
     RunClosedError,
     RunNotFoundError,
     ScheduleExistsError,
     ScheduleNotFoundError,
+    TooManyRequestsError,
 )
 from crucible.core.secrets import SecretsUnavailableError
 from crucible.core.store import InvalidCursorError
@@ -115,8 +115,8 @@ def install_error_handlers(app: FastAPI) -> None:
             content={"detail": [{"loc": ["query", "cursor"], "msg": str(exc), "type": "value_error"}]},
         )
 
-    @app.exception_handler(QuotaExceededError)
-    async def _quota(_: Request, exc: QuotaExceededError) -> JSONResponse:
+    @app.exception_handler(TooManyRequestsError)
+    async def _later(_: Request, exc: TooManyRequestsError) -> JSONResponse:
         return JSONResponse(
             status_code=status.HTTP_429_TOO_MANY_REQUESTS,
             content={"detail": str(exc)},

@@ -233,6 +233,15 @@ class Settings(BaseSettings):
     refresh_token_ttl_s: int = Field(
         30 * 86_400, ge=60, description="Lifetime of a refresh token; each refresh issues a new one."
     )
+    login_failures_per_email: int = Field(
+        5, ge=1, description="Failed logins for one email, within the window, before logins must wait."
+    )
+    login_failures_per_address: int = Field(
+        50, ge=1, description="Failed logins from one client address, within the window, before it must wait."
+    )
+    login_failure_window_s: float = Field(
+        900, gt=0, description="How long a failed login counts against its email and address."
+    )
 
     # Team quotas (a team's own row in team_quotas replaces both)
     quota_concurrent_runs: int | None = Field(

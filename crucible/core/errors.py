@@ -8,7 +8,8 @@ CrucibleError
 ├── NotFoundError           no pipeline (or other resource) with that id (404)
 ├── ConflictError           the request does not fit where its subject stands (409)
 ├── ForbiddenError          the caller may not do this (403)
-├── QuotaExceededError      the team is at a run quota; try again later (429)
+├── TooManyRequestsError    try again later, in so many seconds (429)
+│   └── QuotaExceededError  the team is at a run quota
 ├── InvalidRequestError     a request field is wrong; names the field (422)
 ├── InvalidCursorError      a list cursor this API did not hand out (crucible.core.store)
 ├── DependencyUnavailableError   Temporal, PostgreSQL or Kafka does not answer (503)
@@ -65,12 +66,16 @@ class ForbiddenError(CrucibleError):
     """The caller may not do this, whatever the request says: approve their own experiment, say (403)."""
 
 
-class QuotaExceededError(CrucibleError):
-    """The team is at one of its run quotas (429); ``retry_after_s`` says when to ask again."""
+class TooManyRequestsError(CrucibleError):
+    """Not now (429); ``retry_after_s`` says when to ask again."""
 
     def __init__(self, message: str, *, retry_after_s: int) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class QuotaExceededError(TooManyRequestsError):
+    """The team is at one of its run quotas (429)."""
 
 
 @dataclass(frozen=True)

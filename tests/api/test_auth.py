@@ -16,10 +16,18 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
 from crucible.api.app import create_app
-from crucible.core.auth import AuthConfigError
+from crucible.core.auth import AccountStore, AuthConfigError
 from crucible.core.config import Settings
 from crucible.core.secrets import new_key
-from tests.core.auth.accounts import Account, bearer, claims_for, login, session_secret, sign
+from tests.core.auth.accounts import (
+    Account,
+    bearer,
+    claims_for,
+    login,
+    make_account,
+    session_secret,
+    sign,
+)
 from tests.support.servers import ApiServer
 
 #: A route that needs a valid bearer credential.
@@ -72,6 +80,24 @@ async def test_bad_credentials_get_the_same_401_for_unknown_users_and_bad_passwo
         assert response.headers["www-authenticate"] == "Bearer"
     # Both check an argon2 hash, so neither answers much faster than the other.
     assert 0.4 < unknown_s / wrong_s < 2.5, (unknown_s, wrong_s)
+
+
+async def test_repeated_failed_logins_make_the_email_wait_with_retry_after(
+    anonymous: httpx.AsyncClient, accounts: AccountStore, settings: Settings
+) -> None:
+    account, other = await make_account(accounts), await make_account(accounts)
+    for _ in range(settings.login_failures_per_email):
+        failed = await anonymous.post("/auth/login", json={"email": account.email, "password": "guess"})
+        assert failed.status_code == 401
+    # Now even the right password waits: it is not checked until the window has passed.
+    right = {"email": account.email, "password": account.password}
+    held = await anonymous.post("/auth/login", json=right)
+    assert held.status_code == 429, held.text
+    assert held.json() == {"detail": "too many failed logins for this email; try again later"}
+    assert 0 < int(held.headers["Retry-After"]) <= settings.login_failure_window_s
+    # Another user at the same address is not held up.
+    other_login = {"email": other.email, "password": other.password}
+    assert (await anonymous.post("/auth/login", json=other_login)).status_code == 200
 
 
 async def test_no_credential_or_another_scheme_gets_401(anonymous: httpx.AsyncClient) -> None:

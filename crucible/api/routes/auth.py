@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from crucible.api.auth_deps import AuthDep, unauthorized
 from crucible.api.auth_models import LoginRequest, RefreshRequest, TokenResponse
@@ -26,11 +26,21 @@ def _response(pair: TokenPair) -> TokenResponse:
     )
 
 
-@router.post("/login", responses=UNAUTHORIZED)
-async def login(body: LoginRequest, auth: AuthDep) -> TokenResponse:
-    """Trade an email and password for an access token and a refresh token."""
+@router.post(
+    "/login",
+    responses={
+        **UNAUTHORIZED,
+        429: {"description": "Too many failed logins for this email or from this address; see Retry-After."},
+    },
+)
+async def login(body: LoginRequest, auth: AuthDep, request: Request) -> TokenResponse:
+    """Trade an email and password for an access token and a refresh token.
+
+    After several failed logins for one email (or many from one address) within a window,
+    logins for it wait: 429 with `Retry-After`, the password unchecked."""
+    address = request.client.host if request.client is not None else ""
     try:
-        return _response(await auth.login(body.email, body.password))
+        return _response(await auth.login(body.email, body.password, address=address))
     except AuthError as exc:
         raise unauthorized(str(exc), invalid=False) from None
 

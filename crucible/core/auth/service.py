@@ -12,6 +12,7 @@ from crucible.core.auth.keys import KeyRing, key_ring
 from crucible.core.auth.models import ALL_SCOPES, AuthError, Principal
 from crucible.core.auth.passwords import verify_password_async
 from crucible.core.auth.store import API_TOKEN_PREFIX, AccountStore
+from crucible.core.auth.throttle import LoginThrottle
 from crucible.core.config import Settings
 
 BAD_CREDENTIALS = "incorrect email or password"
@@ -43,12 +44,14 @@ class AuthService:
         policy: AccessTokenPolicy,
         *,
         refresh_ttl: timedelta,
+        throttle: LoginThrottle | None = None,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.accounts = accounts
         self.ring = ring
         self.policy = policy
         self.refresh_ttl = refresh_ttl
+        self.throttle = throttle
         self.clock = clock
 
     @classmethod
@@ -61,6 +64,11 @@ class AuthService:
             ring or key_ring(settings),
             AccessTokenPolicy.from_settings(settings),
             refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_s),
+            throttle=LoginThrottle(
+                per_email=settings.login_failures_per_email,
+                per_address=settings.login_failures_per_address,
+                window_s=settings.login_failure_window_s,
+            ),
         )
 
     async def warm_up(self) -> None:
@@ -70,17 +78,25 @@ class AuthService:
     def access_token(self, user_id: str) -> str:
         return issue_access_token(self.ring, self.policy, user_id=user_id, now=self.clock())
 
-    async def login(self, email: str, password: str) -> TokenPair:
-        """A token pair for valid credentials.
+    async def login(self, email: str, password: str, *, address: str = "") -> TokenPair:
+        """A token pair for valid credentials, from the client at ``address``.
 
         Raises:
             AuthError: unknown email, wrong password or disabled user, all with the same
                 message and (the unknown email checks a dummy hash) about the same time.
+            TooManyRequestsError: too many failed logins for the email or from the address;
+                the password was not checked.
         """
+        if self.throttle is not None:
+            self.throttle.check(email, address)
         user = await self.accounts.user_by_email(email)
         ok = await verify_password_async(password, user.password_hash if user else None)
         if user is None or not ok or user.disabled:
+            if self.throttle is not None:
+                self.throttle.failed(email, address)
             raise AuthError(BAD_CREDENTIALS)
+        if self.throttle is not None:
+            self.throttle.succeeded(email)
         now = self.clock()
         await self.accounts.record_login(user.user_id, now=now)
         refresh = await self.accounts.issue_refresh_token(user.user_id, ttl=self.refresh_ttl, now=now)

@@ -42,6 +42,8 @@ class LoginThrottle:
         """
         now = self.clock()
         for kind, key in (("email", email.casefold()), ("address", address)):
+            if (kind, key) not in self._failures:
+                continue
             failures = self._recent((kind, key), now)
             if len(failures) >= self.limits[kind]:
                 wait = failures[0] + self.window_s - now

@@ -15,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from crucible.api.field_rules import given
 from crucible.api.schedule_targets import validate_target
 from crucible.core.config import Settings
 from crucible.core.schedules import (
@@ -29,11 +30,24 @@ from crucible.core.schedules import (
 #: The names of Temporal's overlap policies (crucible.core.schedules.OVERLAP_POLICIES).
 OverlapName = Literal["skip", "buffer_one", "buffer_all", "cancel_other", "terminate_other", "allow_all"]
 
+
+def _target(kind: str, field: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["kind", field],
+        "properties": {"kind": {"const": kind}, field: schema},
+        "additionalProperties": False,
+    }
+
+
+#: The schedule targets' body models (schedule_targets.TARGETS), as one schema: the run bodies
+#: are the ones their own endpoints take, in the document's components.
 _TARGET_SCHEMA = {
-    "type": "object",
-    "required": ["kind"],
-    "properties": {"kind": {"type": "string", "description": "The kind of run: `qa`, `batch`, `pipeline`."}},
-    "additionalProperties": True,
+    "oneOf": [
+        _target("qa", "run", {"$ref": "#/components/schemas/QaRunCreate"}),
+        _target("batch", "job", {"$ref": "#/components/schemas/BatchJobCreate"}),
+        _target("pipeline", "pipeline_id", {"type": "string", "maxLength": 100}),
+    ],
     "examples": [
         {
             "kind": "qa",
@@ -51,7 +65,13 @@ def _utc(moment: datetime) -> datetime:
 class ScheduleCreate(BaseModel):
     """A Temporal Schedule that starts a QA run, a batch job or a pipeline."""
 
-    model_config = ConfigDict(extra="forbid")
+    # _one_timing's rule: cron or interval_s, not both.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [given("cron", "string", "interval_s"), given("interval_s", "integer", "cron")]
+        },
+    )
 
     name: str = Field(
         min_length=1,

@@ -18,6 +18,7 @@ from crucible.core.errors import (
     DependencyUnavailableError,
     FieldError,
     InvalidRequestError,
+    NotFoundError,
     RunClosedError,
     RunNotFoundError,
 )
@@ -156,10 +157,7 @@ class RunService:
         route = routes.signals.get(name) if routes else None
         if route is None:
             known = ", ".join(sorted(routes.signals)) if routes and routes.signals else "none"
-            raise InvalidRequestError.one(
-                ("path", "name"),
-                f"{run.kind} runs have no signal {name!r}; signals they accept: {known}",
-            )
+            raise NotFoundError("signal", name, hint=f"{run.kind} runs accept: {known}")
         arg = _validate_signal_body(route.arg_type, body)
         await self.send(run, route.method, arg, with_arg=route.arg_type is not None)
 

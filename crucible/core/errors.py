@@ -5,7 +5,7 @@ CrucibleError
 ├── RunClosedError          the run has already finished (409)
 ├── ScheduleNotFoundError   no schedule with that id (404)
 ├── ScheduleExistsError     a schedule with that id exists already (409)
-├── NotFoundError           no pipeline (or other resource) with that id (404)
+├── NotFoundError           no pipeline (or other resource, a run's signal) with that id (404)
 ├── ConflictError           the request does not fit where its subject stands (409)
 ├── ForbiddenError          the caller may not do this (403)
 ├── TooManyRequestsError    try again later, in so many seconds (429)
@@ -54,8 +54,8 @@ class ScheduleExistsError(CrucibleError):
 class NotFoundError(CrucibleError):
     """Something other than a run (a pipeline, say) that does not exist (404)."""
 
-    def __init__(self, what: str, ident: str) -> None:
-        super().__init__(f"{what} {ident!r} not found")
+    def __init__(self, what: str, ident: str, *, hint: str = "") -> None:
+        super().__init__(f"{what} {ident!r} not found" + (f"; {hint}" if hint else ""))
 
 
 class ConflictError(CrucibleError):

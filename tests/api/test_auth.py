@@ -193,9 +193,15 @@ async def test_unknown_refresh_tokens_and_access_tokens_do_not_refresh(
 
 
 @pytest.fixture
-async def rotated_api(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
-    """The API after a rotation: j2 is current, j1 (the session's key) valid for 2 more seconds."""
-    until = datetime.now(UTC) + timedelta(seconds=2)
+async def signed_before(anonymous: httpx.AsyncClient, account: Account) -> str:
+    """An access token signed with j1, the session's key, before the rotation."""
+    return str((await login(anonymous, account))["access_token"])
+
+
+@pytest.fixture
+async def rotated_api(settings: Settings, signed_before: str) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """The API after a rotation: j2 is current, j1 (the session's key) valid for 5 more seconds."""
+    until = datetime.now(UTC) + timedelta(seconds=5)
     old = session_secret(settings)
     rotated = settings.model_copy(
         update={
@@ -214,16 +220,15 @@ async def rotated_api(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClie
 
 
 async def test_after_a_rotation_the_previous_key_works_for_its_grace_period_only(
-    anonymous: httpx.AsyncClient, rotated_api: tuple[httpx.AsyncClient, str], account: Account
+    rotated_api: tuple[httpx.AsyncClient, str], signed_before: str, account: Account
 ) -> None:
     http, until = rotated_api
-    before = await login(anonymous, account)  # signed with j1 by the API before the rotation
-    assert (await http.get(PROTECTED, headers=bearer(before["access_token"]))).status_code == 200
+    assert (await http.get(PROTECTED, headers=bearer(signed_before))).status_code == 200
     after = await login(http, account)  # signed with j2
-    assert after["access_token"] != before["access_token"]
+    assert after["access_token"] != signed_before
 
     await asyncio.sleep(max(0.0, (datetime.fromisoformat(until) - datetime.now(UTC)).total_seconds()) + 0.2)
-    await assert_refused(http, before["access_token"])
+    await assert_refused(http, signed_before)
     assert (await http.get(PROTECTED, headers=bearer(after["access_token"]))).status_code == 200
 
 

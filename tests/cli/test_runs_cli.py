@@ -69,7 +69,7 @@ async def test_cancel_and_refusals(
     await wait_for_event(store, handle.id, "STATE_CHANGED")
 
     unknown = await cli("runs", "signal", handle.id, "approve")
-    assert unknown.exit_code == 1 and "no signal 'approve'" in unknown.output
+    assert unknown.exit_code == 1 and "signal 'approve' not found" in unknown.output
     not_json = await cli("runs", "signal", handle.id, "proceed", "{note")
     assert not_json.exit_code == 1 and "not JSON" in not_json.output
 

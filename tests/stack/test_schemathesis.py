@@ -6,16 +6,17 @@ a refusal. Schemathesis runs every phase with its default checks, a fixed seed a
 examples per operation, signed in with the dev token, and must find nothing.
 
 The run starts with the session and goes on beside the other tests
-(tests/support/schemathesis_run.py); this test collects its result. Three settings differ
-from Schemathesis's defaults, each for a reason:
+(tests/support/schemathesis_run.py); this test collects its result. Where it differs from
+Schemathesis's defaults, it says why:
 
 * no NUL characters in generated strings: PostgreSQL text cannot hold them, and the API
   answers such a request with a 422 naming it (tests/api/test_errors.py);
-* for the few operations with rules JSON Schema cannot state (one field against another, a
-  string read as a document), ``positive_data_acceptance`` takes the API's 422 for a body
-  that breaks one: schemathesis.toml beside this file lists them and their rules;
+* the rules JSON Schema cannot state (one field against another, a string read as a
+  document, the server's command allowlist) are given to its generator as hooks
+  (schemathesis_hooks.py), which mend each positive case that breaks one; the stack allows
+  the one command the hooks use;
 * a live run's event stream is read for its first event, not for 20: it stays open until
-  the run ends.
+  the run ends (schemathesis.toml).
 """
 
 from __future__ import annotations

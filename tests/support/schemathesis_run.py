@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import sys
 import threading
@@ -23,7 +24,9 @@ from tests.support.dev import Child, dev_environment
 
 SEED = 42
 EXAMPLES = 100
-CONFIG = Path(__file__).parents[1] / "stack" / "schemathesis.toml"
+ROOT = Path(__file__).parents[2]
+CONFIG = ROOT / "tests" / "stack" / "schemathesis.toml"
+HOOKS = "tests.stack.schemathesis_hooks"
 #: The halves of the document, by path: each family's links (a created run, then its events)
 #: stay within one half.
 RUN_FAMILIES = "^/api/v1/(runs|qa-runs|batch-jobs|chaos-experiments)"
@@ -52,6 +55,7 @@ async def run_against_dev_stack(folder: Path) -> dict[str, Half]:
     env |= {
         "CRUCIBLE_QUOTA_CONCURRENT_RUNS": "",
         "CRUCIBLE_QUOTA_RUNS_PER_DAY": "",
+        "CRUCIBLE_CHAOS_COMMANDS": "echo",  # the hooks' one allowed command
         "CRUCIBLE_TARGET_DEFAULTS": "false",
         "CRUCIBLE_TARGET_HOSTS": "127.0.0.1",
         "CRUCIBLE_TARGET_PORTS": ",".join(env[f"CRUCIBLE_{name}_PORT"] for name in ("DEMO", "DEMO_PROXY")),
@@ -101,8 +105,11 @@ async def run_half(api: str, token: str, folder: Path, half: list[str]) -> Half:
         "--report-json-path",
         str(report),
     ]
+    # The hooks that give Schemathesis the rules JSON Schema cannot state, from this checkout.
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": HOOKS, "PYTHONPATH": path}
     process = await asyncio.create_subprocess_exec(
-        *command, cwd=folder, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        *command, cwd=folder, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
     try:
         output, _ = await asyncio.wait_for(process.communicate(), timeout=480)

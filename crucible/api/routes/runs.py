@@ -74,9 +74,9 @@ _SIGNAL_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
     response_model=Accepted,
     summary="Send a signal (abort, approve, resolve, …) to a running run",
     responses={
-        404: {"description": "No such run"},
+        404: {"description": "No such run, or its kind has no such signal"},
         409: {"description": "The run has finished"},
-        422: {"description": "The run's kind has no such signal, or the body does not fit it"},
+        422: {"description": "The body does not fit the signal"},
     },
 )
 async def signal_run(

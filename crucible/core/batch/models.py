@@ -24,10 +24,13 @@ def shown_location(location: str) -> str:
 
     Presigned URLs carry their token in the query string; user:password may be in the URL.
     """
+    if location.startswith("/"):  # a path, "//" and brackets included: not a URL to split
+        return location
     parts = urlsplit(location)
     if parts.scheme not in ("http", "https"):
         return location
     host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host  # an IPv6 address keeps its brackets
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit((parts.scheme, netloc, parts.path, "…" if parts.query else "", ""))
 

@@ -6,10 +6,13 @@ import math
 import random
 import re
 from decimal import Decimal
-from re import _parser as sre  # type: ignore[attr-defined]  # the regex parser, sre_parse before 3.11
+from importlib import import_module
 from typing import Any
 
 from crucible.core.qa.spec import Spec, SpecProblem
+
+#: The regex parser (sre_parse before 3.11). It is private, and not every typeshed lists it.
+sre: Any = import_module("re._parser")
 
 #: Below this depth objects get their required properties only, so recursive schemas end.
 MAX_DEPTH = 6

@@ -4,7 +4,8 @@ The API admits each run before it starts it (:mod:`crucible.core.quotas`). A sch
 its runs itself, so a workflow interceptor admits them: before the workflow's own code, a
 run that carries ``TemporalScheduledById`` and a ``CrucibleTeam`` runs one activity that
 admits it. A run over a quota fails there, before its first step, with an error of type
-``QuotaExceeded`` that names the quota; its schedule's ``pause_on_failure`` applies to it.
+``QuotaExceeded`` that names the quota; its log holds ``REQUESTED`` and a ``FAILED`` that
+says the same, and its schedule's ``pause_on_failure`` applies to it.
 The run continued from it (continue-as-new) is the same run, admitted already.
 
 Histories recorded before this interceptor replay as they ran: the admission sits behind a
@@ -28,7 +29,10 @@ from temporalio.worker import (
 
 with workflow.unsafe.imports_passed_through():
     from crucible.activities.quotas import QUOTA_EXCEEDED, AdmitScheduledRun, QuotaActivities
-    from crucible.core.temporal import TEAM_KEY
+    from crucible.core.events import EventType
+    from crucible.core.runs import kind_of
+    from crucible.core.temporal import KIND_KEY, TEAM_KEY
+    from crucible.workflows.events import RunEventLog
 
 #: Set by Temporal on the runs a schedule starts.
 SCHEDULED_BY = SearchAttributeKey.for_keyword("TemporalScheduledById")
@@ -60,8 +64,14 @@ class _AdmitScheduledRuns(WorkflowInboundInterceptor):
                     ),
                 )
             except ActivityError as exc:
-                # The run fails with the refusal itself, which the Web UI shows first.
-                if isinstance(exc.cause, ApplicationError) and exc.cause.type == QUOTA_EXCEEDED:
-                    raise exc.cause from None
-                raise
+                refusal = exc.cause
+                if not (isinstance(refusal, ApplicationError) and refusal.type == QUOTA_EXCEEDED):
+                    raise
+                # The run is in Crucible's list, failed, and says why; it fails with the
+                # refusal itself, which the Web UI shows first.
+                kind = info.typed_search_attributes.get(KIND_KEY) or kind_of(info.workflow_id) or "run"
+                log = RunEventLog(kind=kind)
+                log.emit(EventType.REQUESTED, {"schedule_id": schedule_id})
+                await log.close(EventType.FAILED, {"reason": QUOTA_EXCEEDED, "message": refusal.message})
+                raise refusal from None
         return await self.next.execute_workflow(input)

@@ -17,7 +17,7 @@ from temporalio.worker import Replayer
 from crucible.core.auth import ALL_SCOPES, AccountStore, Role
 from crucible.core.errors import QuotaExceededError
 from crucible.core.quotas import CONCURRENT_RETRY_S, Limits, QuotaStore
-from crucible.core.store import RunStore
+from crucible.core.store import RunStore, fetch_all_events
 from crucible.worker import WORKFLOWS
 from crucible.workflows.admission import ScheduledAdmission
 from tests.core.auth.accounts import Account, make_account
@@ -145,7 +145,7 @@ async def test_the_runs_a_schedule_starts_are_held_to_the_teams_quota(
             assert failed.cause.type == "QuotaExceeded" and "its daily quota" in failed.cause.message
             outcomes[run_id] = "refused"
     # The first run the schedule started took the day's one place; the others were refused
-    # before their first step, and left no run behind.
+    # before their first step.
     assert sorted(outcomes.values()) == ["admitted"] + ["refused"] * (len(outcomes) - 1), outcomes
     async with store.engine.connect() as conn:
         admitted = (
@@ -154,8 +154,13 @@ async def test_the_runs_a_schedule_starts_are_held_to_the_teams_quota(
             )
         ).scalars()
         assert [outcomes[run_id] for run_id in admitted] == ["admitted"]
-    refused = [run_id for run_id, outcome in outcomes.items() if outcome == "refused"]
-    assert [await store.get_run(run_id) for run_id in refused] == [None] * len(refused)
+    # A refused run is in the team's list, failed, and its log says why.
+    for run_id in (run_id for run_id, outcome in outcomes.items() if outcome == "refused"):
+        run = await store.get_run(run_id)
+        assert run is not None and (run.status, run.team_id) == ("FAILED", account.team_id)
+        events = await fetch_all_events(store, run_id)
+        assert [e.type for e in events] == ["REQUESTED", "FAILED"]
+        assert events[-1].data["reason"] == "QuotaExceeded" and "daily quota" in events[-1].data["message"]
     # Both paths replay: the admission is part of a scheduled run's history.
     replayer = Replayer(
         workflows=WORKFLOWS, interceptors=[ScheduledAdmission()], data_converter=client.data_converter

@@ -126,8 +126,9 @@ class WorkerDeps:
 
 
 #: Activities that make no target requests and run without a target policy: every run writes
-#: its event log, so these skip the look-up of the run's organisation.
-POLICY_EXEMPT = ("record_events", "prune_runs")
+#: its event log, and every scheduled run is admitted, so these skip the look-up of the
+#: run's organisation.
+POLICY_EXEMPT = ("record_events", "prune_runs", "admit_scheduled_run")
 
 
 def policy_interceptors(client: Client, deps: WorkerDeps) -> list[Interceptor]:

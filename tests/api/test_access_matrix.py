@@ -205,6 +205,14 @@ def _url(path: str, access: dict[str, Any], world: World) -> tuple[str, dict[str
     return path, {}
 
 
+def _past_the_run(answer: httpx.Response) -> bool:
+    """A 404 for a part of the run (a signal its kind lacks), not for the run: the caller saw
+    the run, and its kind is named."""
+    return answer.status_code == 404 and answer.json()["detail"].startswith(
+        "signal 'matrix_probe' not found;"
+    )
+
+
 async def test_every_id_bearing_operation_hides_other_teams_and_checks_the_role(
     api_server: ApiServer, world: World
 ) -> None:
@@ -230,13 +238,14 @@ async def test_every_id_bearing_operation_hides_other_teams_and_checks_the_role(
                 allowed = allowed[:1]  # the first one deletes it
             for member in outsiders:
                 answer = await http.request(method, path, params=query, headers=member.headers, json={})
-                assert answer.status_code == 404, f"{method} {template} as {member}: {answer.text}"
+                hidden = answer.status_code == 404 and not _past_the_run(answer)
+                assert hidden, f"{method} {template} as {member}: {answer.text}"
             for member in refused:
                 answer = await http.request(method, path, params=query, headers=member.headers, json={})
                 assert answer.status_code == 403, f"{method} {template} as {member}: {answer.text}"
             for member in allowed:
                 answer = await http.request(method, path, params=query, headers=member.headers, json={})
-                assert answer.status_code not in (401, 403, 404), (
+                assert answer.status_code not in (401, 403, 404) or _past_the_run(answer), (
                     f"{method} {template} as {member}: {answer.text}"
                 )
             checked.append(f"{method} {template}")

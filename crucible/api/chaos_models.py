@@ -192,41 +192,35 @@ _POD_PARAMS: dict[str, Any] = {
     },
     "additionalProperties": False,
 }
+
+
+def _by_params(provider: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A provider whose fault its ``params`` describe: it takes no actions."""
+    return {
+        "required": ["params"],
+        "properties": {
+            "provider": {"const": provider},
+            "params": params,
+            "method": {"maxItems": 0},
+            "rollbacks": {"maxItems": 0},
+        },
+    }
+
+
 #: What _actions and chaos_spec's _proxy_params say of each provider, and its params' checks.
 _PROVIDERS: dict[str, Any] = {
     "anyOf": [
-        {
-            "required": ["params"],
-            "properties": {
-                "provider": {"const": "proxy"},
-                "params": {
-                    "required": ["proxy", "fault"],
-                    "properties": {"proxy": {"type": "string", "minLength": 1}, "fault": {"type": "object"}},
-                    "additionalProperties": False,
-                    "patternProperties": {"^control_url$": {}},
-                },
-                "method": {"maxItems": 0},
-                "rollbacks": {"maxItems": 0},
+        _by_params(
+            "proxy",
+            {
+                "required": ["proxy", "fault"],
+                "properties": {"proxy": {"type": "string", "minLength": 1}, "fault": {"type": "object"}},
+                "additionalProperties": False,
+                "patternProperties": {"^control_url$": {}},
             },
-        },
-        {
-            "required": ["params"],
-            "properties": {
-                "provider": {"const": "process"},
-                "params": _PROCESS_PARAMS,
-                "method": {"maxItems": 0},
-                "rollbacks": {"maxItems": 0},
-            },
-        },
-        {
-            "required": ["params"],
-            "properties": {
-                "provider": {"const": "kubernetes"},
-                "params": _POD_PARAMS,
-                "method": {"maxItems": 0},
-                "rollbacks": {"maxItems": 0},
-            },
-        },
+        ),
+        _by_params("process", _PROCESS_PARAMS),
+        _by_params("kubernetes", _POD_PARAMS),
         {"required": ["method"], "properties": {"provider": {"const": "actions"}, "method": {"minItems": 1}}},
     ]
 }

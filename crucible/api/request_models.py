@@ -19,6 +19,7 @@ from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 from crucible.api.field_rules import (
     HEADER_NAME,
     HEADERS_SCHEMA,
+    HTTP_METHOD_ANY_CASE,
     REQUEST_URL,
     any_case,
     checked_headers,
@@ -99,12 +100,11 @@ _REQUEST_HEADERS_SCHEMA = {
     "propertyNames": {"pattern": HEADER_NAME, "not": {"pattern": f"^{any_case(IDEMPOTENCY_HEADER)}$"}},
 }
 
-_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
-#: One of ``_METHODS``, in any case (it is upper-cased), as its schema says.
+#: A method, in any case (it is upper-cased), as its schema says.
 HttpMethod = Annotated[
     Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
     BeforeValidator(_upper),
-    WithJsonSchema({"type": "string", "pattern": "^(" + "|".join(map(any_case, _METHODS)) + ")$"}),
+    WithJsonSchema({"type": "string", "pattern": HTTP_METHOD_ANY_CASE}),
 ]
 #: An http(s) URL with a host, a valid port and no credentials.
 RequestUrl = Annotated[

@@ -142,8 +142,8 @@ class SagaTestCreate(BaseModel):
         extra="forbid",
         json_schema_extra={
             "anyOf": [
-                {**given("correlation_id", "string", "correlation_from")},
-                {**given("correlation_from", "string", "correlation_id")},
+                given("correlation_id", "string", "correlation_from"),
+                given("correlation_from", "string", "correlation_id"),
             ]
         },
     )

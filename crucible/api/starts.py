@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
@@ -42,10 +43,12 @@ class RunStarter:
         owner: Owner,
         run_id: str | None = None,
         id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        undo: Callable[[], Awaitable[None]] | None = None,
     ) -> WorkflowHandle[Any, Any]:
         """Start a run of ``owner``'s team; 429 (QuotaExceededError) when the team is at a quota.
 
-        A run that does not start takes with it the secrets its request sealed.
+        A run that does not start takes with it the secrets its request sealed, and whatever
+        else the request stored for it, which ``undo`` removes.
         """
         run_id = run_id or new_run_id(kind)
         try:
@@ -63,6 +66,8 @@ class RunStarter:
                 )
         except BaseException:
             await self.secrets.forget_sealed()
+            if undo is not None:
+                await undo()
             raise
 
 

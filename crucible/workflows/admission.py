@@ -30,7 +30,6 @@ from temporalio.worker import (
 with workflow.unsafe.imports_passed_through():
     from crucible.activities.quotas import QUOTA_EXCEEDED, AdmitScheduledRun, QuotaActivities
     from crucible.core.events import EventType
-    from crucible.core.runs import kind_of
     from crucible.core.temporal import KIND_KEY, TEAM_KEY
     from crucible.workflows.events import RunEventLog
 
@@ -69,8 +68,8 @@ class _AdmitScheduledRuns(WorkflowInboundInterceptor):
                     raise
                 # The run is in Crucible's list, failed, and says why; it fails with the
                 # refusal itself, which the Web UI shows first.
-                kind = info.typed_search_attributes.get(KIND_KEY) or kind_of(info.workflow_id) or "run"
-                log = RunEventLog(kind=kind)
+                # The schedule gave it CrucibleKind along with CrucibleTeam.
+                log = RunEventLog(kind=info.typed_search_attributes.get(KIND_KEY) or "run")
                 log.emit(EventType.REQUESTED, {"schedule_id": schedule_id})
                 await log.close(EventType.FAILED, {"reason": QUOTA_EXCEEDED, "message": refusal.message})
                 raise refusal from None

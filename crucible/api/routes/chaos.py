@@ -82,11 +82,14 @@ async def _start(
     arg = ExperimentInput(
         spec, auto_approve=settings.chaos_auto_approve, heartbeat_timeout_s=settings.saga_heartbeat_timeout_s
     )
-    try:
-        await starter.start(ChaosExperimentWorkflow.run, arg, kind=KIND, owner=team, run_id=run_id)
-    except BaseException:
-        await store.forget_experiment(run_id)  # no run started: leave no definition behind
-        raise
+    await starter.start(
+        ChaosExperimentWorkflow.run,
+        arg,
+        kind=KIND,
+        owner=team,
+        run_id=run_id,
+        undo=lambda: store.forget_experiment(run_id),
+    )
     log.info("created chaos experiment %s (%s, %s fault)", run_id, spec.name, spec.fault.provider)
     base = f"{API_PREFIX}/runs/{run_id}"
     own = f"{API_PREFIX}/chaos-experiments/{run_id}"

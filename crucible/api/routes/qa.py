@@ -141,11 +141,9 @@ async def create_qa_run(
     arg = await store_qa_request(
         body, key=run_id, team=team, store=store, secrets=secrets, settings=settings, policies=policies
     )
-    try:
-        await starter.start(QaPackageRunWorkflow.run, arg, kind=KIND, owner=team, run_id=run_id)
-    except BaseException:
-        await store.delete(run_id)  # no run started: leave no request row behind
-        raise
+    await starter.start(
+        QaPackageRunWorkflow.run, arg, kind=KIND, owner=team, run_id=run_id, undo=lambda: store.delete(run_id)
+    )
     log.info(
         "started QA run %s against %s (headers: %s)", run_id, body.base_url, sorted(body.headers) or "none"
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, status
@@ -65,7 +64,7 @@ async def cancel_run(run: RunnerRun, runs: RunServiceDep) -> Accepted:
     return Accepted(run_id=run.run_id, detail="cancellation requested")
 
 
-_SIGNAL_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_SIGNAL_NAME = r"^[a-z][a-z0-9_]*$"
 
 
 @router.post(
@@ -83,7 +82,7 @@ async def signal_run(
     run: RunnerRun,
     name: Annotated[
         str,
-        Path(description="The signal's name, lower_snake_case.", max_length=64, pattern=_SIGNAL_NAME.pattern),
+        Path(description="The signal's name, lower_snake_case.", max_length=64, pattern=_SIGNAL_NAME),
     ],
     runs: RunServiceDep,
     body: Annotated[dict[str, Any] | None, Body(description="The signal's argument.")] = None,

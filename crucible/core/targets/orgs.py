@@ -12,7 +12,6 @@ Workers read policies through :meth:`OrgTargetPolicies.policy_for`, which keeps 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crucible.core.tables import OrgTargetPolicyRow
 from crucible.core.targets.policy import CheckedTarget, TargetPolicy
+from crucible.core.targets.recent import Recent
 from crucible.core.targets.stack import policy_from_settings, settings_mode, stack_endpoints
 
 if TYPE_CHECKING:
@@ -58,9 +58,8 @@ class OrgTargetPolicies:
     ) -> None:
         self.engine = engine
         self.settings = settings
-        self.ttl_s = ttl_s
         self._installation = policy_from_settings(settings)
-        self._cache: dict[str, tuple[float, TargetPolicy]] = {}
+        self._cache: Recent[str, TargetPolicy] = Recent(ttl_s)
 
     async def set_policy(
         self,
@@ -91,14 +90,14 @@ class OrgTargetPolicies:
                 .values(**values)
                 .on_conflict_do_update(index_elements=["org_id"], set_=values)
             )
-        self._cache.pop(org_id, None)
+        self._cache.forget(org_id)
         return policy
 
     async def clear_policy(self, org_id: str) -> None:
         """Give ``org_id`` the installation's lists again."""
         async with self.engine.begin() as conn:
             await conn.execute(POLICIES.delete().where(POLICIES.c.org_id == org_id))
-        self._cache.pop(org_id, None)
+        self._cache.forget(org_id)
 
     async def lists_of(self, org_id: str) -> OrgLists | None:
         """What ``org_id`` lists itself; None: it has the installation's lists."""
@@ -108,15 +107,11 @@ class OrgTargetPolicies:
 
     async def policy_for(self, org_id: str) -> TargetPolicy:
         """The policy ``org_id``'s runs are judged by, read at most every ``ttl_s`` seconds."""
-        now = time.monotonic()
-        hit = self._cache.get(org_id)
-        if hit is not None and now - hit[0] < self.ttl_s:
-            return hit[1]
-        lists = await self.lists_of(org_id)
-        policy = self._installation if lists is None else self._build(lists)
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[org_id] = (now, policy)
+        policy = self._cache.get(org_id)
+        if policy is None:
+            lists = await self.lists_of(org_id)
+            policy = self._installation if lists is None else self._build(lists)
+            self._cache.put(org_id, policy)
         return policy
 
     async def check(self, org_id: str, url: str) -> CheckedTarget:

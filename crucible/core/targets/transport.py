@@ -19,7 +19,6 @@ names itself), and what a target does with the request once it has it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -37,6 +36,7 @@ from crucible.core.targets.policy import (
     _bracket,
     system_resolver,
 )
+from crucible.core.targets.recent import Recent
 
 #: How long a host's resolution is reused; each request is still judged against its own policy.
 DEFAULT_DNS_CACHE_S = 10.0
@@ -65,20 +65,18 @@ class CachingResolver:
 
     def __init__(self, resolver: Resolver = system_resolver, *, ttl_s: float = DEFAULT_DNS_CACHE_S) -> None:
         self._resolver = resolver
-        self.ttl_s = ttl_s
-        self._cache: dict[tuple[str, int], tuple[float, Sequence[str]]] = {}
+        self._cache: Recent[tuple[str, int], Sequence[str]] = Recent(ttl_s)
+
+    @property
+    def ttl_s(self) -> float:
+        return self._cache.ttl_s
 
     async def __call__(self, host: str, port: int) -> Sequence[str]:
         key = (host.lower(), port)
-        hit = self._cache.get(key)
-        now = time.monotonic()
-        if hit is not None and now - hit[0] < self.ttl_s:
-            return hit[1]
-        addresses = await self._resolver(host, port)
-        if self.ttl_s > 0:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[key] = (now, tuple(addresses))
+        addresses = self._cache.get(key)
+        if addresses is None:
+            addresses = tuple(await self._resolver(host, port))
+            self._cache.put(key, addresses)
         return addresses
 
 
@@ -123,7 +121,8 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         self._resolver = resolver or CachingResolver()
         # A target's verdict under a policy, reused as long as its addresses are: the check
         # parses the host and classifies each address, a tenth of a millisecond per request.
-        self._verdicts: dict[tuple[Any, ...], tuple[float, TargetPolicy, CheckedTarget]] = {}
+        ttl_s = self._resolver.ttl_s if isinstance(self._resolver, CachingResolver) else 0.0
+        self._verdicts: Recent[tuple[Any, ...], tuple[TargetPolicy, CheckedTarget]] = Recent(ttl_s)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         policy = _POLICY.get() or self._policy
@@ -151,17 +150,12 @@ class GuardedTransport(httpx.AsyncBaseTransport):
 
     async def _check(self, policy: TargetPolicy, url: httpx.URL) -> CheckedTarget:
         """``policy``'s verdict on ``url``'s target (its scheme, credentials, host and port)."""
-        ttl_s = self._resolver.ttl_s if isinstance(self._resolver, CachingResolver) else 0.0
         key = (id(policy), url.scheme, url.userinfo, url.raw_host, url.port)
-        now = time.monotonic()
         hit = self._verdicts.get(key)
-        if hit is not None and hit[1] is policy and now - hit[0] < ttl_s:
-            return hit[2]
+        if hit is not None and hit[0] is policy:  # not another policy that reused the id
+            return hit[1]
         target = await policy.check_url(url, resolver=self._resolver)
-        if ttl_s > 0:
-            if len(self._verdicts) > 10_000:
-                self._verdicts.clear()
-            self._verdicts[key] = (now, policy, target)
+        self._verdicts.put(key, (policy, target))
         return target
 
     async def aclose(self) -> None:

@@ -214,9 +214,13 @@ _PROVIDERS: dict[str, Any] = {
             "proxy",
             {
                 "required": ["proxy", "fault"],
-                "properties": {"proxy": {"type": "string", "minLength": 1}, "fault": {"type": "object"}},
+                "properties": {
+                    "proxy": {"type": "string", "minLength": 1},
+                    "fault": {"type": "object"},
+                    # Unset: the server's CRUCIBLE_CHAOS_PROXY_URL.
+                    "control_url": {"type": "string", "pattern": "^https?://"},
+                },
                 "additionalProperties": False,
-                "patternProperties": {"^control_url$": {}},
             },
         ),
         _by_params("process", _PROCESS_PARAMS),

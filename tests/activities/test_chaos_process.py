@@ -200,6 +200,10 @@ async def test_a_stopped_process_is_continued(tmp_path: Path, target: Target) ->
     inject = ProcessFaultInput("chaos-3", fault)
     state = await run(activities.inject_process_fault, inject)
     started = state.processes[0].started
+    # SIGSTOP takes effect when the kernel next schedules the process: on a busy machine, a moment later.
+    async with asyncio.timeout(5):
+        while state_of(pid, started) != "T":
+            await asyncio.sleep(0.02)
     assert state_of(pid, started) == "T"
     assert (await run(activities.inject_process_fault, inject)) == state
 

@@ -284,7 +284,11 @@ async def test_a_header_secret_is_sent_to_the_target_and_written_nowhere(tmp_pat
         assert not leaks(history), f"the decrypted Temporal history holds a secret: {leaks(history)}"
 
         # Prometheus compresses its WAL; its label values, read through its API, are searched here.
-        labels = await every_label_value(stack["CRUCIBLE_PROMETHEUS_URL"])
+        # (Once it has scraped the API: on a busy machine its first scrape may come late.)
+        prometheus = stack["CRUCIBLE_PROMETHEUS_URL"]
+        async with asyncio.timeout(60):
+            while b"crucible-api" not in (labels := await every_label_value(prometheus)):
+                await asyncio.sleep(1)
         assert b"crucible-api" in labels
         assert not leaks(labels), f"a Prometheus label holds a secret: {leaks(labels)}"
 

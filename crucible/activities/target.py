@@ -92,8 +92,10 @@ class Target:
         path = op.path
         for name, value in scenario.path_params.items():
             path = path.replace("{" + name + "}", _path_segment(value))
-        headers = httpx.Headers({name: as_text(value) for name, value in scenario.headers.items()})
-        headers.update(self.headers)  # the user's own headers (auth) win, whatever their case
+        headers = self.headers
+        if scenario.headers:
+            headers = httpx.Headers({name: as_text(value) for name, value in scenario.headers.items()})
+            headers.update(self.headers)  # the user's own headers (auth) win, whatever their case
         kwargs: dict[str, Any] = {}
         if scenario.has_body:
             media = (scenario.media_type or "application/json").split(";")[0].strip().lower()
@@ -108,13 +110,14 @@ class Target:
                 }
             else:
                 kwargs["content"] = as_text(scenario.body).encode()
+                headers = httpx.Headers(headers)  # not the run's own
                 headers.setdefault("content-type", media)
         return self.client.build_request(
             op.method.upper(),
             self.base + path,
             params=[(k, as_text(v)) for k, values in scenario.query.items() for v in _many(values)],
             headers=headers,
-            cookies={k: as_text(v) for k, v in scenario.cookies.items()},
+            cookies={k: as_text(v) for k, v in scenario.cookies.items()} if scenario.cookies else None,
             # The run's own deadline (below) comes first; this only bounds a stuck socket.
             timeout=self.request.request_timeout_s + 5,
             **kwargs,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import random
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from jsonschema.protocols import Validator
@@ -45,7 +45,8 @@ class Scenario:
     source: str = "schema"  # or "llm"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Its fields, sharing their values (``asdict`` would copy every nested value)."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Scenario:

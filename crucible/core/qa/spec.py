@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
+import jsonschema_rs
 from jsonschema import Draft4Validator, Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from jsonschema.protocols import Validator
@@ -95,13 +96,14 @@ class Spec:
         self.validation_doc = doc if self.version == "3.1" else _with_nullable_types(doc)
         # Responses are checked against a view where writeOnly properties are not required
         # (a server never returns them), requests against one where readOnly ones are not.
-        self.registry: Registry[Any] = self._registry(
-            _without_required(self.validation_doc, self, "writeOnly")
-        )
+        self.response_doc = _without_required(self.validation_doc, self, "writeOnly")
+        self.registry: Registry[Any] = self._registry(self.response_doc)
         self.request_registry: Registry[Any] = self._registry(
             _without_required(self.validation_doc, self, "readOnly")
         )
         self._validators: dict[tuple[str, bool], Validator] = {}
+        self._compiled: dict[str, jsonschema_rs.Validator | None] = {}
+        self._compiled_registry: jsonschema_rs.Registry | None = None
         self.operations = list(self._operations())
 
     def _registry(self, doc: dict[str, Any]) -> Registry[Any]:
@@ -123,6 +125,35 @@ class Spec:
             else:
                 self._validators[key] = self.validator_class(schema, registry=self.registry)
         return self._validators[key]
+
+    def conforms(self, pointer: str, body: Any) -> bool | None:
+        """Whether a response ``body`` conforms to the schema at ``pointer``, by a compiled
+        validator: a hundred times faster than :meth:`validator_for`, which says why it does
+        not. None when the schema does not compile (a regex only Python reads, say).
+        """
+        if pointer not in self._compiled:
+            self._compiled[pointer] = self._compile(pointer)
+        compiled = self._compiled[pointer]
+        return None if compiled is None else compiled.is_valid(body)
+
+    def _compile(self, pointer: str) -> jsonschema_rs.Validator | None:
+        latest = self.version == "3.1"
+        try:
+            if self._compiled_registry is None:
+                self._compiled_registry = jsonschema_rs.Registry(
+                    [(SPEC_URI, self.response_doc)],
+                    draft=jsonschema_rs.Draft202012 if latest else jsonschema_rs.Draft4,
+                    retriever=_no_retrieval,
+                )
+            validator = jsonschema_rs.Draft202012Validator if latest else jsonschema_rs.Draft4Validator
+            return validator(
+                {"$ref": f"{SPEC_URI}#{quote(pointer, safe='/~')}"},
+                registry=self._compiled_registry,
+                retriever=_no_retrieval,
+                validate_formats=False,
+            )
+        except Exception:  # whatever does not compile, the Python validator checks
+            return None
 
     def resolve(self, node: Any, pointer: str) -> tuple[Any, str]:
         """Follow ``node``'s ``$ref`` chain, if any; the target and where it lives."""
@@ -390,6 +421,11 @@ class Spec:
                     f"invalid schema at #{pointer}/{path}: {first_line(exc.message)}".replace("/: ", ": ")
                 )
         return problems
+
+
+def _no_retrieval(uri: str) -> Any:
+    """Schemas are checked within their document: nothing is fetched from elsewhere."""
+    raise ValueError(f"{uri} is outside the document")
 
 
 def _example_of(node: dict[str, Any]) -> tuple[bool, Any]:

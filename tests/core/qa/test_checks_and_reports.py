@@ -46,6 +46,45 @@ def test_each_check_reports_what_it_expected_and_what_it_saw() -> None:
     assert [f.check for f in slow] == ["max_response_time"]
 
 
+def test_bodies_are_judged_alike_whether_their_schema_compiles_or_not() -> None:
+    """A response schema is checked by a compiled validator; one with a regex only Python reads
+    (``\\Z``) falls back to the Python validator, and reports the same failure at the same path."""
+
+    def spec(pattern: str) -> Spec:
+        response = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Code"}}}}
+        return Spec(
+            {
+                "openapi": "3.0.3",
+                "info": {"title": "codes", "version": "1"},
+                "paths": {"/code": {"get": {"responses": {"200": {"description": "ok", **response}}}}},
+                "components": {
+                    "schemas": {
+                        "Code": {
+                            "type": "object",
+                            "required": ["code"],
+                            "properties": {"code": {"type": "string", "pattern": pattern}},
+                        }
+                    }
+                },
+            }
+        )
+
+    positive = Scenario("positive", ACCEPT)
+    for pattern, compiles in (("^[A-Z]{3}$", True), ("^[A-Z]{3}\\Z", False)):
+        codes = spec(pattern)
+        [op] = codes.operations
+        pointer = op.responses["200"].pointer
+        assert pointer is not None
+        assert codes.conforms(pointer, {"code": "ABC"}) is (True if compiles else None)
+        assert check_response(codes, op, positive, _response(200, {"code": "ABC"})) == []
+        wrong = check_response(codes, op, positive, _response(200, {"code": "abc"}))
+        assert [(f.check, f.path, f.actual) for f in wrong] == [
+            ("response_schema_conformance", "$.code", "abc")
+        ]
+        missing = check_response(codes, op, positive, _response(200, {}))
+        assert [(f.check, f.path) for f in missing] == [("response_schema_conformance", "$")]
+
+
 def test_a_known_failure_does_not_fail_the_verdict_and_junit_parses() -> None:
     operations = [{"key": "GET /a", "responses": ["200"]}, {"key": "GET /b", "responses": ["200"]}]
     failure = {

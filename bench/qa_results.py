@@ -81,6 +81,7 @@ class Results:
     runs: dict[str, list[CrucibleRun]] = field(default_factory=dict)
     rss_ready_mb: dict[str, float] = field(default_factory=dict)
     rss_peak_mb: dict[str, float] = field(default_factory=dict)
-    schemathesis: SchemathesisResult | None = None
+    #: Target name → Schemathesis' run against it.
+    schemathesis: dict[str, SchemathesisResult] = field(default_factory=dict)
     checks: list[str] = field(default_factory=list)
     total_seconds: float = 0.0

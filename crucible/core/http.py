@@ -4,7 +4,7 @@
 services and the ones its operator configured (Prometheus, the chaos proxy, the LLM endpoint)
 through it; requests to URLs that runs name go through a guarded view of the same pool
 (``target_client(guarded=True, pool=…)``), which judges each by the target policy in force
-(:mod:`crucible.core.targets`).
+(:mod:`crucible.core.targets`) and sends it on the same transport.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from http.cookiejar import CookieJar
 
 import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
 
 from crucible.core.targets.policy import Resolver, TargetPolicy
-from crucible.core.targets.transport import guarded_client
+from crucible.core.targets.transport import AiohttpTargetTransport, guarded_client
 
 #: Connections kept per worker; a QA run's concurrency stays well below it.
 MAX_CONNECTIONS = 200
@@ -54,21 +53,6 @@ def _session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
 
 
-class _Through(httpx.AsyncBaseTransport):
-    """Sends on another client's transport, so the two share its connections. Closing it leaves
-    that client open. (On its transport, not through the client: a second client's layer would
-    parse each request and response twice.)"""
-
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._transport = client._transport
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self._transport.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        return None
-
-
 def target_client(
     *,
     guarded: bool = False,
@@ -95,16 +79,20 @@ def target_client(
         if pool is not None:
             raise ValueError("pool is only for a guarded client")
         return httpx.AsyncClient(
-            transport=AiohttpTransport(client=_session),
+            transport=AiohttpTargetTransport(client=_session),
             timeout=DEFAULT_TIMEOUT,
             follow_redirects=False,
             cookies=_NoCookies(),
             headers=DEFAULT_HEADERS,
         )
+    inner = AiohttpTargetTransport(client=_session) if pool is None else pool._transport
+    if not isinstance(inner, AiohttpTargetTransport):
+        raise ValueError("pool must be a client target_client() built")
     return guarded_client(
         policy,
         resolver=resolver,
-        inner=_Through(pool) if pool is not None else AiohttpTransport(client=_session),
+        inner=inner,
+        owns_inner=pool is None,
         timeout=DEFAULT_TIMEOUT,
         follow_redirects=False,
         cookies=_NoCookies(),

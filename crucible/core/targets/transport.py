@@ -13,12 +13,16 @@ transport's own; with neither, every request is refused. Connections are pooled 
 address, and each request is checked before it may use one, so one client can serve
 every organisation's policy.
 
+Requests leave through :class:`AiohttpTargetTransport`, httpx-aiohttp's transport with a
+shorter path per request and a way to send a request to a given address of its host.
+
 Not covered: proxies (the client built here ignores proxy variables; a proxy would resolve
 names itself), and what a target does with the request once it has it.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -26,7 +30,9 @@ from typing import Any
 
 import aiohttp
 import httpx
+import yarl
 from httpx_aiohttp import AiohttpTransport
+from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exceptions
 
 from crucible.core.targets.policy import (
     CheckedTarget,
@@ -80,18 +86,62 @@ class CachingResolver:
         return addresses
 
 
-def _pinned(request: httpx.Request, target: CheckedTarget, address: str) -> httpx.Request:
-    host = address.replace("%", "%25")
-    extensions = dict(request.extensions)
-    if target.scheme == "https" and not target.literal:
-        extensions["sni_hostname"] = target.host.rstrip(".")
-    url = request.url.copy_with(host=host)
-    headers = request.headers  # holds Host: the original name
-    if isinstance(request.stream, httpx.ByteStream):
-        # A body in memory (a redirect hop's too) stays bytes: an empty one is no chunked body.
-        content = b"".join(request.stream)
-        return httpx.Request(request.method, url, headers=headers, content=content, extensions=extensions)
-    return httpx.Request(request.method, url, headers=headers, stream=request.stream, extensions=extensions)
+@functools.lru_cache(maxsize=64)
+def _client_timeout(connect: float | None, read: float | None, pool: float | None) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(sock_connect=connect, sock_read=read, connect=pool)
+
+
+class AiohttpTargetTransport(AiohttpTransport):
+    """httpx over aiohttp, with a request's URL handed to aiohttp as it is (already encoded),
+    and :meth:`send_to` for sending a request to one address of its host."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.send_to(request, None, sni_hostname=request.extensions.get("sni_hostname"))
+
+    async def send_to(
+        self, request: httpx.Request, address: str | None, *, sni_hostname: str | None = None
+    ) -> httpx.Response:
+        """Send ``request`` to ``address`` (an IP address), or to its URL's host when None.
+
+        Its ``Host`` header (the original name) goes as it is, and TLS checks the certificate
+        against ``sni_hostname``.
+        """
+        if not isinstance(self.client, aiohttp.ClientSession):
+            self.client = self.get_client()
+        url = request.url
+        host = url.raw_host.decode("ascii") if address is None else address
+        if ":" in host:  # IPv6, and its zone if any
+            host = "[" + host.replace("%", "%25") + "]"
+        path, _, query = url.raw_path.decode("ascii").partition("?")
+        # The credentials a URL may hold are in the Authorization header already (httpx put them).
+        target = yarl.URL.build(
+            scheme=url.scheme, host=host, port=url.port, path=path, query_string=query, encoded=True
+        )
+        timeout = request.extensions.get("timeout", {})
+        with map_aiohttp_exceptions():
+            data: Any = request.stream
+            if isinstance(data, httpx.ByteStream):  # a body in memory (a redirect hop's too) goes as bytes
+                data = b"".join(data) or None
+            else:
+                request.headers.pop("transfer-encoding", None)  # aiohttp frames the body itself
+            response = await self.client.request(
+                request.method,
+                target,
+                headers=request.headers.multi_items(),
+                data=data,
+                allow_redirects=False,
+                auto_decompress=False,
+                compress=False,
+                timeout=_client_timeout(timeout.get("connect"), timeout.get("read"), timeout.get("pool")),
+                server_hostname=sni_hostname,
+            )
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.raw_headers,
+            stream=AiohttpResponseStream(response),
+            request=request,
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": (response.reason or "").encode()},
+        )
 
 
 def _not_connected(error: httpx.TransportError) -> bool:
@@ -104,19 +154,22 @@ class GuardedTransport(httpx.AsyncBaseTransport):
     """Checks each request against the target policy, then sends it to a checked address only.
 
     Args:
-        inner: the transport that really sends (it receives URLs whose host is an IP address).
+        inner: the transport that really sends, to the checked addresses.
         policy: the policy for requests made outside :func:`using_policy`; None refuses them.
         resolver: how host names are resolved; the default caches ``getaddrinfo`` answers.
+        owns_inner: whether closing this transport closes ``inner`` (not when it is shared).
     """
 
     def __init__(
         self,
-        inner: httpx.AsyncBaseTransport,
+        inner: AiohttpTargetTransport,
         policy: TargetPolicy | None = None,
         *,
         resolver: Resolver | None = None,
+        owns_inner: bool = True,
     ) -> None:
         self._inner = inner
+        self._owns_inner = owns_inner
         self._policy = policy
         self._resolver = resolver or CachingResolver()
         # A target's verdict under a policy, reused as long as its addresses are: the check
@@ -137,14 +190,14 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         # only when the body can be sent again.
         replayable = isinstance(request.stream, httpx.ByteStream)
         addresses = target.addresses if replayable else target.addresses[:1]
+        sni_hostname = target.host.rstrip(".") if target.scheme == "https" and not target.literal else None
         for index, address in enumerate(addresses):
             try:
-                response = await self._inner.handle_async_request(_pinned(request, target, address))
+                response = await self._inner.send_to(request, address, sni_hostname=sni_hostname)
             except httpx.TransportError as error:
                 if index == len(addresses) - 1 or not _not_connected(error):
                     raise
                 continue
-            response.request = request
             return response
         raise AssertionError("unreachable: a target has at least one address")
 
@@ -159,7 +212,8 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         return target
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
+        if self._owns_inner:
+            await self._inner.aclose()
 
 
 def _session() -> aiohttp.ClientSession:
@@ -172,7 +226,8 @@ def guarded_client(
     policy: TargetPolicy | None = None,
     *,
     resolver: Resolver | None = None,
-    inner: httpx.AsyncBaseTransport | None = None,
+    inner: AiohttpTargetTransport | None = None,
+    owns_inner: bool = True,
     **options: Any,
 ) -> httpx.AsyncClient:
     """An httpx client whose every request and redirect hop passes the target policy.
@@ -182,7 +237,9 @@ def guarded_client(
     is the one used outside such a block. ``options`` go to ``httpx.AsyncClient``; proxies from
     the environment are ignored, since a proxy would resolve target names itself.
     """
-    transport = GuardedTransport(inner or AiohttpTransport(client=_session), policy, resolver=resolver)
+    transport = GuardedTransport(
+        inner or AiohttpTargetTransport(client=_session), policy, resolver=resolver, owns_inner=owns_inner
+    )
     options.setdefault("timeout", DEFAULT_TIMEOUT)
     options.setdefault("follow_redirects", False)
     return httpx.AsyncClient(transport=transport, trust_env=False, **options)

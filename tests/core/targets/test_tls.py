@@ -15,9 +15,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from httpx_aiohttp import AiohttpTransport
 
 from crucible.core.targets import TargetPolicy, guarded_client
+from crucible.core.targets.transport import AiohttpTargetTransport
 from tests.core.targets.servers import TARGET_HOST, Recorder, handler, target_answer
 
 
@@ -78,7 +78,7 @@ def _client(context: ssl.SSLContext, names: dict[str, Sequence[str]]) -> httpx.A
         return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
 
     policy = TargetPolicy.build(hosts=list(names), include_defaults=False)
-    return guarded_client(policy, resolver=resolve, inner=AiohttpTransport(client=session))
+    return guarded_client(policy, resolver=resolve, inner=AiohttpTargetTransport(client=session))
 
 
 async def test_https_reaches_the_pinned_address_under_the_certificates_name(

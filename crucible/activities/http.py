@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 from typing import Any
 
 import httpx
@@ -35,7 +37,7 @@ from crucible.core.targets import TargetRefused
 MAX_SPEC_BYTES = 20 * 1024 * 1024
 #: How often a batch stores the results of the operations it has finished.
 RESULT_FLUSH_S = 0.25
-#: Parsed specs kept per worker, most recent runs first out last.
+#: Parsed specs kept per worker, by run and by content, the least recent dropped first.
 SPEC_CACHE_SIZE = 4
 SPEC_INVALID = "SpecInvalid"
 
@@ -58,6 +60,8 @@ class QaHttpActivities:
         self.secrets = secrets
         self.client = client
         self._specs: dict[str, asyncio.Future[Spec]] = {}
+        #: Runs of the same document (a CI job's, a schedule's) share its parse.
+        self._by_content: dict[str, Spec] = {}
 
     @activity.defn
     async def fetch_spec(self, request: FetchSpecInput) -> FetchSpecResult:
@@ -81,7 +85,7 @@ class QaHttpActivities:
                 "the run has neither a spec_url nor a spec", type=SPEC_INVALID, non_retryable=True
             )
         try:
-            spec = await asyncio.to_thread(Spec, doc)
+            spec = await self._parsed(doc)
         except NotASpecError as exc:
             raise ApplicationError(str(exc), type=SPEC_INVALID, non_retryable=True) from None
         except Exception as exc:  # readable, but not as a spec
@@ -144,6 +148,17 @@ class QaHttpActivities:
             self._specs.pop(run_id, None)  # the next batch tries again
             raise
 
+    async def _parsed(self, doc: dict[str, Any]) -> Spec:
+        """``doc`` parsed, or the parse of the same document an earlier run made on this worker."""
+        key = await asyncio.to_thread(_digest, doc)
+        spec = self._by_content.pop(key, None)
+        if spec is None:
+            spec = await asyncio.to_thread(Spec, doc)
+        self._by_content[key] = spec
+        while len(self._by_content) > SPEC_CACHE_SIZE:
+            self._by_content.pop(next(iter(self._by_content)))
+        return spec
+
     def _remember(self, run_id: str, spec: Spec) -> None:
         parsed: asyncio.Future[Spec] = asyncio.get_running_loop().create_future()
         parsed.set_result(spec)
@@ -155,7 +170,7 @@ class QaHttpActivities:
         row = await self.store.get(run_id)
         if row is None or row.spec is None:
             raise ApplicationError(f"QA run {run_id} has no stored spec", non_retryable=True)
-        return await asyncio.to_thread(Spec, row.spec)
+        return await self._parsed(row.spec)
 
     @activity.defn
     async def execute_operations(self, request: ExecuteOperationsInput) -> ExecuteOperationsResult:
@@ -270,6 +285,10 @@ def _problem_row(op: Operation, problem: str) -> StoredResult:
         {"status": None, "elapsed_ms": None, "content_type": None, "failures": [failure.to_dict()]},
         False,
     )
+
+
+def _digest(doc: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def parse_or_raise(raw: bytes) -> dict[str, Any]:

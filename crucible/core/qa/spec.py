@@ -25,6 +25,7 @@ from crucible.core.qa.documents import NotASpecError, first_line, parse_document
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 #: The URI under which validators find the document, so ``$ref``s inside schemas resolve.
 SPEC_URI = "urn:crucible:spec"
+_UNSET = object()
 #: Header parameters OpenAPI says to ignore: the media types and auth decide them.
 IGNORED_HEADERS = ("accept", "content-type", "authorization")
 #: How deep a chain of ``$ref`` to ``$ref`` may go before it counts as a loop.
@@ -102,7 +103,7 @@ class Spec:
             _without_required(self.validation_doc, self, "readOnly")
         )
         self._validators: dict[tuple[str, bool], Validator] = {}
-        self._compiled: dict[str, jsonschema_rs.Validator | None] = {}
+        self._compiled: dict[str, Any] = {}
         self._compiled_registry: jsonschema_rs.Registry | None = None
         self.operations = list(self._operations())
 
@@ -131,10 +132,27 @@ class Spec:
         validator: a hundred times faster than :meth:`validator_for`, which says why it does
         not. None when the schema does not compile (a regex only Python reads, say).
         """
-        if pointer not in self._compiled:
-            self._compiled[pointer] = self._compile(pointer)
-        compiled = self._compiled[pointer]
+        compiled = self._compiled.get(pointer, _UNSET)
+        if compiled is _UNSET:
+            target = self._plain_ref_target(pointer)
+            if target not in self._compiled:
+                self._compiled[target] = self._compile(target)
+            compiled = self._compiled[pointer] = self._compiled[target]
         return None if compiled is None else compiled.is_valid(body)
+
+    def _plain_ref_target(self, pointer: str) -> str:
+        """Where a chain of schemas that are nothing but a ``$ref`` ends: responses that name the
+        same component share its compiled validator."""
+        for _ in range(MAX_REF_CHAIN):
+            try:
+                node = self.lookup(pointer)
+            except SpecProblem:
+                break
+            ref = node.get("$ref") if isinstance(node, dict) and len(node) == 1 else None
+            if not (isinstance(ref, str) and ref.startswith("#")):
+                break
+            pointer = unquote(ref[1:])
+        return pointer
 
     def _compile(self, pointer: str) -> jsonschema_rs.Validator | None:
         latest = self.version == "3.1"

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -37,9 +36,6 @@ with workflow.unsafe.imports_passed_through():
     from crucible.workflows.events import RunEventLog
 
 KIND = "qa"
-#: Runs started since then write their events beside the work that follows them, not before
-#: it: a lane's next batch starts while the last one's outcomes are being written.
-EVENTS_BESIDE_WORK = "qa-events-written-beside-work"
 #: A batch of operations is never larger than this, nor smaller than one.
 MAX_BATCH = 100
 #: Batches per lane for a run of many operations: enough that lanes finish together.
@@ -68,9 +64,6 @@ def plan_batches(operations: Sequence[str], lanes: int) -> list[list[str]]:
     return [list(operations[i : i + size]) for i in range(0, len(operations), size)]
 
 
-T = TypeVar("T")
-
-
 @workflow.defn
 class QaPackageRunWorkflow:
     def __init__(self) -> None:
@@ -78,7 +71,6 @@ class QaPackageRunWorkflow:
         self.total = 0
         self.done = 0
         self.failed = 0
-        self.beside = False
 
     @workflow.run
     async def run(self, request: QaPackageRunInput) -> QaPackageRunResult:
@@ -89,9 +81,8 @@ class QaPackageRunWorkflow:
         log = self.log
         assert log is not None
         run_id = workflow.info().workflow_id
-        self.beside = workflow.patched(EVENTS_BESIDE_WORK)
         log.run.state = "FetchingSpec"
-        await self._note(
+        await log.record(
             EventType.REQUESTED,
             {
                 "spec_url": request.spec_url,
@@ -103,15 +94,13 @@ class QaPackageRunWorkflow:
             },
         )
         try:
-            spec = await self._beside(
-                workflow.execute_activity_method(
-                    QaHttpActivities.fetch_spec,
-                    FetchSpecInput(
-                        run_id, request.spec_url, request.filters, request.replay_of, request.template
-                    ),
-                    start_to_close_timeout=timedelta(seconds=120),
-                    retry_policy=FETCH_SPEC_RETRY,
-                )
+            spec = await workflow.execute_activity_method(
+                QaHttpActivities.fetch_spec,
+                FetchSpecInput(
+                    run_id, request.spec_url, request.filters, request.replay_of, request.template
+                ),
+                start_to_close_timeout=timedelta(seconds=120),
+                retry_policy=FETCH_SPEC_RETRY,
             )
         except ActivityError as exc:
             cause = exc.cause
@@ -125,7 +114,7 @@ class QaPackageRunWorkflow:
         self.total = len(spec.operations)
         log.run.state = "Executing"
         log.run.summary = {"operations": self.total, "done": 0, "failed": 0}
-        await self._note(
+        await log.record(
             EventType.SPEC_FETCHED,
             {
                 "version": spec.version,
@@ -138,7 +127,7 @@ class QaPackageRunWorkflow:
         generator = "replay" if request.replay_of else request.generator
         stats = {"scenarios": 0, "fallbacks": 0, "tokens": 0}
         await self._execute(request, spec.operations, generator, stats)
-        await self._note(
+        await log.record(
             EventType.AI_SUCCESS,
             {
                 "generator": generator,
@@ -148,13 +137,11 @@ class QaPackageRunWorkflow:
             },
         )
         log.run.state = "Evaluating"
-        evaluation = await self._beside(
-            workflow.execute_activity_method(
-                QaDbActivities.evaluate_qa,
-                EvaluateQaInput(run_id, request.min_pass_rate, request.known_failures),
-                start_to_close_timeout=timedelta(minutes=5),
-                retry_policy=DB_RETRY,
-            )
+        evaluation = await workflow.execute_activity_method(
+            QaDbActivities.evaluate_qa,
+            EvaluateQaInput(run_id, request.min_pass_rate, request.known_failures),
+            start_to_close_timeout=timedelta(minutes=5),
+            retry_policy=DB_RETRY,
         )
         log.run.verdict = evaluation.verdict
         log.run.state = "Done"
@@ -190,70 +177,43 @@ class QaPackageRunWorkflow:
             new_failures=len(evaluation.new_failures),
         )
 
-    async def _note(self, type: str, data: dict[str, Any]) -> None:
-        """Emit an event: written by the next :meth:`_beside` (before, by the time this returned)."""
-        assert self.log is not None
-        if self.beside:
-            self.log.emit(type, data)
-        else:
-            await self.log.record(type, data)
-
-    async def _beside(self, work: Awaitable[T]) -> T:
-        """``work``, with the events emitted before it being written meanwhile.
-
-        A write still going when the work fails is waited for by the log's terminal event.
-        """
-        assert self.log is not None
-        if not self.beside:  # a run from before EVENTS_BESIDE_WORK: they are written already
-            return await work
-        writing = asyncio.ensure_future(self.log.flush())
-        result = await work
-        await writing
-        return result
-
     async def _execute(
         self, request: QaPackageRunInput, operations: list[str], generator: str, stats: dict[str, int]
     ) -> None:
         lanes = 2 if request.concurrency >= 2 and len(operations) > 1 else 1
         batches = plan_batches(operations, lanes)
         queue = list(reversed(batches))
-        log = self.log
-        assert log is not None
 
         async def lane(concurrency: int) -> None:
             while queue:
                 batch = queue.pop()
                 sources = {}
                 if generator == "llm":
-                    sources = await self._beside(self._generate(request, batch, concurrency, lanes, stats))
-                outcomes = await self._beside(
-                    workflow.execute_activity_method(
-                        QaHttpActivities.execute_operations,
-                        ExecuteOperationsInput(
-                            run_id=workflow.info().workflow_id,
-                            operations=batch,
-                            base_url=request.base_url,
-                            headers_secret=request.headers_secret,
-                            seed=request.seed,
-                            concurrency=concurrency,
-                            request_timeout_s=request.request_timeout_s,
-                            max_response_time_ms=request.max_response_time_ms,
-                            follow_redirects=request.follow_redirects,
-                        ),
-                        # A bound no healthy batch meets (its heartbeat is what notices a dead worker).
-                        start_to_close_timeout=timedelta(
-                            seconds=60 + 30 * len(batch) * request.request_timeout_s
-                        ),
-                        heartbeat_timeout=BATCH_HEARTBEAT_TIMEOUT,
-                        retry_policy=EXECUTE_RETRY,
-                    )
+                    sources = await self._generate(request, batch, concurrency, lanes, stats)
+                outcomes = await workflow.execute_activity_method(
+                    QaHttpActivities.execute_operations,
+                    ExecuteOperationsInput(
+                        run_id=workflow.info().workflow_id,
+                        operations=batch,
+                        base_url=request.base_url,
+                        headers_secret=request.headers_secret,
+                        seed=request.seed,
+                        concurrency=concurrency,
+                        request_timeout_s=request.request_timeout_s,
+                        max_response_time_ms=request.max_response_time_ms,
+                        follow_redirects=request.follow_redirects,
+                    ),
+                    # A bound no healthy batch meets (its heartbeat is what notices a dead worker).
+                    start_to_close_timeout=timedelta(
+                        seconds=60 + 30 * len(batch) * request.request_timeout_s
+                    ),
+                    heartbeat_timeout=BATCH_HEARTBEAT_TIMEOUT,
+                    retry_policy=EXECUTE_RETRY,
                 )
                 for outcome in outcomes.outcomes:
                     self._record_outcome(outcome, sources.get(outcome.operation, generator), stats)
-                if not self.beside:
-                    await log.flush()
-            if self.beside:
-                await log.flush()  # the lane's last outcomes
+                assert self.log is not None
+                await self.log.flush()
 
         share = [
             request.concurrency // lanes + (1 if i < request.concurrency % lanes else 0) for i in range(lanes)
@@ -349,8 +309,7 @@ class QaPackageRunWorkflow:
                 EventType.AI_FALLBACK,
                 {"operation": outcome.operation, "reason": outcome.fallback, "generator": "schema"},
             )
-        if not self.beside:
-            await log.flush()
+        await log.flush()
         return sources
 
     @workflow.query

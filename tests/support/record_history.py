@@ -114,14 +114,10 @@ async def record_qa(env: WorkflowEnvironment) -> None:
     async with Worker(
         env.client, task_queue="record", workflows=[QaPackageRunWorkflow], activities=activities
     ):
-        # qa_schema, qa_llm and qa_spec_invalid (no suffix) are runs from before events were
-        # written beside the work (EVENTS_BESIDE_WORK); they stay as they were recorded.
         runs = {
-            "qa_schema_beside": QaPackageRunInput(base_url="http://target/"),
-            "qa_llm_beside": QaPackageRunInput(base_url="http://target/", generator="llm"),
-            "qa_spec_invalid_beside": QaPackageRunInput(
-                base_url="http://target/", spec_url="http://spec.invalid/"
-            ),
+            "qa_schema": QaPackageRunInput(base_url="http://target/"),
+            "qa_llm": QaPackageRunInput(base_url="http://target/", generator="llm"),
+            "qa_spec_invalid": QaPackageRunInput(base_url="http://target/", spec_url="http://spec.invalid/"),
         }
         for name, request in runs.items():
             handle = await start_run(

@@ -19,7 +19,7 @@ import aiohttp
 import psycopg
 from yarl import URL
 
-from crucible.activities.target import as_text
+from crucible.core.qa.params import text
 from crucible.core.qa.scenarios import ACCEPT, Scenario
 
 
@@ -54,23 +54,23 @@ def build_request(base_url: str, stored: StoredScenario) -> PlainRequest:
     scenario = stored.scenario
     method, path = stored.operation.split(" ", 1)
     for name, value in scenario.path_params.items():
-        path = path.replace("{" + name + "}", quote(as_text(value), safe=""))
+        path = path.replace("{" + name + "}", quote(text(value), safe=""))
     query = [
-        (name, as_text(item))
+        (name, text(item))
         for name, value in scenario.query.items()
         for item in (value if isinstance(value, list) else [value])
     ]
     url = base_url.rstrip("/") + path + ("?" + urlencode(query) if query else "")
-    headers = {name: as_text(value) for name, value in scenario.headers.items()}
+    headers = {name: text(value) for name, value in scenario.headers.items()}
     if scenario.cookies:
-        headers["cookie"] = "; ".join(f"{k}={as_text(v)}" for k, v in scenario.cookies.items())
+        headers["cookie"] = "; ".join(f"{k}={text(v)}" for k, v in scenario.cookies.items())
     body = None
     if scenario.has_body:
         media = scenario.media_type or "application/json"
         if media.split(";")[0].strip().lower().endswith("json"):
             body = json.dumps(scenario.body).encode()
         else:
-            body = as_text(scenario.body).encode()
+            body = text(scenario.body).encode()
         headers["content-type"] = media
     return PlainRequest(method.upper(), URL(url, encoded=True), body, headers, scenario.expect)
 

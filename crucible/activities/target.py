@@ -10,17 +10,17 @@ target policy refuses (the base URL, or a redirect hop): nothing is sent, and th
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import zlib
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
 
 from crucible.core.qa.checks import REQUEST_ERROR, CheckFailure, Response, check_response
 from crucible.core.qa.models import ExecuteOperationsInput
+from crucible.core.qa.params import header_value, path_value, query_pairs, text
 from crucible.core.qa.scenarios import Scenario
 from crucible.core.qa.spec import Operation, Spec, is_json_media
 from crucible.core.targets import TargetRefused
@@ -91,10 +91,15 @@ class Target:
     def _build(self, op: Operation, scenario: Scenario) -> httpx.Request:
         path = op.path
         for name, value in scenario.path_params.items():
-            path = path.replace("{" + name + "}", _path_segment(value))
+            path = path.replace("{" + name + "}", path_value(name, value, op.style_of("path", name)))
         headers = self.headers
         if scenario.headers:
-            headers = httpx.Headers({name: as_text(value) for name, value in scenario.headers.items()})
+            headers = httpx.Headers(
+                {
+                    name: header_value(value, op.style_of("header", name))
+                    for name, value in scenario.headers.items()
+                }
+            )
             headers.update(self.headers)  # the user's own headers (auth) win, whatever their case
         kwargs: dict[str, Any] = {}
         if scenario.has_body:
@@ -102,22 +107,33 @@ class Target:
             if is_json_media(media):
                 kwargs["json"] = scenario.body
             elif media == "application/x-www-form-urlencoded" and isinstance(scenario.body, dict):
-                kwargs["data"] = {k: as_text(v) for k, v in scenario.body.items()}
+                kwargs["data"] = {k: text(v) for k, v in scenario.body.items()}
             elif media == "multipart/form-data" and isinstance(scenario.body, dict):
                 kwargs["files"] = {
-                    k: (f"{k}.bin", as_text(v).encode(), "application/octet-stream")
+                    k: (f"{k}.bin", text(v).encode(), "application/octet-stream")
                     for k, v in scenario.body.items()
                 }
             else:
-                kwargs["content"] = as_text(scenario.body).encode()
+                kwargs["content"] = text(scenario.body).encode()
                 headers = httpx.Headers(headers)  # not the run's own
                 headers.setdefault("content-type", media)
         return self.client.build_request(
             op.method.upper(),
             self.base + path,
-            params=[(k, as_text(v)) for k, values in scenario.query.items() for v in _many(values)],
+            params=[
+                pair
+                for name, value in scenario.query.items()
+                for pair in query_pairs(name, value, op.style_of("query", name))
+            ],
             headers=headers,
-            cookies={k: as_text(v) for k, v in scenario.cookies.items()} if scenario.cookies else None,
+            cookies=(
+                {
+                    name: header_value(value, op.style_of("cookie", name))
+                    for name, value in scenario.cookies.items()
+                }
+                if scenario.cookies
+                else None
+            ),
             # The run's own deadline (:meth:`_send`) bounds the whole exchange.
             timeout=None,
             **kwargs,
@@ -199,22 +215,3 @@ def _decoded(body: bytes, encoding: str | None) -> tuple[bytes, bool]:
             continue
         return out, bool(inflater.unconsumed_tail)
     return body, False
-
-
-def _path_segment(value: Any) -> str:
-    text = quote(as_text(value), safe="")
-    # "." and ".." would be collapsed by the client into another endpoint.
-    return text.replace(".", "%2E") if text in (".", "..") else text
-
-
-def as_text(value: Any) -> str:
-    """A value as it travels in a URL, header or form: ``true``, JSON for objects, empty for null."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value)
-    return "" if value is None else str(value)
-
-
-def _many(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]

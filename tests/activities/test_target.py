@@ -26,7 +26,9 @@ JSON = b"content-type: application/json\r\n"
 def _answer(path: str, headers: dict[str, str]) -> bytes:
     if path == "/malformed":
         return b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n"
-    if path == "/echo":
+    if path.startswith("/wire"):
+        body = json.dumps({"target": path, "x-colors": headers.get("x-colors", "")}).encode()
+    elif path == "/echo":
         body = json.dumps({"authorization": headers.get("authorization", "")}).encode()
     elif path == "/cookie":
         body = json.dumps({"cookie": headers.get("cookie", "")}).encode()
@@ -119,3 +121,66 @@ async def test_a_target_the_policy_refuses_is_the_scenarios_request_error(target
     assert failure["check"] == "request_error" and failure["actual"] == "refused by target policy"
     assert failure["message"].startswith(f"target refused by policy: {target_url}: 127.0.0.1 is a loopback")
     assert failure["message"].endswith("(rule: not-allowed)") and refused["status"] is None
+
+
+async def test_parameters_are_written_in_the_style_the_spec_declares(target_url: str) -> None:
+    """Swagger 2.0 arrays are comma-separated unless ``collectionFormat`` says otherwise;
+    OpenAPI 3 follows ``style`` and ``explode`` (a matrix path, a spaceDelimited query)."""
+    swagger = {
+        "swagger": "2.0",
+        "info": {"title": "wire", "version": "1"},
+        "paths": {
+            "/wire/{ids}": {
+                "get": {
+                    "parameters": [
+                        {
+                            "name": "ids",
+                            "in": "path",
+                            "required": True,
+                            "type": "array",
+                            "items": {"type": "integer"},
+                        },
+                        {"name": "tags", "in": "query", "type": "array", "items": {"type": "string"}},
+                        {
+                            "name": "ids",
+                            "in": "query",
+                            "type": "array",
+                            "items": {"type": "integer"},
+                            "collectionFormat": "multi",
+                        },
+                        {"name": "x-colors", "in": "header", "type": "array", "items": {"type": "string"}},
+                    ],
+                    "responses": {"200": {"description": "ok"}},
+                }
+            }
+        },
+    }
+    openapi = simple_spec(["/wire{ids}"], version="3.0.3")
+    openapi["paths"]["/wire{ids}"]["get"]["parameters"] = [
+        {"name": "ids", "in": "path", "required": True, "style": "matrix", "schema": {"type": "array"}},
+        {
+            "name": "tags",
+            "in": "query",
+            "style": "spaceDelimited",
+            "explode": False,
+            "schema": {"type": "array"},
+        },
+    ]
+    scenario = Scenario(
+        "positive",
+        ACCEPT,
+        path_params={"ids": [1, 2]},
+        query={"tags": ["a", "b"], "ids": [3, 4]},
+        headers={"x-colors": ["red", "blue"]},
+    )
+    async with target_client() as client:
+        sent = []
+        for doc in (swagger, openapi):
+            spec = Spec(doc)
+            request = ExecuteOperationsInput(run_id="qa-test", operations=[], base_url=target_url)
+            result = await Target(client, spec, request, {}, asyncio.Semaphore(1)).run(
+                spec.operations[0], scenario
+            )
+            sent.append(json.loads(result["body_excerpt"]))
+    assert sent[0] == {"target": "/wire/1,2?tags=a%2Cb&ids=3&ids=4", "x-colors": "red,blue"}
+    assert sent[1] == {"target": "/wire;ids=1,2?tags=a+b&ids=3&ids=4", "x-colors": "red,blue"}

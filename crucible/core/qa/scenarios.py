@@ -35,8 +35,8 @@ class Scenario:
     expect: str  # ACCEPT or REJECT
     path_params: dict[str, Any] = field(default_factory=dict)
     query: dict[str, Any] = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=dict)
-    cookies: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, Any] = field(default_factory=dict)
+    cookies: dict[str, Any] = field(default_factory=dict)
     body: Any = None
     has_body: bool = False
     media_type: str | None = None

@@ -21,6 +21,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT4, DRAFT202012
 
 from crucible.core.qa.documents import NotASpecError, first_line, parse_document, spec_version
+from crucible.core.qa.params import Style, default_style, wire_style
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 #: The URI under which validators find the document, so ``$ref``s inside schemas resolve.
@@ -45,6 +46,8 @@ class Parameter:
     pointer: str  # where ``schema`` lives in the document
     example: Any = None
     has_example: bool = False
+    #: How its value is written on the wire (style and explode, or Swagger's collectionFormat).
+    style: Style | None = None
 
 
 @dataclass
@@ -83,6 +86,13 @@ class Operation:
     def key(self) -> str:
         """``"GET /products/{id}"``: how results, reports and baselines name the operation."""
         return f"{self.method.upper()} {self.path}"
+
+    def style_of(self, location: str, name: str) -> Style:
+        """How the parameter ``name`` in ``location`` is written; undeclared ones by the defaults."""
+        for param in self.parameters:
+            if param.location == location and param.name == name and param.style is not None:
+                return param.style
+        return default_style(location)
 
 
 class Spec:
@@ -298,6 +308,7 @@ class Spec:
             pointer=schema_pointer,
             example=example,
             has_example=has_example,
+            style=wire_style(param, location, swagger=self.version == "2.0"),
         )
 
     def _request_body(

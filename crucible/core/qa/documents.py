@@ -12,6 +12,8 @@ import yaml
 MAX_NODES = 2_000_000
 #: And nesting deeper than this is not a spec anyone wrote.
 MAX_DEPTH = 200
+#: libyaml's parser where PyYAML has it (four times faster), with the same safe constructor.
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class NotASpecError(ValueError):
@@ -34,7 +36,7 @@ def parse_document(text: str | bytes | dict[str, Any]) -> dict[str, Any]:
         raise NotASpecError([("spec", f"nested deeper than {MAX_DEPTH} levels")]) from None
     except ValueError:
         try:
-            doc = yaml.safe_load(text)
+            doc = yaml.load(text, Loader=_YAML_LOADER)  # a safe loader: no Python objects
         except RecursionError:
             raise NotASpecError([("spec", f"nested deeper than {MAX_DEPTH} levels")]) from None
         except yaml.YAMLError as exc:

@@ -85,6 +85,8 @@ def test_yaml_aliases_cannot_blow_up() -> None:
         parse_document(laughs)
     with pytest.raises(NotASpecError, match="nested deeper"):
         parse_document("[" * 5000 + "]" * 5000)
+    with pytest.raises(NotASpecError):  # YAML's parser has a nesting limit of its own
+        parse_document("x: " + "[" * 5000 + "]" * 5000)
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from crucible.api.field_rules import (
 )
 from crucible.core.qa.checks import ALL_CHECKS, SPEC_PROBLEM
 from crucible.core.qa.evaluate import normalise_failure_key
-from crucible.core.qa.spec import METHODS, NotASpecError, Spec, parse_document
+from crucible.core.qa.spec import METHODS, NotASpecError, Spec, parse_document, spec_version
 
 #: An inline spec larger than this is refused; fetch larger ones with spec_url.
 MAX_INLINE_SPEC_CHARS = 10 * 1024 * 1024
@@ -179,18 +179,15 @@ class QaRunCreate(BaseModel):
     @field_validator("spec")
     @classmethod
     def _spec(cls, value: dict[str, Any] | str | None) -> dict[str, Any] | None:
+        """A document that says it is a spec. Reading it whole takes seconds for a large one, so
+        :func:`unreadable_spec` does that off the event loop, once the request is valid."""
         if value is None:
             return None
         try:
             doc = parse_document(value)
-            Spec(doc)
+            spec_version(doc)
         except NotASpecError as exc:
-            raise ValueError(
-                "not an OpenAPI or Swagger document: "
-                + "; ".join(f"{where}: {why}" for where, why in exc.reasons)
-            ) from None
-        except Exception as exc:  # readable, but not as a spec: never a 500
-            raise ValueError(f"the spec cannot be read: {type(exc).__name__}: {exc}") from None
+            raise ValueError(not_a_spec(exc)) from None
         if isinstance(value, dict) and not _INLINE_SPEC.is_valid(value):  # what its schema says
             raise ValueError(
                 'not an OpenAPI or Swagger document: give "openapi" ("3.0.x" with "paths", or "3.1.x")'
@@ -211,6 +208,21 @@ class QaRunCreate(BaseModel):
         if not given and self.replay_of is None:
             raise ValueError("give the spec: spec_url, spec (inline), or replay_of an earlier run")
         return self
+
+
+def not_a_spec(exc: NotASpecError) -> str:
+    return "not an OpenAPI or Swagger document: " + "; ".join(f"{where}: {why}" for where, why in exc.reasons)
+
+
+def unreadable_spec(doc: dict[str, Any]) -> str | None:
+    """Why an inline spec cannot be read as a worker will read it, or None when it can."""
+    try:
+        Spec(doc)
+    except NotASpecError as exc:
+        return not_a_spec(exc)
+    except Exception as exc:  # readable, but not as a spec: never a 500
+        return f"the spec cannot be read: {type(exc).__name__}: {exc}"
+    return None
 
 
 class QaRunLinks(BaseModel):

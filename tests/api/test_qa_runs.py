@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
 from typing import Any
 
@@ -145,6 +147,39 @@ async def test_bad_input_gets_every_error_field_by_field_and_starts_nothing(
     assert no_llm.status_code == 409 and "CRUCIBLE_LLM_BASE_URL" in no_llm.json()["detail"]
     after = await api.get("/api/v1/runs", params={"kind": "qa", "limit": 500})
     assert len(after.json()["items"]) == len(before.json()["items"])
+
+
+async def test_the_api_answers_others_while_it_reads_a_large_inline_spec(api: httpx.AsyncClient) -> None:
+    """Reading a spec of thousands of operations whole takes seconds. It happens off the event
+    loop, so the health check (and everyone else's requests) are answered meanwhile. The request
+    ends in a 409 here (no LLM endpoint), which comes after the spec is read: no run starts."""
+    schema = {"$ref": "#/components/schemas/Item"}
+    operation = {
+        "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+        "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": schema}}}},
+    }
+    item = {
+        "type": "object",
+        "properties": {f"p{i}": {"type": "string", "nullable": True} for i in range(40)},
+    }
+    spec = {
+        "openapi": "3.0.3",
+        "info": {"title": "large", "version": "1"},
+        "paths": {f"/items{i}/{{id}}": {"get": operation} for i in range(6000)},
+        "components": {"schemas": {"Item": item}},
+    }
+    body = {"spec": spec, "base_url": "http://127.0.0.1:1", "generator": "llm"}
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    posted = asyncio.ensure_future(api.post("/api/v1/qa-runs", json=body))
+    answered = [started]
+    while not posted.done():  # health checks one after another, as a load balancer's
+        assert (await api.get("/healthz")).status_code == 200
+        answered.append(loop.time())
+    assert (await posted).status_code == 409
+    took = loop.time() - started
+    longest_wait = max(later - earlier for earlier, later in itertools.pairwise(answered))
+    assert longest_wait < took / 2, f"a health check waited {longest_wait:.2f} s of the {took:.2f} s"
 
 
 async def test_a_spec_url_that_fails_ends_the_run_failed_with_spec_invalid(

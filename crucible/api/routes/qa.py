@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -11,13 +12,19 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from crucible.api.access import NewInTeam
 from crucible.api.deps import QaStoreDep, SecretsDep, SettingsDep, TargetPoliciesDep
 from crucible.api.kinds import register_kind
-from crucible.api.qa_models import QaRunAccepted, QaRunCreate, QaRunLinks
+from crucible.api.qa_models import QaRunAccepted, QaRunCreate, QaRunLinks, unreadable_spec
 from crucible.api.routes.runs import API_PREFIX
 from crucible.api.service import RunService
 from crucible.api.starts import StarterDep
 from crucible.core.auth import Membership
 from crucible.core.config import Settings
-from crucible.core.errors import ConflictError, ForbiddenError, NotFoundError, RunNotFoundError
+from crucible.core.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidRequestError,
+    NotFoundError,
+    RunNotFoundError,
+)
 from crucible.core.qa.evaluate import evaluate
 from crucible.core.qa.models import QaFilters, QaPackageRunInput
 from crucible.core.qa.report import report_html, report_json, report_junit
@@ -53,9 +60,11 @@ async def store_qa_request(
     A run replays only a run of its own ``team``, and calls only what its organisation's
     target policy allows.
     """
+    spec = body.spec if isinstance(body.spec, dict) else None
+    if spec is not None and (why := await asyncio.to_thread(unreadable_spec, spec)) is not None:
+        raise InvalidRequestError.one(("body", "spec"), why)
     if body.generator == "llm" and not settings.llm_base_url:  # the server's state, not the request's shape
         raise ConflictError("no LLM endpoint is configured on this server (CRUCIBLE_LLM_BASE_URL)")
-    spec = body.spec if isinstance(body.spec, dict) else None
     if body.replay_of is not None:
         source = await store.get(body.replay_of, team_id=team.team_id)
         if source is None:

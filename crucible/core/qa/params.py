@@ -113,6 +113,6 @@ def header_value(value: Any, style: Style) -> str:
 
 
 def _segment(part: str) -> str:
-    text_ = quote(part, safe="")
+    encoded = quote(part, safe="")
     # "." and ".." would be collapsed by the client into another endpoint.
-    return text_.replace(".", "%2E") if text_ in (".", "..") else text_
+    return encoded.replace(".", "%2E") if encoded in (".", "..") else encoded

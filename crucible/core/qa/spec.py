@@ -26,6 +26,7 @@ from crucible.core.qa.params import Style, default_style, wire_style
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 #: The URI under which validators find the document, so ``$ref``s inside schemas resolve.
 SPEC_URI = "urn:crucible:spec"
+#: Not looked up yet, in the compiled validators' cache (where None is a schema that did not compile).
 _UNSET = object()
 #: Header parameters OpenAPI says to ignore: the media types and auth decide them.
 IGNORED_HEADERS = ("accept", "content-type", "authorization")

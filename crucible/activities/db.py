@@ -20,7 +20,7 @@ class QaDbActivities:
         row = await self.store.get(request.run_id)
         if row is None or row.operations is None:
             raise ApplicationError(f"QA run {request.run_id} has no stored operations", non_retryable=True)
-        results = await self.store.results(request.run_id, excerpts=False)
+        results = await self.store.results(request.run_id, excerpts=False, scenarios=False)
         evaluation = evaluate(
             row.operations,
             results,

@@ -178,7 +178,7 @@ async def qa_report(run: Run, store: QaStore, runs: RunService, settings: Settin
         raise RunNotFoundError(run_id)
     evaluation = row.evaluation
     if evaluation is None:  # still running, cancelled or failed: what has been found so far
-        results = await store.results(run_id, excerpts=False)
+        results = await store.results(run_id, excerpts=False, scenarios=False)
         evaluation = evaluate(
             row.operations or [],
             results,

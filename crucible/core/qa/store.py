@@ -162,15 +162,24 @@ class QaStore:
             )
 
     async def results(
-        self, run_id: str, *, operations: Sequence[str] | None = None, excerpts: bool = True
+        self,
+        run_id: str,
+        *,
+        operations: Sequence[str] | None = None,
+        excerpts: bool = True,
+        scenarios: bool = True,
     ) -> list[StoredResult]:
-        """The run's scenarios and results; without ``excerpts``, response bodies are left out."""
+        """The run's scenarios and results; without ``excerpts``, response bodies are left out,
+        and without ``scenarios`` each scenario is only its name (all an evaluation reads)."""
+        scenario: Any = RESULTS.c.scenario
+        if not scenarios:
+            scenario = func.jsonb_build_object("name", RESULTS.c.scenario["name"]).label("scenario")
         result: Any = RESULTS.c.result
         if not excerpts:  # results not yet there are JSON null, which has no keys to drop
             without = RESULTS.c.result.op("-")(literal("body_excerpt", Text))
             result = case((func.jsonb_typeof(RESULTS.c.result) == "object", without), else_=RESULTS.c.result)
             result = result.label("result")
-        columns = [RESULTS.c.operation, RESULTS.c.idx, RESULTS.c.scenario, result, RESULTS.c.passed]
+        columns = [RESULTS.c.operation, RESULTS.c.idx, scenario, result, RESULTS.c.passed]
         query = select(*columns).where(RESULTS.c.run_id == run_id)
         if operations is not None:
             query = query.where(RESULTS.c.operation.in_(list(operations)))

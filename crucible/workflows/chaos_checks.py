@@ -9,7 +9,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from crucible.activities.chaos import MEASURE_ATTEMPTS, ChaosActivities
@@ -28,6 +28,18 @@ with workflow.unsafe.imports_passed_through():
 
 MEASURE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=MEASURE_ATTEMPTS)
 ALERTS_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
+
+#: Runs started since then end CANCELLED when their cancellation reaches an SLO measurement
+#: or an alerts check in flight; before, the check took the cancelled activity for a failed
+#: one, and the run went on.
+CANCELS_REACH_CHECKS = "chaos-cancels-reach-checks"
+
+
+def _cancelled(exc: ActivityError) -> bool:
+    """Whether ``exc`` is the run's own cancellation, not the activity failing."""
+    return is_cancelled_exception(exc) and workflow.patched(CANCELS_REACH_CHECKS)
+
+
 #: The steady probes run until the experiment ends; this bounds them if it never does.
 PROBES_MARGIN = timedelta(hours=1)
 
@@ -53,6 +65,8 @@ class SloSampler:
                 retry_policy=MEASURE_RETRY,
             )
         except ActivityError as exc:
+            if _cancelled(exc):
+                raise
             at = workflow.now().timestamp()
             measured = [SloMeasurement(s.name, phase, at, None, False, str(exc.cause or exc)) for s in slos]
         self.measurements.extend(measured)
@@ -119,6 +133,8 @@ async def blocking_conditions(run_id: str, checks: PreflightChecks) -> tuple[lis
                 retry_policy=ALERTS_RETRY,
             )
         except ActivityError as exc:  # alerts nobody can see may be firing
+            if _cancelled(exc):
+                raise
             reasons.append(f"the alerts could not be checked: {exc.cause or exc}")
             report["alerts"] = []
         else:

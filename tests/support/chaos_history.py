@@ -90,6 +90,11 @@ def _nth(script: list[Any], n: int) -> Any:
     return script[min(n, len(script)) - 1]
 
 
+#: How long a held measurement takes: longer than a test waits for it, short enough for the worker's
+#: shutdown to wait it out.
+HELD_S = 3.0
+
+
 @dataclass
 class ChaosFakes:
     """The chaos activities, scripted, and what the workflow asked of them.
@@ -106,6 +111,8 @@ class ChaosFakes:
     deployment_ok: list[bool] = field(default_factory=lambda: [True])
     inject_fails: bool = False
     rollback_fails: bool = False
+    #: A phase whose measurements take ``HELD_S`` to answer: a cancellation finds one in flight.
+    held: str | None = None
     #: ``alerts``, ``deployment check``, ``probes started``, ``probes cancelled``, ``inject`` and
     #: ``rollback``, in the order the activities ran (SLO measurements are in ``samples``).
     calls: list[str] = field(default_factory=list)
@@ -141,6 +148,8 @@ class ChaosFakes:
         async with self._measured:
             self.samples[request.phase] = request.sample
             self._measured.notify_all()
+        if request.phase == self.held:
+            await asyncio.sleep(HELD_S)
         value = _nth(self.values.get(request.phase, [100.0]), request.sample)
         if value is None:
             raise ApplicationError(

@@ -64,7 +64,7 @@ from crucible.core.sagas.publisher import MessagePublisher
 from crucible.core.schedules import ensure_retention_schedule
 from crucible.core.secrets import SecretStore, secret_box
 from crucible.core.store import RunStore
-from crucible.core.targets import CachingResolver
+from crucible.core.targets import CachingResolver, TargetClient
 from crucible.core.targets.orgs import OrgTargetPolicies
 from crucible.core.targets.runs import TargetPolicyInterceptor
 from crucible.core.temporal import connect, ensure_search_attributes
@@ -110,12 +110,12 @@ class WorkerDeps:
     #: The pooled client (:func:`~crucible.core.http.target_client`), unguarded: for Crucible's
     #: own services and the ones the operator configured. URLs that runs name go through
     #: :attr:`targets`, a guarded view of it.
-    http: httpx.AsyncClient | None = None
+    http: TargetClient | None = None
     #: Publishes sagas' Kafka messages; unset: one like ``publisher``, started on first use.
     messages: MessagePublisher | None = None
 
     @cached_property
-    def targets(self) -> httpx.AsyncClient:
+    def targets(self) -> TargetClient:
         """``http``'s connections, each request judged by the target policy in force: the run's
         organisation's, which :func:`policy_interceptors` puts around every activity. It has no
         policy of its own, so a request made outside an activity is refused."""

@@ -31,7 +31,7 @@ from crucible.core.qa.scenarios import Scenario, schema_scenarios
 from crucible.core.qa.spec import NotASpecError, Operation, Spec, SpecProblem, parse_document
 from crucible.core.qa.store import PROBLEM_ROW, QaStore, StoredResult
 from crucible.core.secrets import SecretStore
-from crucible.core.targets import TargetRefused
+from crucible.core.targets import TargetClient, TargetRefused
 
 #: A spec larger than this is refused: it would not fit the database row sensibly.
 MAX_SPEC_BYTES = 20 * 1024 * 1024
@@ -55,7 +55,7 @@ def operation_summary(op: Operation) -> dict[str, Any]:
 
 
 class QaHttpActivities:
-    def __init__(self, store: QaStore, secrets: SecretStore, client: httpx.AsyncClient) -> None:
+    def __init__(self, store: QaStore, secrets: SecretStore, client: TargetClient) -> None:
         self.store = store
         self.secrets = secrets
         self.client = client

@@ -13,7 +13,7 @@ import asyncio
 import time
 import zlib
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 import httpx
@@ -23,7 +23,7 @@ from crucible.core.qa.models import ExecuteOperationsInput
 from crucible.core.qa.params import header_value, path_value, query_pairs, text
 from crucible.core.qa.scenarios import Scenario
 from crucible.core.qa.spec import Operation, Spec, is_json_media
-from crucible.core.targets import TargetRefused
+from crucible.core.targets import TargetClient, TargetRefused
 
 #: Bytes of each response body kept for the checks (after decompression); the rest is dropped.
 MAX_RESPONSE_BYTES = 1024 * 1024
@@ -38,7 +38,7 @@ class Target:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: TargetClient,
         spec: Spec,
         request: ExecuteOperationsInput,
         headers: dict[str, str],
@@ -47,7 +47,11 @@ class Target:
         self.client = client
         self.spec = spec
         self.request = request
-        self.headers = httpx.Headers(headers)
+        self.user_headers = httpx.Headers(headers)
+        #: What a scenario without headers or cookies of its own sends: the client's defaults
+        #: and the user's headers over them (the request is built whole, here, not by the client).
+        self.headers = httpx.Headers(client.headers)
+        self.headers.update(self.user_headers)
         self.secrets = [value for value in headers.values() if len(value) >= 4]
         self.limit = limit
         base = request.base_url.rstrip("/")
@@ -92,15 +96,25 @@ class Target:
         path = op.path
         for name, value in scenario.path_params.items():
             path = path.replace("{" + name + "}", path_value(name, value, op.style_of("path", name)))
+        url = self.base + path
+        if scenario.query:
+            pairs = [
+                pair
+                for name, value in scenario.query.items()
+                for pair in query_pairs(name, value, op.style_of("query", name))
+            ]
+            url += "?" + urlencode(pairs)
         headers = self.headers
-        if scenario.headers:
-            headers = httpx.Headers(
-                {
-                    name: header_value(value, op.style_of("header", name))
-                    for name, value in scenario.headers.items()
-                }
-            )
-            headers.update(self.headers)  # the user's own headers (auth) win, whatever their case
+        if scenario.headers or scenario.cookies:
+            headers = httpx.Headers(self.client.headers)
+            for name, value in scenario.headers.items():
+                headers[name] = header_value(value, op.style_of("header", name))
+            headers.update(self.user_headers)  # the user's own headers (auth) win, whatever their case
+            if scenario.cookies and "cookie" not in headers:
+                headers["cookie"] = "; ".join(
+                    f"{name}={header_value(value, op.style_of('cookie', name))}"
+                    for name, value in scenario.cookies.items()
+                )
         kwargs: dict[str, Any] = {}
         if scenario.has_body:
             media = (scenario.media_type or "application/json").split(";")[0].strip().lower()
@@ -117,27 +131,7 @@ class Target:
                 kwargs["content"] = text(scenario.body).encode()
                 headers = httpx.Headers(headers)  # not the run's own
                 headers.setdefault("content-type", media)
-        return self.client.build_request(
-            op.method.upper(),
-            self.base + path,
-            params=[
-                pair
-                for name, value in scenario.query.items()
-                for pair in query_pairs(name, value, op.style_of("query", name))
-            ],
-            headers=headers,
-            cookies=(
-                {
-                    name: header_value(value, op.style_of("cookie", name))
-                    for name, value in scenario.cookies.items()
-                }
-                if scenario.cookies
-                else None
-            ),
-            # The run's own deadline (:meth:`_send`) bounds the whole exchange.
-            timeout=None,
-            **kwargs,
-        )
+        return httpx.Request(op.method.upper(), url, headers=headers, **kwargs)
 
     async def _send(self, op: Operation, scenario: Scenario) -> Response:
         built = self._build(op, scenario)
@@ -146,10 +140,12 @@ class Target:
         body = bytearray()
         truncated = False
         try:
+            # The one deadline: the request carries no timeouts of its own.
             async with asyncio.timeout(self.request.request_timeout_s):
-                response = await self.client.send(
-                    built, stream=True, follow_redirects=self.request.follow_redirects
-                )
+                if self.request.follow_redirects:
+                    response = await self.client.send(built, stream=True, follow_redirects=True)
+                else:
+                    response = await self.client.send_single(built)
                 async for chunk in response.aiter_raw():
                     body += chunk
                     if len(body) > MAX_RESPONSE_BYTES:

@@ -4,9 +4,10 @@ The envelope is ``{"run_id", "seq", "type", "at", "data"}``; ``seq`` counts from
 with no gaps, and the last event of every run is one of :data:`TERMINAL_EVENTS`.
 See ``docs/events.md``. This module is imported by workflow code, so it uses the
 standard library only.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: Temporal's converter reads a dataclass's
+type hints each time it decodes one, and string annotations make that a compile per field.
+"""
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime

@@ -4,10 +4,9 @@ A run's id is its Temporal workflow id, ``<kind>-<32 hex digits>``, so the same 
 works in the API, the CLI and the Temporal Web UI. A run that a Temporal Schedule
 started has the id ``<kind>-<schedule id>-<action time>`` instead: the schedule's
 action id with the time Temporal appends (``pipeline-nightly-orders-2026-01-01T03:17:00Z``).
-This module is imported by workflow code, so it uses the standard library only.
+This module is imported by workflow code, so it uses the standard library only. Like
+:mod:`crucible.core.events`, it keeps its annotations evaluated, for Temporal's converter.
 """
-
-from __future__ import annotations
 
 import re
 import uuid

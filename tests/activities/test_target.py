@@ -7,7 +7,6 @@ import gzip
 import json
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 
 from crucible.activities.target import MAX_RESPONSE_BYTES, REDACTED, Target
@@ -15,7 +14,7 @@ from crucible.core.http import target_client
 from crucible.core.qa.models import ExecuteOperationsInput
 from crucible.core.qa.scenarios import ACCEPT, Scenario
 from crucible.core.qa.spec import Spec
-from crucible.core.targets import TargetPolicy
+from crucible.core.targets import TargetClient, TargetPolicy
 from crucible.stack.services import free_port
 from tests.support.targets import simple_spec
 
@@ -28,6 +27,8 @@ def _answer(path: str, headers: dict[str, str]) -> bytes:
         return b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n"
     if path.startswith("/wire"):
         body = json.dumps({"target": path, "x-colors": headers.get("x-colors", "")}).encode()
+    elif path == "/headers":
+        body = json.dumps(headers).encode()
     elif path == "/echo":
         body = json.dumps({"authorization": headers.get("authorization", "")}).encode()
     elif path == "/cookie":
@@ -81,12 +82,17 @@ async def target_url() -> AsyncIterator[str]:
 
 
 async def _run(
-    url: str, path: str, client: httpx.AsyncClient, *, headers: dict[str, str] | None = None
+    url: str,
+    path: str,
+    client: TargetClient,
+    *,
+    headers: dict[str, str] | None = None,
+    scenario: Scenario | None = None,
 ) -> dict:
     spec = Spec(simple_spec([path]))
     request = ExecuteOperationsInput(run_id="qa-test", operations=[], base_url=url, request_timeout_s=1)
     target = Target(client, spec, request, headers or {}, asyncio.Semaphore(4))
-    return await target.run(spec.operations[0], Scenario("positive", ACCEPT))
+    return await target.run(spec.operations[0], scenario or Scenario("positive", ACCEPT))
 
 
 async def test_the_wire_never_breaks_a_batch(target_url: str) -> None:
@@ -112,6 +118,28 @@ async def test_the_wire_never_breaks_a_batch(target_url: str) -> None:
         assert '"cookie": ""' in first["body_excerpt"] and '"cookie": ""' in second["body_excerpt"]
     finally:
         await client.aclose()
+
+
+async def test_a_request_has_the_clients_defaults_the_scenarios_headers_and_the_users_over_them(
+    target_url: str,
+) -> None:
+    scenario = Scenario(
+        "positive",
+        ACCEPT,
+        headers={"X-Trace": "t-1", "x-api-key": "from-the-scenario"},
+        cookies={"session": "s-1", "prefs": ["a", "b"]},
+    )
+    async with target_client() as client:
+        sent = await _run(target_url, "/headers", client, headers={"X-Api-Key": "key-1"}, scenario=scenario)
+        plain = await _run(target_url, "/headers", client, headers={"X-Api-Key": "key-1"})
+        cookie = await _run(target_url, "/headers", client, headers={"Cookie": "a=1234"}, scenario=scenario)
+    wire = json.loads(sent["body_excerpt"])
+    assert wire["user-agent"] == "crucible-qa" and wire["accept-encoding"] == "gzip, deflate"
+    assert wire["x-trace"] == "t-1" and wire["cookie"] == "session=s-1; prefs=a,b"
+    assert wire["x-api-key"] == REDACTED  # the user's value went, not the scenario's
+    assert json.loads(plain["body_excerpt"])["x-api-key"] == REDACTED
+    assert "cookie" not in json.loads(plain["body_excerpt"])
+    assert json.loads(cookie["body_excerpt"])["cookie"] == REDACTED  # the user's own cookie wins
 
 
 async def test_a_target_the_policy_refuses_is_the_scenarios_request_error(target_url: str) -> None:

@@ -2,9 +2,10 @@
 
 They carry ids and compact summaries only: specs, scenarios and results live in
 PostgreSQL (:mod:`crucible.core.qa.store`), header values in the secret store.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: Temporal's converter reads a dataclass's
+type hints each time it decodes one, and string annotations make that a compile per field.
+"""
 
 import re
 from dataclasses import dataclass, field

@@ -22,7 +22,13 @@ from crucible.core.targets.policy import (
     refusal_in,
     system_resolver,
 )
-from crucible.core.targets.transport import CachingResolver, GuardedTransport, guarded_client, using_policy
+from crucible.core.targets.transport import (
+    CachingResolver,
+    GuardedTransport,
+    TargetClient,
+    guarded_client,
+    using_policy,
+)
 
 __all__ = [
     "TARGET_REFUSED",
@@ -33,6 +39,7 @@ __all__ = [
     "PolicyMode",
     "Resolver",
     "StackEndpoint",
+    "TargetClient",
     "TargetPolicy",
     "TargetRefused",
     "guarded_client",

@@ -28,6 +28,7 @@ from crucible.core.kafka import EventPublisher
 from crucible.core.runs import DEFAULT_TEAM
 from crucible.core.secrets import SecretBox, new_key
 from crucible.core.store import RunStore
+from crucible.core.targets import TargetClient
 from crucible.core.temporal import SEARCH_ATTRIBUTES
 from crucible.stack.prometheus import INSTALL_HINT as PROMETHEUS_INSTALL_HINT
 from crucible.stack.prometheus import ScrapeJob, prometheus_binary
@@ -137,7 +138,7 @@ async def publisher(settings: Settings) -> AsyncIterator[EventPublisher]:
 
 
 @pytest.fixture(scope="session")
-async def http() -> AsyncIterator[httpx.AsyncClient]:
+async def http() -> AsyncIterator[TargetClient]:
     """The worker's pooled client for targets, spec URLs and the LLM endpoint."""
     client = target_client()
     yield client
@@ -155,7 +156,7 @@ async def worker(
     store: RunStore,
     publisher: EventPublisher,
     settings: Settings,
-    http: httpx.AsyncClient,
+    http: TargetClient,
     task_queue: str,
 ) -> AsyncIterator[Worker]:
     """A worker with Crucible's real activities and the probe workflow, on its own queue."""
@@ -172,7 +173,7 @@ async def worker(
 
 @pytest.fixture(scope="session")
 async def crucible_worker(
-    client: Client, store: RunStore, publisher: EventPublisher, settings: Settings, http: httpx.AsyncClient
+    client: Client, store: RunStore, publisher: EventPublisher, settings: Settings, http: TargetClient
 ) -> AsyncIterator[Worker]:
     """Workers on the task queues the API starts runs on, with every Crucible workflow and activity."""
     deps = WorkerDeps(store=store, publisher=publisher, settings=settings, http=http)

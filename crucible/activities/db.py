@@ -17,13 +17,12 @@ class QaDbActivities:
     @activity.defn
     async def evaluate_qa(self, request: EvaluateQaInput) -> EvaluateQaResult:
         """Judge every operation from its stored results, store the evaluation, return its summary."""
-        row = await self.store.get(request.run_id)
-        if row is None or row.operations is None:
+        operations = await self.store.operations(request.run_id)
+        if operations is None:
             raise ApplicationError(f"QA run {request.run_id} has no stored operations", non_retryable=True)
-        results = await self.store.results(request.run_id, excerpts=False, scenarios=False)
         evaluation = evaluate(
-            row.operations,
-            results,
+            operations,
+            await self.store.operation_results(request.run_id),
             min_pass_rate=request.min_pass_rate,
             known_failures=request.known_failures,
         )

@@ -16,6 +16,7 @@ from crucible.api.app import create_app
 from crucible.core.config import Settings
 from crucible.core.kafka import EventPublisher
 from crucible.core.store import RunStore
+from crucible.core.targets import TargetClient
 from crucible.stack.services import free_port
 from crucible.worker import WorkerDeps, build_worker
 from tests.support.chaos import CHAOS_COMMANDS, KUBE_TOKEN, VICTIM_MARKER, ChaosProxyProcess, Cluster, Target
@@ -55,7 +56,7 @@ async def chaos_worker(
     store: RunStore,
     publisher: EventPublisher,
     chaos_settings: Settings,
-    http: httpx.AsyncClient,
+    http: TargetClient,
     probe_metrics_port: int,
 ) -> AsyncIterator[Worker]:
     """A worker for experiments, in this process: its steady probes' metrics are scraped."""

@@ -6,7 +6,6 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
 import pytest
 from pydantic import SecretStr
 from temporalio.client import Client
@@ -17,6 +16,7 @@ from crucible.core.qa.models import QaFilters, QaPackageRunInput
 from crucible.core.qa.spec import parse_document
 from crucible.core.secrets import SecretStore, secret_box
 from crucible.core.store import RunStore
+from crucible.core.targets import TargetClient
 from crucible.worker import WorkerDeps, build_worker
 from examples.demo_target.app import create_app as demo_app
 from tests.support.llm import ANSWER, GARBAGE, HANG, FakeChatCompletions
@@ -36,7 +36,7 @@ def run_with_llm(
     store: RunStore,
     publisher: EventPublisher,
     settings: Settings,
-    http: httpx.AsyncClient,
+    http: TargetClient,
     task_queue: str,
 ) -> RunWithLlm:
     """Runs a QA package against the demo with an LLM that plays ``script``; the run id and the LLM."""

@@ -178,10 +178,9 @@ async def qa_report(run: Run, store: QaStore, runs: RunService, settings: Settin
         raise RunNotFoundError(run_id)
     evaluation = row.evaluation
     if evaluation is None:  # still running, cancelled or failed: what has been found so far
-        results = await store.results(run_id, excerpts=False, scenarios=False)
         evaluation = evaluate(
             row.operations or [],
-            results,
+            await store.operation_results(run_id),
             min_pass_rate=float(row.request.get("min_pass_rate", 1.0)),
             known_failures=row.request.get("known_failures") or [],
         )

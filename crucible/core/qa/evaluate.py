@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from crucible.core.qa.checks import SPEC_PROBLEM, declared_code
-from crucible.core.qa.store import StoredResult
+from crucible.core.qa.store import OperationResults
 
 PASSED = "PASSED"
 FAILED = "FAILED"
@@ -26,7 +26,7 @@ def normalise_failure_key(entry: str) -> str:
 
 def evaluate(
     operations: Sequence[dict[str, Any]],
-    results: Sequence[StoredResult],
+    results: Mapping[str, OperationResults],
     *,
     min_pass_rate: float,
     known_failures: Sequence[str] = (),
@@ -37,9 +37,7 @@ def evaluate(
     failures the ``known_failures`` baseline lists, and its part of the spec is sound.
     """
     known = {normalise_failure_key(k) for k in known_failures}
-    by_operation: dict[str, list[StoredResult]] = {}
-    for row in results:
-        by_operation.setdefault(row.operation, []).append(row)
+    nothing = OperationResults(0, set(), [])
     endpoints: list[dict[str, Any]] = []
     new_failures: set[str] = set()
     known_seen: set[str] = set()
@@ -48,24 +46,17 @@ def evaluate(
     for op in operations:
         key = op["key"]
         declared: list[str] = op.get("responses") or []
-        rows = [r for r in by_operation.get(key, []) if r.result is not None]
-        scenarios += len(rows)
+        found = results.get(key, nothing)
+        scenarios += found.scenarios
         failures = [
             {"check": SPEC_PROBLEM, "message": problem, "expected": None, "actual": None, "path": None}
             for problem in op.get("problems") or []
-        ]
-        seen: set[int] = set()
-        for row in rows:
-            assert row.result is not None
-            if row.result.get("status") is not None:
-                seen.add(int(row.result["status"]))
-            for failure in row.result.get("failures") or []:
-                failures.append({**failure, "scenario": row.scenario.get("name")})
+        ] + found.failures
         failed_checks = sorted({f["check"] for f in failures})
         for check in failed_checks:
             checks[check] += 1
             (known_seen if failure_key(key, check) in known else new_failures).add(failure_key(key, check))
-        ran = bool(rows) or bool(op.get("problems"))
+        ran = bool(found.scenarios) or bool(op.get("problems"))
         passed = ran and all(failure_key(key, c) in known for c in failed_checks)
         endpoints.append(
             {
@@ -73,15 +64,15 @@ def evaluate(
                 "operation_id": op.get("operation_id"),
                 "tags": op.get("tags") or [],
                 "status": ("PASSED" if passed else "FAILED") if ran else "NOT_RUN",
-                "scenarios": len(rows),
+                "scenarios": found.scenarios,
                 "failed_checks": failed_checks,
                 "failures": failures,
                 "problems": op.get("problems") or [],
                 "coverage": {
                     "declared": sorted(declared),
-                    "seen": sorted(seen),
+                    "seen": sorted(found.statuses),
                     "undeclared_seen": sorted(
-                        s for s in seen if declared_code(op.get("responses") or [], s) is None
+                        s for s in found.statuses if declared_code(op.get("responses") or [], s) is None
                     ),
                 },
             }

@@ -35,6 +35,24 @@ _UPSERT_RESULTS = text(
     SET scenario = excluded.scenario, result = excluded.result, passed = excluded.passed
     """
 )
+_OPERATION_RESULTS = text(
+    """
+    SELECT r.operation,
+        count(DISTINCT r.idx) AS scenarios,
+        array_remove(array_agg(DISTINCT (r.result->>'status')::integer), NULL) AS statuses,
+        coalesce(
+            jsonb_agg(f.failure || jsonb_build_object('scenario', r.scenario->'name') ORDER BY r.idx, f.n)
+                FILTER (WHERE f.failure IS NOT NULL),
+            '[]'::jsonb
+        ) AS failures
+    FROM qa_results AS r
+    LEFT JOIN LATERAL jsonb_array_elements(
+        CASE WHEN jsonb_typeof(r.result->'failures') = 'array' THEN r.result->'failures' ELSE '[]' END
+    ) WITH ORDINALITY AS f(failure, n) ON true
+    WHERE r.run_id = :run_id AND jsonb_typeof(r.result) = 'object'
+    GROUP BY r.operation
+    """
+)
 
 
 def pg_safe(value: Any) -> Any:
@@ -63,6 +81,18 @@ class StoredResult:
     scenario: dict[str, Any]
     result: dict[str, Any] | None
     passed: bool | None
+
+
+@dataclass
+class OperationResults:
+    """One operation's stored results, as an evaluation reads them."""
+
+    #: Results stored, a spec problem's row included.
+    scenarios: int
+    #: Every status code the target answered with.
+    statuses: set[int]
+    #: Every failed check, in scenario order, each with its scenario's name under ``scenario``.
+    failures: list[dict[str, Any]]
 
 
 class QaStore:
@@ -173,25 +203,32 @@ class QaStore:
         *,
         operations: Sequence[str] | None = None,
         excerpts: bool = True,
-        scenarios: bool = True,
     ) -> list[StoredResult]:
-        """The run's scenarios and results; without ``excerpts``, response bodies are left out,
-        and without ``scenarios`` each scenario is only its name (all an evaluation reads)."""
-        scenario: Any = RESULTS.c.scenario
-        if not scenarios:
-            scenario = func.jsonb_build_object("name", RESULTS.c.scenario["name"]).label("scenario")
+        """The run's scenarios and results; without ``excerpts``, response bodies are left out."""
         result: Any = RESULTS.c.result
         if not excerpts:  # results not yet there are JSON null, which has no keys to drop
             without = RESULTS.c.result.op("-")(literal("body_excerpt", Text))
             result = case((func.jsonb_typeof(RESULTS.c.result) == "object", without), else_=RESULTS.c.result)
             result = result.label("result")
-        columns = [RESULTS.c.operation, RESULTS.c.idx, scenario, result, RESULTS.c.passed]
+        columns = [RESULTS.c.operation, RESULTS.c.idx, RESULTS.c.scenario, result, RESULTS.c.passed]
         query = select(*columns).where(RESULTS.c.run_id == run_id)
         if operations is not None:
             query = query.where(RESULTS.c.operation.in_(list(operations)))
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query.order_by(RESULTS.c.operation, RESULTS.c.idx))).all()
         return [StoredResult(r.operation, r.idx, r.scenario, r.result, r.passed) for r in rows]
+
+    async def operation_results(self, run_id: str) -> dict[str, OperationResults]:
+        """What an evaluation reads of the run's results, by operation, summed up by PostgreSQL:
+        a row per operation instead of one per scenario. Scenarios not yet run are left out."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(_OPERATION_RESULTS, {"run_id": run_id})).all()
+        return {r.operation: OperationResults(r.scenarios, set(r.statuses), r.failures) for r in rows}
+
+    async def operations(self, run_id: str) -> list[dict[str, Any]] | None:
+        """The run's operations as its spec was read (None before that), without the spec."""
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(RUNS.c.operations).where(RUNS.c.run_id == run_id))).scalar()
 
     async def copy_scenarios(self, source_run: str, run_id: str) -> int:
         """Give ``run_id`` the scenarios of ``source_run``, without results; how many."""

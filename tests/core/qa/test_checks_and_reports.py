@@ -12,7 +12,7 @@ from crucible.core.qa.evaluate import evaluate
 from crucible.core.qa.report import report_html, report_junit
 from crucible.core.qa.scenarios import ACCEPT, REJECT, Scenario
 from crucible.core.qa.spec import Spec, parse_document
-from crucible.core.qa.store import StoredResult
+from crucible.core.qa.store import OperationResults
 from crucible.core.qa.values import ValueBuilder
 from tests.support.qa import DEMO_SPEC
 
@@ -93,10 +93,10 @@ def test_a_known_failure_does_not_fail_the_verdict_and_junit_parses() -> None:
         "expected": "< 500",
         "actual": 500,
     }
-    results = [
-        StoredResult("GET /a", 0, {"name": "positive"}, {"status": 200, "failures": []}, True),
-        StoredResult("GET /b", 0, {"name": "positive"}, {"status": 500, "failures": [failure]}, False),
-    ]
+    results = {
+        "GET /a": OperationResults(1, {200}, []),
+        "GET /b": OperationResults(1, {500}, [{**failure, "scenario": "positive"}]),
+    }
     strict = evaluate(operations, results, min_pass_rate=1.0)
     assert (strict["verdict"], strict["new_failures"]) == ("FAILED", ["GET /b not_a_server_error"])
     assert strict["endpoints"][1]["coverage"]["undeclared_seen"] == [500]
@@ -111,15 +111,11 @@ def test_a_known_failure_does_not_fail_the_verdict_and_junit_parses() -> None:
 
 
 def test_a_run_that_tested_nothing_does_not_pass() -> None:
-    nothing = evaluate([], [], min_pass_rate=0.0)
+    nothing = evaluate([], {}, min_pass_rate=0.0)
     assert (nothing["verdict"], nothing["pass_rate"]) == ("FAILED", 0.0)
     lower = evaluate(
         [{"key": "GET /b", "responses": ["200"]}],
-        [
-            StoredResult(
-                "GET /b", 0, {}, {"status": 500, "failures": [{"check": "not_a_server_error"}]}, False
-            )
-        ],
+        {"GET /b": OperationResults(1, {500}, [{"check": "not_a_server_error"}])},
         min_pass_rate=1.0,
         known_failures=["get /b not_a_server_error"],
     )

@@ -1,7 +1,9 @@
-"""QA results in PostgreSQL: a retried write replaces rows, and no value is refused or lost."""
+"""QA results in PostgreSQL: a retried write replaces rows, no value is refused or lost, and an
+evaluation reads what it needs summed up by operation."""
 
 from __future__ import annotations
 
+from crucible.core.qa.evaluate import evaluate
 from crucible.core.qa.store import QaStore, StoredResult
 from crucible.core.runs import new_run_id
 from crucible.core.store import RunStore
@@ -30,3 +32,44 @@ async def test_results_are_upserted_and_read_back_as_written(store: RunStore) ->
     assert rows[0].result == {"status": 200}
     assert rows[1].result is None
     assert rows[2].scenario == {"name": "back\\u0000slash"}
+
+
+async def test_an_evaluation_reads_each_operations_results_summed_up(store: RunStore) -> None:
+    qa = QaStore(store.engine)
+    run_id = new_run_id("qa")
+    await qa.create(run_id, request={"base_url": "http://target"}, spec=None)
+    assert await qa.operations(run_id) is None
+    operations = [{"key": "GET /a", "responses": ["200"]}, {"key": "POST /b", "responses": ["201"]}]
+    await qa.save_spec(run_id, spec={"openapi": "3.1.0"}, version="3.1.0", operations=operations)
+    server_error = {"check": "not_a_server_error", "message": "500", "expected": "< 500", "actual": 500}
+    schema = {"check": "response_schema_conformance", "message": "no id", "path": "$.id"}
+    await qa.save_results(
+        run_id,
+        [
+            StoredResult("GET /a", 0, {"name": "positive"}, {"status": 200, "failures": []}, True),
+            StoredResult("GET /a", 1, {"name": "bad id"}, {"status": 500, "failures": [server_error]}, False),
+            StoredResult("GET /a", 2, {"name": "twice"}, {"status": 200, "failures": [schema] * 2}, False),
+            StoredResult("GET /a", 3, {"name": "cut"}, {"status": None, "failures": [server_error]}, False),
+            StoredResult("POST /b", 0, {"name": "not run yet"}, None, None),
+        ],
+    )
+
+    assert await qa.operations(run_id) == operations
+    found = await qa.operation_results(run_id)
+    assert list(found) == ["GET /a"]  # a scenario that has not run is no result
+    assert (found["GET /a"].scenarios, found["GET /a"].statuses) == (4, {200, 500})
+    assert [(f["scenario"], f["check"]) for f in found["GET /a"].failures] == [
+        ("bad id", "not_a_server_error"),
+        ("twice", "response_schema_conformance"),
+        ("twice", "response_schema_conformance"),
+        ("cut", "not_a_server_error"),
+    ]
+    assert found["GET /a"].failures[1] == {**schema, "scenario": "twice"}
+
+    evaluation = evaluate(operations, found, min_pass_rate=0.5)
+    assert [(e["operation"], e["status"], e["scenarios"]) for e in evaluation["endpoints"]] == [
+        ("GET /a", "FAILED", 4),
+        ("POST /b", "NOT_RUN", 0),
+    ]
+    assert evaluation["endpoints"][0]["coverage"]["seen"] == [200, 500]
+    assert evaluation["checks_failed"] == {"not_a_server_error": 1, "response_schema_conformance": 1}

@@ -14,9 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from jsonschema.protocols import Validator
-
-from crucible.core.qa.spec import Operation, Parameter, Spec, SpecProblem, is_json_media
+from crucible.core.qa.spec import Checks, Operation, Parameter, Spec, SpecProblem, is_json_media
 from crucible.core.qa.values import ValueBuilder, type_of
 
 ACCEPT = "accept"
@@ -82,15 +80,15 @@ def _scenarios(spec: Spec, op: Operation, seed: int) -> list[Scenario]:
     return scenarios
 
 
-def _body_validator(spec: Spec, op: Operation) -> Validator | None:
+def _body_validator(spec: Spec, op: Operation) -> Checks | None:
     """What request bodies are checked against; none when the spec is too broken to say."""
     if op.body is None or not op.body.pointer or op.problems:
         return None
-    return spec.validator_for(op.body.pointer, request=True)
+    return spec.request_check(op.body.pointer)
 
 
 def _positive(
-    builder: ValueBuilder, op: Operation, name: str, *, full: bool, check: Validator | None
+    builder: ValueBuilder, op: Operation, name: str, *, full: bool, check: Checks | None
 ) -> Scenario:
     """Valid data; the spec's examples first (``full``), unless an example breaks its own schema."""
     scenario = Scenario(name=name, expect=ACCEPT)
@@ -129,7 +127,7 @@ def _slot(scenario: Scenario, location: str) -> dict[str, Any]:
 
 
 def _negatives(
-    spec: Spec, builder: ValueBuilder, op: Operation, base: Scenario, body_check: Validator | None
+    spec: Spec, builder: ValueBuilder, op: Operation, base: Scenario, body_check: Checks | None
 ) -> list[Scenario]:
     out: list[Scenario] = []
 
@@ -177,17 +175,17 @@ def _negatives(
     return out
 
 
-def _param_validator(spec: Spec, param: Parameter) -> Validator | None:
+def _param_validator(spec: Spec, param: Parameter) -> Checks | None:
     try:
         if spec.version != "2.0":
-            return spec.validator_for(param.pointer, request=True)
+            return spec.request_check(param.pointer)
         # Swagger 2.0 keeps it inline, refs are rare.
         return spec.validator_class(param.schema, format_checker=spec.validator_class.FORMAT_CHECKER)
     except Exception:
         return None
 
 
-def _is_valid(validator: Validator, value: Any) -> bool:
+def _is_valid(validator: Checks, value: Any) -> bool:
     try:
         return bool(validator.is_valid(value))
     except Exception:  # a broken schema cannot say: treat the value as wrong, as intended
@@ -195,7 +193,7 @@ def _is_valid(validator: Validator, value: Any) -> bool:
 
 
 def _body_negatives(
-    builder: ValueBuilder, op: Operation, base: Scenario, check: Validator | None
+    builder: ValueBuilder, op: Operation, base: Scenario, check: Checks | None
 ) -> list[Scenario]:
     """Mutations of a valid body, each kept only when the schema really rejects it."""
     assert op.body is not None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, unquote, urlsplit
 
 import jsonschema_rs
@@ -28,6 +28,29 @@ METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 SPEC_URI = "urn:crucible:spec"
 #: Not looked up yet, in the compiled validators' cache (where None is a schema that did not compile).
 _UNSET = object()
+
+
+class Checks(Protocol):
+    """A validator that only says yes or no."""
+
+    def is_valid(self, instance: Any) -> bool: ...
+
+
+@dataclass
+class _Prechecked:
+    """Python's verdict, asked only of data the compiled validator finds no fault with.
+
+    The compiled one leaves formats out (its set differs from the one Python's checker
+    has), so what it refuses Python refuses too.
+    """
+
+    compiled: Any
+    python: Validator
+
+    def is_valid(self, instance: Any) -> bool:
+        return bool(self.compiled.is_valid(instance)) and bool(self.python.is_valid(instance))
+
+
 #: Header parameters OpenAPI says to ignore: the media types and auth decide them.
 IGNORED_HEADERS = ("accept", "content-type", "authorization")
 #: How deep a chain of ``$ref`` to ``$ref`` may go before it counts as a loop.
@@ -110,12 +133,11 @@ class Spec:
         # (a server never returns them), requests against one where readOnly ones are not.
         self.response_doc = _without_required(self.validation_doc, self, "writeOnly")
         self.registry: Registry[Any] = self._registry(self.response_doc)
-        self.request_registry: Registry[Any] = self._registry(
-            _without_required(self.validation_doc, self, "readOnly")
-        )
+        self.request_doc = _without_required(self.validation_doc, self, "readOnly")
+        self.request_registry: Registry[Any] = self._registry(self.request_doc)
         self._validators: dict[tuple[str, bool], Validator] = {}
-        self._compiled: dict[str, Any] = {}
-        self._compiled_registry: jsonschema_rs.Registry | None = None
+        self._compiled: dict[tuple[str, bool], Any] = {}
+        self._compiled_registries: dict[bool, jsonschema_rs.Registry] = {}
         self.operations = list(self._operations())
 
     def _registry(self, doc: dict[str, Any]) -> Registry[Any]:
@@ -143,13 +165,25 @@ class Spec:
         validator: a hundred times faster than :meth:`validator_for`, which says why it does
         not. None when the schema does not compile (a regex only Python reads, say).
         """
-        compiled = self._compiled.get(pointer, _UNSET)
+        compiled = self._compiled_for(pointer, request=False)
+        return None if compiled is None else bool(compiled.is_valid(body))
+
+    def request_check(self, pointer: str) -> Checks:
+        """What says whether data a client sends fits the schema at ``pointer``, as
+        :meth:`validator_for` with ``request`` does, but a compiled validator first refuses
+        what breaks the schema without its formats: most of the wrong data generation makes."""
+        python = self.validator_for(pointer, request=True)
+        compiled = self._compiled_for(pointer, request=True)
+        return python if compiled is None else _Prechecked(compiled, python)
+
+    def _compiled_for(self, pointer: str, *, request: bool) -> Any:
+        compiled = self._compiled.get((pointer, request), _UNSET)
         if compiled is _UNSET:
-            target = self._plain_ref_target(pointer)
+            target = (self._plain_ref_target(pointer), request)
             if target not in self._compiled:
-                self._compiled[target] = self._compile(target)
-            compiled = self._compiled[pointer] = self._compiled[target]
-        return None if compiled is None else compiled.is_valid(body)
+                self._compiled[target] = self._compile(*target)
+            compiled = self._compiled[pointer, request] = self._compiled[target]
+        return compiled
 
     def _plain_ref_target(self, pointer: str) -> str:
         """Where a chain of schemas that are nothing but a ``$ref`` ends: responses that name the
@@ -165,19 +199,19 @@ class Spec:
             pointer = unquote(ref[1:])
         return pointer
 
-    def _compile(self, pointer: str) -> jsonschema_rs.Validator | None:
+    def _compile(self, pointer: str, request: bool) -> jsonschema_rs.Validator | None:
         latest = self.version == "3.1"
         try:
-            if self._compiled_registry is None:
-                self._compiled_registry = jsonschema_rs.Registry(
-                    [(SPEC_URI, self.response_doc)],
+            if request not in self._compiled_registries:
+                self._compiled_registries[request] = jsonschema_rs.Registry(
+                    [(SPEC_URI, self.request_doc if request else self.response_doc)],
                     draft=jsonschema_rs.Draft202012 if latest else jsonschema_rs.Draft4,
                     retriever=_no_retrieval,
                 )
             validator = jsonschema_rs.Draft202012Validator if latest else jsonschema_rs.Draft4Validator
             return validator(
                 {"$ref": f"{SPEC_URI}#{quote(pointer, safe='/~')}"},
-                registry=self._compiled_registry,
+                registry=self._compiled_registries[request],
                 retriever=_no_retrieval,
                 validate_formats=False,
             )

@@ -100,3 +100,36 @@ def test_read_only_and_write_only_properties_are_required_one_way_each() -> None
         {"password": "x"}
     )  # a client sends
     assert not spec.validator_for("/components/schemas/User").is_valid({"password": "x"})
+
+
+@pytest.mark.parametrize("version", ["3.0.3", "3.1.0"])
+@pytest.mark.parametrize("compiles", [True, False])
+def test_a_request_check_gives_python_validators_verdicts_with_formats(version: str, compiles: bool) -> None:
+    """A compiled validator goes first, without formats; Python's has the last word. A schema
+    that does not compile (a regex only Python reads) is Python's alone."""
+    order = {
+        "type": "object",
+        "required": ["id", "email", "count"],
+        "properties": {
+            "id": {"type": "integer", "readOnly": True},
+            "email": {"type": "string", "format": "email"},
+            "count": {"type": "integer", "minimum": 1},
+            "code": {"type": "string", "pattern": "^[A-Z]{3}$" if compiles else "^[A-Z]{3}\\Z"},
+        },
+    }
+    spec = Spec({"openapi": version, "info": {}, "paths": {}, "components": {"schemas": {"Order": order}}})
+    check = spec.request_check("/components/schemas/Order")
+    python = spec.validator_for("/components/schemas/Order", request=True)
+    assert (check is python) is not compiles
+    for body in (
+        {"email": "a@example.com", "count": 2},  # readOnly id not required of a client
+        {"email": "not an address", "count": 2},  # only the format is wrong
+        {"email": "a@example.com", "count": 0},
+        {"email": "a@example.com"},
+        {"email": 5, "count": "2"},
+        {"email": "a@example.com", "count": 2, "code": "ABC"},
+        {"email": "a@example.com", "count": 2, "code": "abc"},
+    ):
+        assert check.is_valid(body) is python.is_valid(body), body
+    assert check.is_valid({"email": "a@example.com", "count": 2})
+    assert not check.is_valid({"email": "not an address", "count": 2})

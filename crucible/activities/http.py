@@ -189,46 +189,79 @@ class QaHttpActivities:
             ):
                 if not stored.scenario.get(PROBLEM_ROW):
                     ready.setdefault(stored.operation, []).append(Scenario.from_dict(stored.scenario))
-            target = Target(
-                self.client, spec, request, headers, asyncio.Semaphore(max(1, request.concurrency))
-            )
+            target = Target(self.client, spec, request, headers)
             async with ResultWriter(self.store, request.run_id) as writer:
-                outcomes = await asyncio.gather(
-                    *(
-                        self._operation(target, by_key[key], ready.get(key), request, writer)
-                        for key in request.operations
-                        if key in by_key
-                    )
-                )
-        return ExecuteOperationsResult(outcomes=list(outcomes))
+                batch = [
+                    _Operation.of(spec, by_key[key], ready.get(key), request.seed, writer)
+                    for key in request.operations
+                    if key in by_key
+                ]
+                await _send_all(target, batch, request.concurrency)
+        return ExecuteOperationsResult(outcomes=[operation.outcome() for operation in batch])
 
-    async def _operation(
-        self,
-        target: Target,
-        op: Operation,
-        scenarios: list[Scenario] | None,
-        request: ExecuteOperationsInput,
-        writer: ResultWriter,
-    ) -> OperationOutcome:
-        # An operation whose part of the spec is broken is still tested as far as it can be;
-        # the evaluation adds its spec problems to whatever the scenarios find.
-        source = scenarios[0].source if scenarios else "schema"
-        if not scenarios:
-            try:
-                scenarios = schema_scenarios(target.spec, op, seed=request.seed)
-            except SpecProblem as exc:
-                # A part of the spec only generation trips over (a bad pattern): the operation's result.
-                writer.add([_problem_row(op, str(exc))])
-                return OperationOutcome(op.key, 0, passed=False, failed_checks=[SPEC_PROBLEM])
-        results = await asyncio.gather(*(target.run(op, scenario) for scenario in scenarios))
-        rows = [
-            StoredResult(op.key, idx, scenario.to_dict(), result, not result["failures"])
-            for idx, (scenario, result) in enumerate(zip(scenarios, results, strict=True))
-        ]
-        writer.add(rows)
-        failed = sorted({f["check"] for result in results for f in result["failures"]} | spec_checks(op))
-        statuses = sorted({r["status"] for r in results if r["status"] is not None})
-        return OperationOutcome(op.key, len(scenarios), not failed, failed, statuses, source)
+
+async def _send_all(target: Target, batch: list[_Operation], concurrency: int) -> None:
+    """Every scenario of the batch, in order, with at most ``concurrency`` requests in flight:
+    that many senders, each taking the next scenario when its request is done."""
+    work = ((operation, idx) for operation in batch for idx in range(len(operation.scenarios)))
+
+    async def sender() -> None:
+        for operation, idx in work:
+            operation.done(idx, await target.run(operation.op, operation.scenarios[idx]))
+
+    async with asyncio.TaskGroup() as senders:
+        for _ in range(max(1, concurrency)):
+            senders.create_task(sender())
+
+
+class _Operation:
+    """One operation of a batch: its scenarios, then their results, stored once all are in."""
+
+    def __init__(self, op: Operation, scenarios: list[Scenario], source: str, writer: ResultWriter) -> None:
+        self.op = op
+        self.scenarios = scenarios
+        self.source = source
+        self.writer = writer
+        self.results: list[dict[str, Any]] = [{}] * len(scenarios)
+        self.left = len(scenarios)
+        self.failed: set[str] = spec_checks(op)
+
+    @classmethod
+    def of(
+        cls, spec: Spec, op: Operation, scenarios: list[Scenario] | None, seed: int, writer: ResultWriter
+    ) -> _Operation:
+        """The operation with the scenarios stored for it (a replay, a retried batch), else new ones.
+
+        An operation whose part of the spec is broken is still tested as far as it can be;
+        the evaluation adds its spec problems to whatever the scenarios find.
+        """
+        if scenarios:
+            return cls(op, scenarios, scenarios[0].source, writer)
+        try:
+            return cls(op, schema_scenarios(spec, op, seed=seed), "schema", writer)
+        except SpecProblem as exc:
+            # A part of the spec only generation trips over (a bad pattern): the operation's result.
+            writer.add([_problem_row(op, str(exc))])
+            problem = cls(op, [], "schema", writer)
+            problem.failed.add(SPEC_PROBLEM)
+            return problem
+
+    def done(self, idx: int, result: dict[str, Any]) -> None:
+        self.results[idx] = result
+        self.failed.update(f["check"] for f in result["failures"])
+        self.left -= 1
+        if not self.left:
+            self.writer.add(
+                [
+                    StoredResult(self.op.key, i, scenario.to_dict(), found, not found["failures"])
+                    for i, (scenario, found) in enumerate(zip(self.scenarios, self.results, strict=True))
+                ]
+            )
+
+    def outcome(self) -> OperationOutcome:
+        statuses = sorted({r["status"] for r in self.results if r["status"] is not None})
+        failed = sorted(self.failed)
+        return OperationOutcome(self.op.key, len(self.scenarios), not failed, failed, statuses, self.source)
 
 
 class ResultWriter:

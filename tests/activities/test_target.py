@@ -91,7 +91,7 @@ async def _run(
 ) -> dict:
     spec = Spec(simple_spec([path]))
     request = ExecuteOperationsInput(run_id="qa-test", operations=[], base_url=url, request_timeout_s=1)
-    target = Target(client, spec, request, headers or {}, asyncio.Semaphore(4))
+    target = Target(client, spec, request, headers or {})
     return await target.run(spec.operations[0], scenario or Scenario("positive", ACCEPT))
 
 
@@ -206,9 +206,7 @@ async def test_parameters_are_written_in_the_style_the_spec_declares(target_url:
         for doc in (swagger, openapi):
             spec = Spec(doc)
             request = ExecuteOperationsInput(run_id="qa-test", operations=[], base_url=target_url)
-            result = await Target(client, spec, request, {}, asyncio.Semaphore(1)).run(
-                spec.operations[0], scenario
-            )
+            result = await Target(client, spec, request, {}).run(spec.operations[0], scenario)
             sent.append(json.loads(result["body_excerpt"]))
     assert sent[0] == {"target": "/wire/1,2?tags=a%2Cb&ids=3&ids=4", "x-colors": "red,blue"}
     assert sent[1] == {"target": "/wire;ids=1,2?tags=a+b&ids=3&ids=4", "x-colors": "red,blue"}

@@ -16,7 +16,15 @@ from temporalio.worker import Worker
 from crucible.core.qa.store import QaStore
 from crucible.core.store import RunStore
 from examples.demo_target.app import create_app as demo_app
-from tests.support.qa import DEMO_SPEC, HeaderRecorder, assert_contiguous, events_of, serving, wait_closed
+from tests.support.qa import (
+    DEMO_SPEC,
+    HeaderRecorder,
+    InFlight,
+    assert_contiguous,
+    events_of,
+    serving,
+    wait_closed,
+)
 
 pytestmark = pytest.mark.usefixtures("crucible_worker")
 
@@ -100,6 +108,24 @@ async def test_a_qa_run_against_the_demo_target_finds_its_defect(
     ]
     assert not any(SECRET in text for text in readable)
     assert "X-Api-Key" in json.dumps(events[0].data)
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+async def test_a_run_has_at_most_its_concurrency_of_requests_in_flight(
+    api: httpx.AsyncClient, store: RunStore, concurrency: int
+) -> None:
+    target = InFlight(demo_app())
+    async with serving(target) as server:
+        started = await api.post(
+            "/api/v1/qa-runs",
+            json={"spec": DEMO_SPEC.read_text(), "base_url": server.url, "concurrency": concurrency},
+        )
+        assert started.status_code == 202, started.text
+        run = await wait_closed(api, started.json()["run_id"])
+    assert run["status"] == "COMPLETED"
+    assert target.requests == len(await QaStore(store.engine).results(run["run_id"]))
+    assert target.most <= concurrency  # never more than allowed
+    assert (target.most > 1) is (concurrency > 1)  # and in parallel when allowed
 
 
 async def test_bad_input_gets_every_error_field_by_field_and_starts_nothing(

@@ -40,6 +40,29 @@ class HeaderRecorder:
         await self.app(scope, receive, send)
 
 
+class InFlight:
+    """ASGI middleware that holds each request ``hold_s`` and counts how many it held at once."""
+
+    def __init__(self, app: ASGIApp, hold_s: float = 0.02) -> None:
+        self.app = app
+        self.hold_s = hold_s
+        self.requests = 0
+        self.now = 0
+        self.most = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        self.requests += 1
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            await asyncio.sleep(self.hold_s)
+            await self.app(scope, receive, send)
+        finally:
+            self.now -= 1
+
+
 @asynccontextmanager
 async def serving(app: Any) -> AsyncIterator[ApiServer]:
     """Serve an ASGI app on a free loopback port for the duration of the block."""

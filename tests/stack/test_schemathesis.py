@@ -25,9 +25,9 @@ import re
 
 import pytest
 
-from tests.support.schemathesis_run import EXAMPLES, RUN, SEED, BackgroundRun
+from tests.support.schemathesis_run import EXAMPLES, HALF_TIMEOUT_S, RUN, SEED, BackgroundRun
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = pytest.mark.timeout(HALF_TIMEOUT_S + 60)
 
 
 def test_schemathesis_finds_nothing_in_the_api(
@@ -36,7 +36,7 @@ def test_schemathesis_finds_nothing_in_the_api(
     stash = request.config.stash
     if RUN not in stash:  # tests/conftest.py did not start it with the session
         stash[RUN] = BackgroundRun(tmp_path_factory.mktemp("schemathesis"))
-    halves = stash[RUN].result(timeout=580)
+    halves = stash[RUN].result(timeout=HALF_TIMEOUT_S + 30)
     selected = 0
     for name, (output, found) in halves.items():
         print(f"{name}:", *re.findall(r"^ .*\(in [0-9.]+s\)$", output, re.MULTILINE), sep="\n")

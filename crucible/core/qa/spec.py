@@ -28,6 +28,14 @@ METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 SPEC_URI = "urn:crucible:spec"
 #: Not looked up yet, in the compiled validators' cache (where None is a schema that did not compile).
 _UNSET = object()
+#: Header parameters OpenAPI says to ignore: the media types and auth decide them.
+IGNORED_HEADERS = ("accept", "content-type", "authorization")
+#: How deep a chain of ``$ref`` to ``$ref`` may go before it counts as a loop.
+MAX_REF_CHAIN = 32
+
+
+class SpecProblem(Exception):
+    """A broken part of an otherwise readable spec."""
 
 
 class Checks(Protocol):
@@ -49,16 +57,6 @@ class _Prechecked:
 
     def is_valid(self, instance: Any) -> bool:
         return bool(self.compiled.is_valid(instance)) and bool(self.python.is_valid(instance))
-
-
-#: Header parameters OpenAPI says to ignore: the media types and auth decide them.
-IGNORED_HEADERS = ("accept", "content-type", "authorization")
-#: How deep a chain of ``$ref`` to ``$ref`` may go before it counts as a loop.
-MAX_REF_CHAIN = 32
-
-
-class SpecProblem(Exception):
-    """A broken part of an otherwise readable spec."""
 
 
 @dataclass

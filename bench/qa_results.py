@@ -10,6 +10,9 @@ from bench.qa_history import RunHistory, Timeline
 
 SLOW, FAST = "slow", "fast"  # the targets: --delay-ms, and 0 ms
 CRUCIBLE, PLAIN = "crucible", "plain"
+#: Crucible's runs on a target again, right after Schemathesis' run on it: the machine's speed
+#: drifts over the minutes Schemathesis takes, so its rate is compared with Crucible's around it.
+AFTER = "after"
 PARTS = ("worker", "api", "temporal", "postgres", "kafka", SLOW, FAST, "bench")
 TARGET_RATIO = 2.0  # Crucible's time over the plain script's, at 10 ms, at most
 TARGET_SPEEDUP = 10.0  # Crucible's scenarios/s over Schemathesis's cases/s, at least

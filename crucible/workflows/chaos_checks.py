@@ -33,15 +33,13 @@ ALERTS_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attemp
 #: or an alerts check in flight; before, the check took the cancelled activity for a failed
 #: one, and the run went on.
 CANCELS_REACH_CHECKS = "chaos-cancels-reach-checks"
+#: The steady probes run until the experiment ends; this bounds them if it never does.
+PROBES_MARGIN = timedelta(hours=1)
 
 
 def _cancelled(exc: ActivityError) -> bool:
     """Whether ``exc`` is the run's own cancellation, not the activity failing."""
     return is_cancelled_exception(exc) and workflow.patched(CANCELS_REACH_CHECKS)
-
-
-#: The steady probes run until the experiment ends; this bounds them if it never does.
-PROBES_MARGIN = timedelta(hours=1)
 
 
 class SloSampler:
